@@ -1,0 +1,321 @@
+"""The ``mt`` command: parse options, call the library, render results with rich.
+
+Every ``MTError`` the library raises becomes a one-paragraph message and exit code 2.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from mt.errors import ConfigError, MTError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
+console = Console(stderr=True)
+EXIT_BAD_INPUT = 2
+DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
+
+
+def reports_errors(command):
+    """Turn library errors into a short message and exit code instead of a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except MTError as error:
+            console.print(f"[bold red]error:[/] {error}", highlight=False)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
+    return wrapper
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '45m', '1.5h' or plain seconds -> seconds."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text or "")
+    if not match:
+        raise ConfigError(f"cannot read duration {text!r}: use e.g. 90s, 45m or 1.5h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
+
+
+def default_checkpoint() -> Path:
+    """``$MT_CHECKPOINT`` if set, else the model shipped in ``checkpoints/default``."""
+    return Path(os.environ.get(DEFAULT_CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
+
+
+@app.command()
+@reports_errors
+def tokenize(
+    train: str = typer.Option(..., help="Training corpus: PREFIX (PREFIX.src + PREFIX.tgt), FILE.tsv, or a dataset."),
+    src: str = typer.Option(..., help="Source language code, e.g. en."),
+    tgt: str = typer.Option(..., help="Target language code, e.g. de."),
+    output: Path = typer.Option(..., "-o", "--output", help="Directory for the tokenizer."),
+    vocab_size: int = typer.Option(8000, help="Upper bound on the number of pieces."),
+    model_type: str = typer.Option("unigram", help="SentencePiece model: unigram or bpe."),
+    separate: bool = typer.Option(False, "--separate", help="One vocabulary per side instead of a joint one."),
+    encode: Optional[str] = typer.Option(None, help="Also encode this corpus to OUTPUT/encoded.{src,tgt}."),
+    ids: bool = typer.Option(False, "--ids", help="Write ids instead of pieces when encoding."),
+):
+    """Train a SentencePiece tokenizer on a parallel corpus (and optionally encode a corpus)."""
+    from mt.data import read_corpus
+    from mt.tokenizer import train_tokenizer
+
+    corpus = read_corpus(train, src, tgt)
+    tokenizer = train_tokenizer(corpus.sources, corpus.targets, src, tgt, vocab_size, model_type, joint=not separate)
+    tokenizer.save(output)
+    console.print(f"tokenizer: {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size} pieces "
+                  f"({'separate' if separate else 'joint'}, {model_type}) from {len(corpus)} pairs -> {output}")
+    if encode:
+        to_encode = read_corpus(encode, src, tgt)
+        for lang, sentences, processor in ((src, to_encode.sources, tokenizer.src), (tgt, to_encode.targets, tokenizer.tgt)):
+            encoded = processor.encode(sentences, out_type=int if ids else str)
+            path = output / f"encoded.{lang}"
+            path.write_text("".join(" ".join(map(str, row)) + "\n" for row in encoded), encoding="utf-8")
+            console.print(f"encoded {len(encoded)} sentences -> {path}")
+
+
+class TrainingDisplay:
+    """A rich progress bar (step, epoch, loss, lr, tokens/s, ETA) and one line per validation."""
+
+    def __init__(self):
+        self.progress = Progress(
+            TextColumn("[bold]step {task.fields[step]}"), BarColumn(), TextColumn("ep {task.fields[epoch]:.2f}"),
+            TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("lr {task.fields[lr]:.2e}"),
+            TextColumn("{task.fields[speed]:,.0f} tgt tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.task = None
+        self.limits: dict[str, float] = {}
+        self.batches_per_epoch = 1
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def _completed(self, event: dict) -> tuple[float, float]:
+        if self.limits.get("max_steps"):
+            return event.get("step", 0), self.limits["max_steps"]
+        if self.limits.get("max_time"):
+            return event.get("elapsed", 0.0), self.limits["max_time"]
+        if self.limits.get("epochs"):
+            return event.get("step", 0), self.limits["epochs"] * self.batches_per_epoch
+        return event.get("step", 0), None
+
+    def __call__(self, event: dict) -> None:
+        kind = event["event"]
+        if kind in ("start", "resume"):
+            self.limits, self.batches_per_epoch = event["limits"], event["batches_per_epoch"]
+            console.print(
+                f"{kind}: {event['parameters']:,} parameters on {event['device']} ({event['precision']}, {event['threads']} threads); "
+                f"{event['train_pairs']:,} training pairs ({event['dropped_long']} too long, {event['dropped_empty']} empty dropped), "
+                f"{event['batches_per_epoch']} batches/epoch, padding {event['padding_fraction']:.1%}, "
+                f"data ready in {event['prepare_seconds']:.1f}s", highlight=False)
+            completed, total = self._completed(event)
+            self.task = self.progress.add_task("train", total=total, completed=completed, step=event["step"], epoch=0.0,
+                                               loss=float("nan"), lr=0.0, speed=0.0)
+        elif kind == "train":
+            completed, _ = self._completed(event)
+            self.progress.update(self.task, completed=completed, step=event["step"], epoch=event["epoch"],
+                                 loss=event["loss"], lr=event["lr"], speed=event["tgt_tokens_per_s"])
+        elif kind == "validation":
+            self.progress.console.print(
+                f"step {event['step']}: dev loss {event['dev_loss']:.3f}  ppl {event['dev_ppl']:.2f}  "
+                f"BLEU {event['dev_bleu']:.2f}  (best {event['best_dev_bleu']:.2f}, {event['validation_seconds']:.1f}s)",
+                highlight=False)
+
+
+@app.command()
+@reports_errors
+def train(
+    train: Optional[str] = typer.Option(None, "--train", help="Training corpus: PREFIX, FILE.tsv, or a dataset."),
+    dev: Optional[str] = typer.Option(None, help="Dev corpus for validation (same forms as --train)."),
+    src: Optional[str] = typer.Option(None, help="Source language code."),
+    tgt: Optional[str] = typer.Option(None, help="Target language code."),
+    preset: Optional[str] = typer.Option(None, help="Named preset from mt/presets (default transformer-small)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with data/model/train/decode sections."),
+    output: Optional[Path] = typer.Option(None, "--output", help="Run directory (default checkpoints/<run-name>)."),
+    run_name: Optional[str] = typer.Option(None, help="Name of the run directory under checkpoints/."),
+    resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last/ checkpoint."),
+    tokenizer: Optional[Path] = typer.Option(None, help="Use this tokenizer directory instead of training one."),
+    vocab_size: Optional[int] = typer.Option(None, help="SentencePiece vocabulary size."),
+    model_type: Optional[str] = typer.Option(None, help="SentencePiece model: unigram or bpe."),
+    separate_vocab: bool = typer.Option(False, "--separate-vocab", help="Separate source and target vocabularies."),
+    max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates."),
+    max_time: Optional[str] = typer.Option(None, help="Stop after this much training time, e.g. 60m."),
+    epochs: Optional[int] = typer.Option(None, help="Stop after this many epochs."),
+    batch_tokens: Optional[int] = typer.Option(None, help="Tokens per batch (padded, longer side)."),
+    learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
+    warmup_steps: Optional[int] = typer.Option(None, "--warmup", help="Linear warmup steps."),
+    validate_every: Optional[int] = typer.Option(None, help="Validate (and checkpoint) every N steps."),
+    log_every: Optional[int] = typer.Option(None, help="Log training loss every N steps."),
+    precision: Optional[str] = typer.Option(None, help="auto | fp32 | bf16 | fp16 (CUDA)."),
+    device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
+    seed: Optional[int] = typer.Option(None, help="Random seed."),
+):
+    """Train a translation model; writes checkpoints and train_log.jsonl into the run directory."""
+    from mt.checkpoint import read_meta, resolve_checkpoint
+    from mt.config import build_config, config_from_dict
+    from mt.train import train as run_training
+
+    overrides: dict[str, dict[str, Any]] = {"data": {}, "train": {}}
+    for section, key, value in (
+        ("data", "train", train), ("data", "dev", dev), ("data", "src_lang", src), ("data", "tgt_lang", tgt),
+        ("data", "tokenizer", str(tokenizer) if tokenizer else None), ("data", "vocab_size", vocab_size),
+        ("data", "model_type", model_type), ("data", "joint_vocab", False if separate_vocab else None),
+        ("train", "max_steps", max_steps), ("train", "max_time", parse_duration(max_time) if max_time else None),
+        ("train", "epochs", epochs), ("train", "batch_tokens", batch_tokens), ("train", "learning_rate", learning_rate),
+        ("train", "warmup_steps", warmup_steps), ("train", "validate_every", validate_every),
+        ("train", "log_every", log_every), ("train", "precision", precision), ("train", "device", device), ("train", "seed", seed),
+    ):
+        if value is not None:
+            overrides[section][key] = value
+    if resume:
+        meta = read_meta(resolve_checkpoint(resume / "last"))
+        run_config = config_from_dict(meta["config"], str(resume / "last" / "config.json"))
+        from mt.config import apply_overrides
+        apply_overrides(run_config, overrides, "command-line options")
+        run_dir = resume
+    else:
+        run_config = build_config(preset or "transformer-small", config, overrides)
+        if not run_config.data.train or not run_config.data.dev:
+            raise ConfigError("give --train and --dev (or data.train / data.dev in --config)")
+        name = run_name or f"{run_config.model.arch}-{run_config.data.src_lang}-{run_config.data.tgt_lang}"
+        run_dir = output or Path("checkpoints") / name
+        if (run_dir / "last").exists():
+            raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --output")
+    with TrainingDisplay() as display:
+        end = run_training(run_config, run_dir, callback=display, resume=resume is not None)
+    console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
+                  f"validation took {end['validation_share']:.1%} of the time; checkpoints in {run_dir}", highlight=False)
+
+
+def _input_lines(text: list[str], input_file: Optional[Path]) -> Iterator[str]:
+    from mt.data import read_lines
+
+    if text:
+        return iter(text)
+    if input_file:
+        return read_lines(input_file)
+    return (line.rstrip("\r\n") for line in sys.stdin)
+
+
+def _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size):
+    from dataclasses import replace
+
+    decode = translator.config.decode
+    changes = {"beam_size": beam_size, "length_penalty": length_penalty, "max_length": max_length,
+               "n_best": n_best, "batch_tokens": batch_size}
+    decode = replace(decode, **{k: v for k, v in changes.items() if v is not None})
+    if decode.beam_size < 1:
+        raise ConfigError(f"--beam-size must be at least 1, got {decode.beam_size}")
+    if not 1 <= decode.n_best <= decode.beam_size:
+        raise ConfigError(f"--n-best must be between 1 and --beam-size ({decode.beam_size}), got {decode.n_best}")
+    return decode
+
+
+@app.command()
+@reports_errors
+def translate(
+    text: list[str] = typer.Argument(None, help="Sentences to translate (else -i FILE, else stdin)."),
+    input_file: Optional[Path] = typer.Option(None, "-i", "--input", help="File with one sentence per line."),
+    output_file: Optional[Path] = typer.Option(None, "-o", "--output", help="Write translations here (default stdout)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint or run directory (default: $MT_CHECKPOINT or checkpoints/default)."),
+    beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy)."),
+    length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha (Wu et al. 2016)."),
+    max_length: Optional[int] = typer.Option(None, help="Maximum output length in tokens."),
+    n_best: Optional[int] = typer.Option(None, help="Output the N best hypotheses (tab-separated with scores)."),
+    batch_size: Optional[int] = typer.Option(None, help="Source tokens per batch."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
+):
+    """Translate sentences with a trained checkpoint."""
+    from mt.translate import Translator
+
+    translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision)
+    decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
+    handle = output_file.open("w", encoding="utf-8") if output_file else sys.stdout
+    try:
+        for result in translator.translate(_input_lines(text, input_file), decode):
+            if result.truncated:
+                console.print(f"[yellow]warning:[/] input truncated to its first pieces: {result.source[:60]}...")
+            if decode.n_best > 1:
+                handle.write("".join(f"{hyp}\t{score:.4f}\n" for hyp, score in result.n_best))
+            else:
+                handle.write(result.text + "\n")
+            handle.flush()
+    finally:
+        if output_file:
+            handle.close()
+
+
+@app.command("eval")
+@reports_errors
+def evaluate(
+    test: str = typer.Option(..., help="Test corpus: PREFIX, FILE.tsv, or a dataset."),
+    src: Optional[str] = typer.Option(None, help="Source language (default: the checkpoint's)."),
+    tgt: Optional[str] = typer.Option(None, help="Target language (default: the checkpoint's)."),
+    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint or run directory (default: $MT_CHECKPOINT or checkpoints/default)."),
+    hyp: Optional[Path] = typer.Option(None, help="Score this hypothesis file instead of translating."),
+    output_file: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the translations here."),
+    beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy)."),
+    length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha."),
+    batch_size: Optional[int] = typer.Option(None, help="Source tokens per batch."),
+    tokenize: Optional[str] = typer.Option(None, help="sacrebleu tokenizer (default zh for Chinese, ja-mecab for Japanese, else 13a)."),
+    lowercase: bool = typer.Option(False, "--lowercase", help="Case-insensitive BLEU/chrF/TER."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
+):
+    """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
+    import time
+
+    from mt.data import read_corpus, read_lines
+    from mt.metrics import corpus_scores, default_tokenize
+
+    translator = None
+    if hyp is None or src is None or tgt is None:
+        from mt.translate import Translator
+
+        if hyp is None or checkpoint is not None:
+            translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision)
+        src = src or (translator.tokenizer.src_lang if translator else None)
+        tgt = tgt or (translator.tokenizer.tgt_lang if translator else None)
+        if src is None or tgt is None:
+            raise ConfigError("give --src and --tgt (or --checkpoint to take them from)")
+    corpus = read_corpus(test, src, tgt)
+    seconds = 0.0
+    if hyp is not None:
+        hypotheses = list(read_lines(hyp))
+        if len(hypotheses) != len(corpus):
+            raise MTError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} pairs")
+    else:
+        decode = _decode_config(translator, beam_size, length_penalty, None, None, batch_size)
+        started = time.time()
+        hypotheses = [result.text for result in translator.translate(corpus.sources, decode)]
+        seconds = time.time() - started
+        if output_file:
+            output_file.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+    scores = corpus_scores(hypotheses, corpus.targets, tokenize=tokenize or default_tokenize(tgt), lowercase=lowercase)
+    table = Table(title=f"{corpus.origin} ({len(corpus)} sentences)")
+    for column in ("metric", "score", "signature"):
+        table.add_column(column)
+    for score in scores:
+        table.add_row(score.name, f"{score.score:.2f}", score.signature)
+    Console().print(table)
+    if seconds:
+        console.print(f"translated {len(corpus)} sentences in {seconds:.1f}s ({len(corpus) / seconds:.1f} sentences/s, "
+                      f"beam {decode.beam_size})", highlight=False)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,169 @@
+"""The on-disk checkpoint format: written atomically, loaded without unpickling anything.
+
+A checkpoint is a directory::
+
+    model.safetensors      weights (safetensors: tensors only, no code)
+    config.json            format version, the RunConfig, languages, special ids, training summary
+    tokenizer.json, *.model   the SentencePiece tokenizer
+    trainer_state.pt       optional: optimizer/scheduler/step/RNG to resume (torch.load(weights_only=True))
+
+A run directory holds ``steps/step-NNNNNNN/`` checkpoints and two symlinks, ``best`` and
+``last``. A checkpoint is written under a temporary name, fsynced, then renamed into place,
+and the symlinks are replaced with ``os.replace``: a process killed at any moment leaves
+``best`` and ``last`` pointing at complete checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_model, save_model
+
+from mt.config import RunConfig, config_from_dict
+from mt.errors import CheckpointError, ConfigError
+from mt.models import EncoderDecoder, build_model
+from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE, CONFIG_FILE, TRAINER_STATE_FILE = "model.safetensors", "config.json", "trainer_state.pt"
+
+
+def _fsync_tree(directory: Path) -> None:
+    for path in directory.iterdir():
+        path.chmod(0o644)
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
+    directory.chmod(0o755)
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def write_checkpoint(
+    directory: Path,
+    model: EncoderDecoder,
+    tokenizer: Tokenizer,
+    config: RunConfig,
+    summary: dict[str, Any] | None = None,
+    trainer_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a complete checkpoint to ``directory`` atomically (temporary sibling, fsync, rename).
+
+    An existing ``directory`` is replaced. Returns ``directory``.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+    try:
+        save_model(model, str(staging / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
+        tokenizer.save(staging)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "src_lang": tokenizer.src_lang,
+            "tgt_lang": tokenizer.tgt_lang,
+            "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
+            "config": config.to_dict(),
+            "summary": summary or {},
+        }
+        (staging / CONFIG_FILE).write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        if trainer_state is not None:
+            torch.save(trainer_state, staging / TRAINER_STATE_FILE)
+        _fsync_tree(staging)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.rename(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def point_link(link: Path, target: Path) -> None:
+    """Make ``link`` a relative symlink to ``target``, replacing any old link atomically."""
+    temporary = link.with_name(f".{link.name}.{os.getpid()}.link")
+    temporary.unlink(missing_ok=True)
+    temporary.symlink_to(os.path.relpath(target, link.parent))
+    os.replace(temporary, link)
+
+
+def resolve_checkpoint(path: Path) -> Path:
+    """A checkpoint directory, or a run directory (meaning its ``best``); ``CheckpointError`` otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if (path / CONFIG_FILE).is_file():
+        return path
+    for name in ("best", "last"):
+        if (path / name / CONFIG_FILE).is_file():
+            return path / name
+    raise CheckpointError(f"{path} is neither a checkpoint (no {CONFIG_FILE}) nor a run directory (no best/ or last/)")
+
+
+def read_meta(directory: Path) -> dict[str, Any]:
+    """The parsed ``config.json`` of a checkpoint, checked for format version."""
+    path = Path(directory) / CONFIG_FILE
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path} is not valid JSON: {error}") from None
+    version = meta.get("format_version") if isinstance(meta, dict) else None
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path} has no format_version: not an mt checkpoint")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {version}, newer than this mt understands ({FORMAT_VERSION}): upgrade mt"
+        )
+    return meta
+
+
+def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[EncoderDecoder, Tokenizer, RunConfig, dict]:
+    """Load a checkpoint (or a run directory's ``best``) for inference.
+
+    Returns (model in eval mode on ``device``, tokenizer, config, meta). Raises
+    ``CheckpointError`` for missing/corrupted files, a newer format, or a tokenizer whose
+    vocabulary does not match the model's embeddings.
+    """
+    directory = resolve_checkpoint(path)
+    meta = read_meta(directory)
+    try:
+        config = config_from_dict(meta["config"], str(directory / CONFIG_FILE))
+        config.validate()
+    except (ConfigError, KeyError) as error:
+        raise CheckpointError(f"{directory / CONFIG_FILE}: invalid configuration: {error}") from None
+    tokenizer = Tokenizer.load(directory)
+    if (tokenizer.src_vocab_size, tokenizer.tgt_vocab_size) != (config.model.src_vocab_size, config.model.tgt_vocab_size):
+        raise CheckpointError(
+            f"{directory}: the tokenizer has {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size} pieces but the model "
+            f"embeds {config.model.src_vocab_size}/{config.model.tgt_vocab_size}: they come from different runs"
+        )
+    model = build_model(config.model)
+    weights = directory / WEIGHTS_FILE
+    if not weights.is_file():
+        raise CheckpointError(f"{weights} is missing")
+    try:
+        load_model(model, str(weights), strict=True, device=str(device))
+    except (SafetensorError, RuntimeError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights} is corrupted or does not match {CONFIG_FILE}: {error}") from None
+    return model.to(device).eval(), tokenizer, config, meta
+
+
+def load_trainer_state(directory: Path) -> dict[str, Any]:
+    """The resumable training state of a checkpoint, loaded with ``weights_only=True`` (no code runs)."""
+    path = Path(directory) / TRAINER_STATE_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{path} is missing: this checkpoint cannot resume training")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for unsafe or corrupted files
+        raise CheckpointError(f"{path} cannot be loaded safely: {error}") from None

@@ -1,0 +1,215 @@
+"""Typed configuration: dataclasses parsed once at the edge, then passed down as objects.
+
+A run is described by a ``RunConfig`` with four sections (``data``, ``model``, ``train``,
+``decode``). Values come, in increasing priority, from the dataclass defaults, a named
+preset shipped in ``mt/presets/*.yaml``, a user YAML file, and command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mt.errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@dataclass
+class DataConfig:
+    """Where the corpus is and how it becomes subword ids.
+
+    ``train``/``dev`` are corpus specs (see ``mt.data.read_corpus``). Lengths are in
+    subword tokens, ``vocab_size`` in pieces.
+    """
+
+    train: str = ""
+    dev: str = ""
+    src_lang: str = "en"
+    tgt_lang: str = "de"
+    tokenizer: str = ""  # directory of an existing tokenizer; empty = train one
+    vocab_size: int = 8000
+    model_type: str = "unigram"  # SentencePiece: unigram | bpe
+    joint_vocab: bool = True
+    max_length: int = 100  # training pairs longer than this (either side) are dropped
+
+
+@dataclass
+class ModelConfig:
+    """Architecture of the encoder-decoder. Dimensions in units, not tokens."""
+
+    arch: str = "transformer"
+    d_model: int = 256
+    ff_dim: int = 1024
+    heads: int = 4
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    pre_norm: bool = True  # LayerNorm before each sublayer (pre-LN) or after it (post-LN, Vaswani 2017)
+    tie_embeddings: bool = True  # share src/tgt/output embeddings when the vocabulary is joint
+    src_vocab_size: int = 0  # filled from the tokenizer
+    tgt_vocab_size: int = 0
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping. ``batch_tokens`` counts padded tokens of the longer side."""
+
+    batch_tokens: int = 4096
+    learning_rate: float = 7e-4  # peak, reached at the end of warmup
+    warmup_steps: int = 800
+    adam_betas: tuple[float, float] = (0.9, 0.98)
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    clip_grad_norm: float = 1.0
+    max_steps: int = 0  # 0 = no limit
+    epochs: int = 0  # 0 = no limit
+    max_time: float = 0.0  # seconds; 0 = no limit
+    log_every: int = 50  # steps
+    validate_every: int = 500  # steps
+    dev_max_sentences: int = 0  # 0 = the whole dev set for BLEU
+    keep: int = 2  # step checkpoints kept besides best/last
+    seed: int = 1234
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA only)
+    device: str = "auto"
+    threads: int = 0  # 0 = all cores available to this process
+
+
+@dataclass
+class DecodeConfig:
+    """Search settings. ``length_penalty`` is alpha of Wu et al. (2016), eq. 14."""
+
+    beam_size: int = 5
+    length_penalty: float = 1.0
+    max_length_ratio: float = 1.5  # output may be at most ratio * source length + max_length_offset
+    max_length_offset: int = 10
+    max_length: int = 256  # absolute cap in tokens
+    n_best: int = 1
+    batch_tokens: int = 4096  # source tokens per decoding batch
+
+
+@dataclass
+class RunConfig:
+    """Everything that defines a training run; saved as ``config.json`` in every checkpoint."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Raise ``ConfigError`` on values that cannot work together."""
+        model, train, decode = self.model, self.train, self.decode
+        if model.d_model % model.heads:
+            raise ConfigError(f"model.heads={model.heads} must divide model.d_model={model.d_model}")
+        if decode.beam_size < 1:
+            raise ConfigError(f"decode.beam_size must be at least 1, got {decode.beam_size}")
+        if not 0 < decode.n_best <= decode.beam_size:
+            raise ConfigError(f"decode.n_best must be in 1..beam_size ({decode.beam_size}), got {decode.n_best}")
+        if not 0.0 <= model.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {model.dropout}")
+        if not 0.0 <= train.label_smoothing < 1.0:
+            raise ConfigError(f"train.label_smoothing must be in [0, 1), got {train.label_smoothing}")
+        if train.batch_tokens < 1 or train.learning_rate <= 0:
+            raise ConfigError("train.batch_tokens and train.learning_rate must be positive")
+        if train.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ConfigError(f"train.precision must be auto|fp32|bf16|fp16, got {train.precision!r}")
+        if self.data.model_type not in ("unigram", "bpe"):
+            raise ConfigError(f"data.model_type must be unigram or bpe, got {self.data.model_type!r}")
+
+
+SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "decode": DecodeConfig}
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Check ``value`` against a dataclass field annotation, allowing int -> float and list -> tuple."""
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typing.get_origin(annotation) is tuple:
+        item_types = typing.get_args(annotation)
+        if not isinstance(value, (list, tuple)) or len(value) != len(item_types):
+            raise ConfigError(f"{where} must be a list of {len(item_types)} numbers, got {value!r}")
+        return tuple(_coerce(v, t, where) for v, t in zip(value, item_types))
+    if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+        raise ConfigError(f"{where} must be of type {annotation.__name__}, got {value!r} ({type(value).__name__})")
+    return value
+
+
+def _unknown_key(key: str, known: list[str], where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else f" Known keys: {', '.join(known)}."
+    return ConfigError(f"unknown key {key!r} in {where}.{hint}")
+
+
+def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -> RunConfig:
+    """Return ``config`` updated by a nested dict ``{section: {key: value}}``.
+
+    Raises ``ConfigError`` naming ``source`` for unknown sections/keys (with the closest
+    known name) and for values of the wrong type.
+    """
+    for section_name, values in overrides.items():
+        if section_name not in SECTIONS:
+            raise _unknown_key(section_name, list(SECTIONS), source)
+        if not isinstance(values, dict):
+            raise ConfigError(f"section {section_name!r} in {source} must be a mapping of keys to values")
+        section = getattr(config, section_name)
+        hints = typing.get_type_hints(type(section))
+        for key, value in values.items():
+            if key not in hints:
+                raise _unknown_key(key, list(hints), f"{source} [{section_name}]")
+            setattr(section, key, _coerce(value, hints[key], f"{section_name}.{key} in {source}"))
+    return config
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML config file into a nested dict; ``ConfigError`` if missing or malformed."""
+    try:
+        content = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {error}") from None
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections (data, model, train, decode)")
+    return content
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name: str) -> dict[str, Any]:
+    """The overrides of a named preset shipped in ``mt/presets``; ``ConfigError`` if unknown."""
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise _unknown_key(name, available_presets(), "presets")
+    return load_yaml(path)
+
+
+def build_config(preset: str | None, config_file: Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """Defaults < preset < YAML file < command-line overrides; validated."""
+    config = RunConfig()
+    if preset:
+        apply_overrides(config, load_preset(preset), f"preset {preset!r}")
+    if config_file:
+        apply_overrides(config, load_yaml(config_file), str(config_file))
+    apply_overrides(config, overrides, "command-line options")
+    config.validate()
+    return config
+
+
+def config_from_dict(values: dict[str, Any], source: str) -> RunConfig:
+    """Rebuild a ``RunConfig`` from ``RunConfig.to_dict()`` output (e.g. a checkpoint's config)."""
+    return apply_overrides(RunConfig(), values, source)

@@ -1,0 +1,56 @@
+"""Where and in which precision tensors run: device choice, thread count, autocast."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import torch
+
+from mt.errors import ConfigError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU. ``ConfigError`` for CUDA asked on a machine without it."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError("--device cuda was asked for, but no CUDA device is available (use --device cpu or auto)")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ConfigError(f"unknown device {name!r}: use auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+def set_threads(threads: int = 0) -> int:
+    """Use ``threads`` intra-op threads (0 = every core this process may run on). Returns the count."""
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    count = threads or available
+    torch.set_num_threads(count)
+    return count
+
+
+def cpu_supports_bf16() -> bool:
+    """Whether this CPU has native bf16 matrix units (AMX or AVX512-BF16), read from /proc/cpuinfo."""
+    try:
+        flags = open("/proc/cpuinfo", encoding="ascii", errors="replace").read()
+    except OSError:
+        return False
+    return any(flag in flags for flag in (" amx_bf16", " avx512_bf16"))
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` -> bf16 on a CPU with bf16 units or a CUDA device that supports it, else fp32."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+        return torch.bfloat16 if cpu_supports_bf16() else torch.float32
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
+    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def autocast(device: torch.device, dtype: torch.dtype):
+    """Mixed-precision context for ``dtype`` (weights stay fp32); a no-op for fp32."""
+    if dtype == torch.float32:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)

@@ -1,0 +1,21 @@
+"""The one error hierarchy of the library.
+
+The library raises these and never prints or exits; ``cli.py`` turns an ``MTError`` into a
+short message and an exit code.
+"""
+
+
+class MTError(Exception):
+    """Base class of every error ``mt`` raises on purpose (bad input, not a bug)."""
+
+
+class ConfigError(MTError):
+    """A configuration value or file is invalid (unknown key, wrong type, impossible value)."""
+
+
+class DataError(MTError):
+    """A corpus is missing, empty, unreadable or malformed."""
+
+
+class CheckpointError(MTError):
+    """A checkpoint directory is missing, incomplete, corrupted or incompatible."""

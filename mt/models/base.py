@@ -1,0 +1,55 @@
+"""The interface every model implements, so that search, scoring and plots are written once.
+
+A model encodes the source once, then produces the target one token at a time::
+
+    memory = model.encode(src, src_mask)                    # (B, S, D)
+    state = model.init_state(memory, src_mask)
+    log_probs, state, attention = model.decode_step(prev_tokens, state)
+    # log_probs: (B, V) float32, attention: (B, L, H, S) (RNNs: L = H = 1)
+
+Training uses ``model(src, src_mask, tgt_in) -> logits (B, T, V)`` (teacher forcing), which
+must agree with running ``decode_step`` over the same tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class DecoderState:
+    """Whatever a decoder carries from one step to the next; every tensor has the batch as dim 0.
+
+    Beam search reorders and shrinks states with ``select`` without knowing what is inside.
+    """
+
+    tensors: dict[str, torch.Tensor]
+    step: int = 0
+
+    def select(self, index: torch.Tensor) -> "DecoderState":
+        """Rows ``index`` (int64, (B',)) of every tensor: reorders beams, drops finished sentences."""
+        return DecoderState({name: t.index_select(0, index) for name, t in self.tensors.items()}, self.step)
+
+
+class EncoderDecoder(nn.Module):
+    """Base class of the sequence-to-sequence models (Transformer, RNN)."""
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
+        """``src``: (B, S) int64, ``src_mask``: (B, S) bool -> memory (B, S, D)."""
+        raise NotImplementedError
+
+    def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
+        raise NotImplementedError
+
+    def decode_step(
+        self, prev_tokens: torch.Tensor, state: DecoderState
+    ) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        """``prev_tokens``: (B,) int64 -> log-probs (B, V) float32, next state, attention (B, L, H, S)."""
+        raise NotImplementedError
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, T, V) for decoder inputs ``tgt_in`` (B, T)."""
+        raise NotImplementedError

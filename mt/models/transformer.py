@@ -1,0 +1,194 @@
+"""The Transformer encoder-decoder (Vaswani et al., 2017, "Attention Is All You Need").
+
+Pre-LN (Xiong et al., 2020) or post-LN (the paper's original) residual blocks, sinusoidal
+positional encodings (section 3.5), embeddings scaled by sqrt(d_model) (section 3.4) and,
+with a joint vocabulary, one embedding matrix shared by source, target and output layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mt.config import ModelConfig
+from mt.models.attention import MultiHeadAttention
+from mt.models.base import DecoderState, EncoderDecoder
+from mt.tokenizer import PAD_ID
+
+
+class SinusoidalPositionalEncoding(nn.Module):
+    """PE(pos, 2i) = sin(pos / 10000^(2i/D)), PE(pos, 2i+1) = cos(pos / 10000^(2i/D)) (section 3.5)."""
+
+    def __init__(self, d_model: int, max_length: int = 1024):
+        super().__init__()
+        self.d_model = d_model
+        self.register_buffer("table", self._table(max_length), persistent=False)
+
+    def _table(self, length: int) -> torch.Tensor:
+        position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+        frequency = torch.exp(torch.arange(0, self.d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / self.d_model))
+        table = torch.zeros(length, self.d_model)
+        table[:, 0::2] = torch.sin(position * frequency)
+        table[:, 1::2] = torch.cos(position * frequency)
+        return table
+
+    def forward(self, length: int, offset: int = 0) -> torch.Tensor:
+        """Encodings of positions ``offset .. offset+length-1``: (length, D)."""
+        if offset + length > self.table.size(0):
+            self.table = self._table(2 * (offset + length)).to(self.table.device)
+        return self.table[offset : offset + length]
+
+
+class FeedForward(nn.Sequential):
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 (section 3.3)."""
+
+    def __init__(self, d_model: int, ff_dim: int, dropout: float):
+        super().__init__(nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
+
+
+class Residual(nn.Module):
+    """x + Dropout(sublayer(LN(x))) when pre-LN; LN(x + Dropout(sublayer(x))) when post-LN."""
+
+    def __init__(self, d_model: int, dropout: float, pre_norm: bool):
+        super().__init__()
+        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
+
+    def forward(self, x: torch.Tensor, sublayer) -> torch.Tensor:
+        if self.pre_norm:
+            return x + self.dropout(sublayer(self.norm(x)))
+        return self.norm(x + self.dropout(sublayer(x)))
+
+
+class EncoderLayer(nn.Module):
+    """Self-attention over the source, then a feed-forward block."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(config.d_model, config.heads, config.attention_dropout)
+        self.feed_forward = FeedForward(config.d_model, config.ff_dim, config.dropout)
+        self.attention_block = Residual(config.d_model, config.dropout, config.pre_norm)
+        self.feed_forward_block = Residual(config.d_model, config.dropout, config.pre_norm)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """x: (B, S, D), key_mask: (B, 1, 1, S) bool."""
+        def attend(h: torch.Tensor) -> torch.Tensor:
+            return self.self_attention(h, *self.self_attention.project_kv(h), mask=key_mask)[0]
+
+        return self.feed_forward_block(self.attention_block(x, attend), self.feed_forward)
+
+
+class DecoderLayer(nn.Module):
+    """Causal self-attention over the target so far, cross-attention to the source, feed-forward."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.self_attention = MultiHeadAttention(config.d_model, config.heads, config.attention_dropout)
+        self.cross_attention = MultiHeadAttention(config.d_model, config.heads, config.attention_dropout)
+        self.feed_forward = FeedForward(config.d_model, config.ff_dim, config.dropout)
+        self.self_block = Residual(config.d_model, config.dropout, config.pre_norm)
+        self.cross_block = Residual(config.d_model, config.dropout, config.pre_norm)
+        self.feed_forward_block = Residual(config.d_model, config.dropout, config.pre_norm)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory_kv: tuple[torch.Tensor, torch.Tensor],
+        key_mask: torch.Tensor,
+        cache: dict[str, torch.Tensor] | None = None,
+        prefix: str = "",
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """x: (B, T, D). Without ``cache``: teacher forcing with a causal mask. With ``cache``
+        (incremental decoding, T = 1): appends this step's keys/values under ``prefix`` and
+        returns the cross-attention weights (B, H, 1, S)."""
+        weights = None
+
+        def self_attend(h: torch.Tensor) -> torch.Tensor:
+            keys, values = self.self_attention.project_kv(h)
+            if cache is None:
+                return self.self_attention(h, keys, values, causal=True)[0]
+            keys = torch.cat([cache[prefix + "k"], keys], dim=2)
+            values = torch.cat([cache[prefix + "v"], values], dim=2)
+            cache[prefix + "k"], cache[prefix + "v"] = keys, values
+            return self.self_attention(h, keys, values)[0]
+
+        def cross_attend(h: torch.Tensor) -> torch.Tensor:
+            nonlocal weights
+            output, weights = self.cross_attention(h, *memory_kv, mask=key_mask, need_weights=cache is not None)
+            return output
+
+        x = self.cross_block(self.self_block(x, self_attend), cross_attend)
+        return self.feed_forward_block(x, self.feed_forward), weights
+
+
+class Transformer(EncoderDecoder):
+    """Encoder-decoder Transformer; see ``mt.models.base`` for the interface and shapes."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.scale = math.sqrt(config.d_model)
+        self.src_embedding = nn.Embedding(config.src_vocab_size, config.d_model, padding_idx=PAD_ID)
+        share = config.tie_embeddings and config.src_vocab_size == config.tgt_vocab_size
+        self.tgt_embedding = self.src_embedding if share else nn.Embedding(config.tgt_vocab_size, config.d_model, padding_idx=PAD_ID)
+        self.positions = SinusoidalPositionalEncoding(config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+        self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
+        self.decoder_layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
+        # Pre-LN leaves the residual stream unnormalised: normalise once at the top of each stack.
+        self.encoder_norm = nn.LayerNorm(config.d_model) if config.pre_norm else nn.Identity()
+        self.decoder_norm = nn.LayerNorm(config.d_model) if config.pre_norm else nn.Identity()
+        self.output = nn.Linear(config.d_model, config.tgt_vocab_size, bias=False)
+        self._reset_parameters()
+        if config.tie_embeddings:
+            self.output.weight = self.tgt_embedding.weight
+
+    def _reset_parameters(self) -> None:
+        for name, parameter in self.named_parameters():
+            if "embedding" in name:
+                nn.init.normal_(parameter, mean=0.0, std=self.config.d_model ** -0.5)
+                with torch.no_grad():
+                    parameter[PAD_ID].zero_()
+            elif parameter.dim() > 1:
+                nn.init.xavier_uniform_(parameter)
+
+    def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        return self.dropout(embedding(tokens) * self.scale + self.positions(tokens.size(1), offset))
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
+        key_mask = src_mask[:, None, None, :]
+        x = self._embed(self.src_embedding, src)
+        for layer in self.encoder_layers:
+            x = layer(x, key_mask)
+        return self.encoder_norm(x)
+
+    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        memory = self.encode(src, src_mask)
+        key_mask = src_mask[:, None, None, :]
+        x = self._embed(self.tgt_embedding, tgt_in)
+        for layer in self.decoder_layers:
+            x, _ = layer(x, layer.cross_attention.project_kv(memory), key_mask)
+        return self.output(self.decoder_norm(x))
+
+    def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
+        batch = memory.size(0)
+        heads, head_dim = self.config.heads, self.config.d_model // self.config.heads
+        tensors = {"src_mask": src_mask}
+        for i, layer in enumerate(self.decoder_layers):
+            tensors[f"cross{i}k"], tensors[f"cross{i}v"] = layer.cross_attention.project_kv(memory)
+            empty = memory.new_zeros(batch, heads, 0, head_dim)
+            tensors[f"self{i}k"], tensors[f"self{i}v"] = empty, empty
+        return DecoderState(tensors, step=0)
+
+    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+        cache = dict(state.tensors)
+        key_mask = cache["src_mask"][:, None, None, :]
+        x = self._embed(self.tgt_embedding, prev_tokens[:, None], offset=state.step)
+        attention = []
+        for i, layer in enumerate(self.decoder_layers):
+            x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, prefix=f"self{i}")
+            attention.append(weights[:, :, 0])
+        logits = self.output(self.decoder_norm(x[:, 0]))
+        return F.log_softmax(logits.float(), dim=-1), DecoderState(cache, state.step + 1), torch.stack(attention, dim=1)

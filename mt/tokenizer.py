@@ -1,0 +1,130 @@
+"""Subword tokenization with SentencePiece (Kudo & Richardson, 2018).
+
+One model shared by source and target (a joint vocabulary, which lets the Transformer tie its
+embeddings) or one model per side. Special ids are fixed for every model: PAD=0, UNK=1, BOS=2,
+EOS=3. A tokenizer directory holds ``tokenizer.json`` and ``spm.model`` (joint) or
+``src.model`` + ``tgt.model`` (separate).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import sentencepiece as spm
+
+from mt.data import is_cjk
+from mt.errors import CheckpointError, DataError
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+TOKENIZER_FILE = "tokenizer.json"
+
+
+def _train_model(sentences: Iterable[str], vocab_size: int, model_type: str, character_coverage: float) -> bytes:
+    model = io.BytesIO()
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=character_coverage,
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+            hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
+            input_sentence_size=2_000_000, shuffle_input_sentence=True,
+            num_threads=2, minloglevel=2,
+        )
+    except RuntimeError as error:
+        raise DataError(f"SentencePiece training failed: {error}") from None
+    return model.getvalue()
+
+
+@dataclass
+class Tokenizer:
+    """Source and target SentencePiece processors (the same object when the vocabulary is joint)."""
+
+    src: spm.SentencePieceProcessor
+    tgt: spm.SentencePieceProcessor
+    src_lang: str
+    tgt_lang: str
+    joint: bool
+
+    @property
+    def src_vocab_size(self) -> int:
+        return self.src.get_piece_size()
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.tgt.get_piece_size()
+
+    def encode_src(self, sentences: Sequence[str]) -> list[list[int]]:
+        """Sentences -> subword ids (no BOS/EOS; the batcher adds EOS)."""
+        return self.src.encode(list(sentences), out_type=int)
+
+    def encode_tgt(self, sentences: Sequence[str]) -> list[list[int]]:
+        return self.tgt.encode(list(sentences), out_type=int)
+
+    def src_pieces(self, sentence: str) -> list[str]:
+        return self.src.encode(sentence, out_type=str)
+
+    def tgt_pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.tgt.id_to_piece(i) for i in ids]
+
+    def decode_tgt(self, ids: Sequence[Sequence[int]]) -> list[str]:
+        """Target ids -> detokenized text (CJK without spaces, as SentencePiece learned it)."""
+        return self.tgt.decode([list(i) for i in ids])
+
+    def save(self, directory: Path) -> None:
+        """Write the model file(s) and ``tokenizer.json`` into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        names = {"src": "spm.model", "tgt": "spm.model"} if self.joint else {"src": "src.model", "tgt": "tgt.model"}
+        for side, name in names.items():
+            (directory / name).write_bytes(getattr(self, side).serialized_model_proto())
+        meta = {"src_lang": self.src_lang, "tgt_lang": self.tgt_lang, "joint": self.joint, "models": names}
+        (directory / TOKENIZER_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> "Tokenizer":
+        """Load a tokenizer directory; ``CheckpointError`` if files are missing or unreadable."""
+        directory = Path(directory)
+        try:
+            meta = json.loads((directory / TOKENIZER_FILE).read_text(encoding="utf-8"))
+            processors = {}
+            for side in ("src", "tgt"):
+                processors[side] = spm.SentencePieceProcessor(model_proto=(directory / meta["models"][side]).read_bytes())
+        except FileNotFoundError as error:
+            raise CheckpointError(f"tokenizer in {directory} is incomplete: {error.filename} is missing") from None
+        except (json.JSONDecodeError, KeyError, RuntimeError) as error:
+            raise CheckpointError(f"tokenizer in {directory} is unreadable: {error}") from None
+        return cls(processors["src"], processors["tgt"], meta["src_lang"], meta["tgt_lang"], meta["joint"])
+
+
+def train_tokenizer(
+    sources: Sequence[str],
+    targets: Sequence[str],
+    src_lang: str,
+    tgt_lang: str,
+    vocab_size: int = 8000,
+    model_type: str = "unigram",
+    joint: bool = True,
+) -> Tokenizer:
+    """Train SentencePiece on a corpus' sentences.
+
+    Character coverage is 0.9995 for a CJK side (so rare characters become UNK rather than
+    bloating the vocabulary) and 1.0 otherwise; a joint model uses 0.9995 if either side is CJK.
+    ``vocab_size`` is an upper bound: small corpora get fewer pieces.
+    """
+    def coverage(*langs: str) -> float:
+        return 0.9995 if any(is_cjk(lang) for lang in langs) else 1.0
+
+    if joint:
+        proto = _train_model([*sources, *targets], vocab_size, model_type, coverage(src_lang, tgt_lang))
+        processor = spm.SentencePieceProcessor(model_proto=proto)
+        return Tokenizer(processor, processor, src_lang, tgt_lang, joint=True)
+    src = spm.SentencePieceProcessor(model_proto=_train_model(sources, vocab_size, model_type, coverage(src_lang)))
+    tgt = spm.SentencePieceProcessor(model_proto=_train_model(targets, vocab_size, model_type, coverage(tgt_lang)))
+    return Tokenizer(src, tgt, src_lang, tgt_lang, joint=False)

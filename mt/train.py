@@ -1,0 +1,279 @@
+"""Training: label-smoothed cross-entropy, Adam with warmup + inverse-sqrt decay, validation, checkpoints.
+
+``train()`` is the whole pipeline: read corpora -> tokenizer -> token batches -> model ->
+optimisation loop, validating on the dev set every ``validate_every`` steps (loss, perplexity,
+greedy BLEU) and keeping the ``best`` (by dev BLEU) and ``last`` checkpoints. Progress goes to a
+callback and to ``train_log.jsonl`` (one JSON object per event); nothing is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from mt import checkpoint
+from mt.batching import Batch, TrainingBatches, decoding_batches
+from mt.config import DecodeConfig, RunConfig
+from mt.data import ParallelCorpus, read_corpus
+from mt.device import autocast, resolve_device, resolve_precision, set_threads
+from mt.errors import DataError
+from mt.metrics import bleu, default_tokenize
+from mt.models import EncoderDecoder, build_model
+from mt.search import greedy_search
+from mt.tokenizer import PAD_ID, Tokenizer, train_tokenizer
+
+Event = dict[str, Any]
+
+
+@dataclass
+class PreparedData:
+    """Tokenized training and dev data, and what preparing it dropped."""
+
+    tokenizer: Tokenizer
+    batches: TrainingBatches
+    dev: ParallelCorpus
+    dev_src_ids: list[list[int]]
+    dev_tgt_ids: list[list[int]]
+    dropped_long: int
+    dropped_empty: int
+
+
+def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
+    """Multiplier of the peak learning rate: linear warmup, then decay ~ 1/sqrt(step) (Vaswani et al., eq. 3)."""
+    def factor(step: int) -> float:
+        step = max(step, 1)
+        return min(step / max(warmup_steps, 1), math.sqrt(max(warmup_steps, 1) / step))
+    return factor
+
+
+def label_smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
+    """Summed cross-entropy with label smoothing (Szegedy et al., 2016) over non-PAD labels.
+
+    ``logits``: (B, T, V), ``labels``: (B, T). Returns a scalar (sum over tokens, fp32).
+    """
+    return F.cross_entropy(
+        logits.float().flatten(0, 1), labels.flatten(), ignore_index=PAD_ID, label_smoothing=epsilon, reduction="sum"
+    )
+
+
+def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None) -> PreparedData:
+    """Read train/dev corpora, train (or use) the tokenizer, encode, drop over-long training pairs."""
+    data = config.data
+    train = read_corpus(data.train, data.src_lang, data.tgt_lang)
+    dev = read_corpus(data.dev, data.src_lang, data.tgt_lang)
+    if tokenizer is None:
+        if data.tokenizer:
+            tokenizer = Tokenizer.load(Path(data.tokenizer))
+        else:
+            tokenizer = train_tokenizer(train.sources, train.targets, data.src_lang, data.tgt_lang,
+                                        data.vocab_size, data.model_type, data.joint_vocab)
+    src_ids, tgt_ids = tokenizer.encode_src(train.sources), tokenizer.encode_tgt(train.targets)
+    keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if len(s) < data.max_length and len(t) < data.max_length]
+    if not keep:
+        raise DataError(f"every training pair of {train.origin} is longer than data.max_length={data.max_length} tokens")
+    batches = TrainingBatches([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], config.train.batch_tokens, config.train.seed)
+    return PreparedData(tokenizer, batches, dev, tokenizer.encode_src(dev.sources), tokenizer.encode_tgt(dev.targets),
+                        dropped_long=len(src_ids) - len(keep), dropped_empty=train.dropped_empty)
+
+
+@torch.no_grad()
+def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, device: torch.device, dtype: torch.dtype) -> Event:
+    """Dev loss (per target token, no label smoothing), perplexity, and greedy BLEU."""
+    model.eval()
+    limit = config.train.dev_max_sentences or len(data.dev_src_ids)
+    src_ids, tgt_ids = data.dev_src_ids[:limit], data.dev_tgt_ids[:limit]
+    references = data.dev.targets[:limit]
+    total_loss, total_tokens = 0.0, 0
+    hypotheses: list[str] = [""] * limit
+    greedy = DecodeConfig(beam_size=1, max_length=config.decode.max_length)
+    batches = TrainingBatches(src_ids, tgt_ids, config.train.batch_tokens, seed=0)
+    with autocast(device, dtype):
+        for batch in batches.epoch(0):
+            batch = batch.to(device)
+            logits = model(batch.src, batch.src_mask, batch.tgt_in)
+            total_loss += float(label_smoothed_loss(logits, batch.tgt_out, 0.0))
+            total_tokens += batch.n_tgt_tokens
+        for batch in decoding_batches(src_ids, config.decode.batch_tokens):
+            batch = batch.to(device)
+            outputs = greedy_search(model, batch.src, batch.src_mask, greedy)
+            texts = data.tokenizer.decode_tgt([hyps[0].tokens for hyps in outputs])
+            for index, text in zip(batch.indices, texts):
+                hypotheses[index] = text
+    model.train()
+    loss = total_loss / max(total_tokens, 1)
+    score = bleu(hypotheses, references, tokenize=default_tokenize(config.data.tgt_lang))
+    return {"dev_loss": loss, "dev_ppl": math.exp(min(loss, 50.0)), "dev_bleu": score.score, "bleu_signature": score.signature}
+
+
+class RunLog:
+    """Appends events to ``train_log.jsonl`` (flushed per line) and forwards them to a callback."""
+
+    def __init__(self, path: Path, callback: Callable[[Event], None] | None):
+        self.path, self.callback = path, callback
+
+    def __call__(self, event: Event) -> None:
+        event = {"time": time.time(), **event}
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(event, ensure_ascii=False) + "\n")
+        if self.callback:
+            self.callback(event)
+
+
+@dataclass
+class TrainState:
+    """Where the loop is: enough, with the model and optimizer, to resume exactly."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    elapsed: float = 0.0  # training seconds before this process
+    best_bleu: float = -1.0
+
+
+def _save(run_dir: Path, model, tokenizer, config, state: TrainState, optimizer, scheduler, best: bool, log: RunLog) -> None:
+    trainer_state = {
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "train_state": [state.step, state.epoch, state.batch_in_epoch, state.elapsed, state.best_bleu],
+        "torch_rng": torch.get_rng_state(),
+    }
+    summary = {"step": state.step, "epoch": state.epoch, "train_seconds": state.elapsed, "best_dev_bleu": state.best_bleu}
+    target = checkpoint.write_checkpoint(run_dir / "steps" / f"step-{state.step:07d}", model, tokenizer, config, summary, trainer_state)
+    checkpoint.point_link(run_dir / "last", target)
+    if best:
+        checkpoint.point_link(run_dir / "best", target)
+    _prune(run_dir, config.train.keep)
+    log({"event": "checkpoint", "step": state.step, "path": str(target), "best": best})
+
+
+def _prune(run_dir: Path, keep: int) -> None:
+    """Delete step checkpoints beyond the ``keep`` newest, never those ``best`` or ``last`` point to."""
+    linked = {(run_dir / name).resolve() for name in ("best", "last") if (run_dir / name).exists()}
+    steps = sorted((run_dir / "steps").glob("step-*"))
+    for old in steps[: max(len(steps) - keep, 0)]:
+        if old.resolve() not in linked:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | None = None, resume: bool = False) -> Event:
+    """Train a model as ``config`` says, writing checkpoints and ``train_log.jsonl`` into ``run_dir``.
+
+    With ``resume``, continues from ``run_dir/last`` (model, optimizer, schedule, data position,
+    RNG). Stops at ``max_steps``, ``epochs`` or ``max_time`` seconds, whichever comes first.
+    Returns the final event (step, epochs, seconds, best dev BLEU). Raises ``DataError``,
+    ``ConfigError`` or ``CheckpointError`` on bad input.
+    """
+    run_dir = Path(run_dir)
+    settings = config.train
+    device = resolve_device(settings.device)
+    dtype = resolve_precision(settings.precision, device)
+    threads = set_threads(settings.threads)
+    torch.manual_seed(settings.seed)
+    tokenizer = None
+    if resume:
+        last = run_dir / "last"
+        model, tokenizer, _, _ = checkpoint.load_checkpoint(last, device)
+        saved = checkpoint.load_trainer_state(last)
+    started = time.time()
+    data = prepare_data(config, tokenizer)
+    config.model.src_vocab_size, config.model.tgt_vocab_size = data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size
+    if not resume:
+        model = build_model(config.model).to(device)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
+                                 weight_decay=settings.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, inverse_sqrt_schedule(settings.warmup_steps))
+    state = TrainState()
+    if resume:
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        state = TrainState(*saved["train_state"])
+        torch.set_rng_state(saved["torch_rng"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    log = RunLog(run_dir / "train_log.jsonl", callback)
+    log({
+        "event": "resume" if resume else "start", "step": state.step, "device": str(device), "precision": str(dtype).split(".")[-1],
+        "threads": threads, "parameters": sum(p.numel() for p in model.parameters()),
+        "train_pairs": len(data.batches.src_ids), "dropped_long": data.dropped_long, "dropped_empty": data.dropped_empty,
+        "dev_pairs": len(data.dev_src_ids), "vocab": [data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size],
+        "batches_per_epoch": len(data.batches.plan(state.epoch)), "padding_fraction": data.batches.padding_fraction(),
+        "prepare_seconds": time.time() - started, "config": config.to_dict(),
+        "limits": {"max_steps": settings.max_steps, "epochs": settings.epochs, "max_time": settings.max_time},
+    })
+
+    process_start = time.time()
+    clock_start = process_start - state.elapsed
+    window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
+    validation_seconds = 0.0
+
+    def out_of_budget() -> bool:
+        return ((settings.max_steps and state.step >= settings.max_steps)
+                or (settings.epochs and state.epoch >= settings.epochs)
+                or (settings.max_time and time.time() - clock_start >= settings.max_time))
+
+    def run_validation() -> None:
+        nonlocal validation_seconds
+        began = time.time()
+        scores = validate(model, data, config, device, dtype)
+        validation_seconds += time.time() - began
+        improved = scores["dev_bleu"] > state.best_bleu
+        state.best_bleu = max(state.best_bleu, scores["dev_bleu"])
+        state.elapsed = time.time() - clock_start
+        log({"event": "validation", "step": state.step, "epoch": state.epoch, "elapsed": state.elapsed,
+             "validation_seconds": time.time() - began, **scores, "best_dev_bleu": state.best_bleu})
+        _save(run_dir, model, data.tokenizer, config, state, optimizer, scheduler, improved, log)
+
+    while not out_of_budget():
+        plan_length = len(data.batches.plan(state.epoch))
+        for batch in data.batches.epoch(state.epoch, skip=state.batch_in_epoch):
+            loss = _train_step(model, batch.to(device), optimizer, scheduler, settings, device, dtype)
+            state.step += 1
+            state.batch_in_epoch += 1
+            window["loss"] += loss
+            window["tokens"] += batch.n_tgt_tokens
+            window["src_tokens"] += batch.n_src_tokens
+            if state.step % settings.log_every == 0:
+                seconds = time.time() - window["start"]
+                log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / plan_length,
+                     "loss": window["loss"] / window["tokens"], "lr": scheduler.get_last_lr()[0],
+                     "tgt_tokens_per_s": window["tokens"] / seconds,
+                     "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds,
+                     "elapsed": time.time() - clock_start})
+                window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
+            if state.step % settings.validate_every == 0:
+                run_validation()
+                window["start"] = time.time()
+            if out_of_budget():
+                break
+        else:
+            state.epoch += 1
+            state.batch_in_epoch = 0
+    if state.step % settings.validate_every:
+        run_validation()
+    total = time.time() - clock_start
+    end = {"event": "end", "step": state.step, "epoch": state.epoch, "elapsed": total, "best_dev_bleu": state.best_bleu,
+           "validation_share": validation_seconds / max(time.time() - process_start, 1e-9)}
+    log(end)
+    return end
+
+
+def _train_step(model, batch: Batch, optimizer, scheduler, settings, device, dtype) -> float:
+    """One update on one batch; returns the summed (label-smoothed) loss."""
+    with autocast(device, dtype):
+        logits = model(batch.src, batch.src_mask, batch.tgt_in)
+    loss = label_smoothed_loss(logits, batch.tgt_out, settings.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    (loss / batch.n_tgt_tokens).backward()
+    if settings.clip_grad_norm > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()

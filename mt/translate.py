@@ -1,0 +1,97 @@
+"""Translation: checkpoint -> token batches -> search -> detokenized text (+ attention).
+
+``Translator.translate`` streams: it reads its input in chunks, sorts each chunk by length
+into token batches, and yields the translations back in input order, so inputs larger than
+memory work.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+from mt.batching import decoding_batches
+from mt.checkpoint import load_checkpoint
+from mt.config import DecodeConfig, RunConfig
+from mt.device import autocast, resolve_device, resolve_precision, set_threads
+from mt.models import EncoderDecoder
+from mt.search import Hypothesis, search
+from mt.tokenizer import Tokenizer
+
+CHUNK_SENTENCES = 10_000
+MAX_SOURCE_TOKENS = 512  # longer inputs are truncated (and flagged): attention cost grows as S^2
+
+
+@dataclass
+class Translation:
+    """A source sentence and its translation(s).
+
+    ``attention`` (if asked for) is the decoder's attention for the best hypothesis,
+    (T, L, H, S): one row per target piece plus EOS, over the source pieces plus EOS.
+    """
+
+    source: str
+    text: str
+    score: float
+    src_pieces: list[str] = field(default_factory=list)
+    tgt_pieces: list[str] = field(default_factory=list)
+    attention: torch.Tensor | None = None
+    n_best: list[tuple[str, float]] = field(default_factory=list)
+    truncated: bool = False
+
+
+class Translator:
+    """A loaded model with its tokenizer, ready to translate text."""
+
+    def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, config: RunConfig, device: torch.device,
+                 dtype: torch.dtype = torch.float32):
+        self.model, self.tokenizer, self.config, self.device, self.dtype = model, tokenizer, config, device, dtype
+
+    @classmethod
+    def from_checkpoint(cls, path: Path, device: str = "auto", precision: str = "fp32", threads: int = 0) -> "Translator":
+        """Load a checkpoint directory (or a run directory's ``best``). Raises ``CheckpointError``."""
+        set_threads(threads)
+        torch_device = resolve_device(device)
+        model, tokenizer, config, _ = load_checkpoint(path, torch_device)
+        return cls(model, tokenizer, config, torch_device, resolve_precision(precision, torch_device))
+
+    def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None,
+                  return_attention: bool = False) -> Iterator[Translation]:
+        """Translate ``sentences`` (streamed), yielding one ``Translation`` per input, in input order.
+
+        Empty or whitespace-only inputs translate to an empty string without running the model.
+        """
+        decode = decode or self.config.decode
+        iterator = iter(sentences)
+        while chunk := list(itertools.islice(iterator, CHUNK_SENTENCES)):
+            yield from self._translate_chunk(chunk, decode, return_attention)
+
+    def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool) -> list[Translation]:
+        cleaned = [" ".join(sentence.split()) for sentence in sentences]
+        results = [Translation(source, "", 0.0) for source in sentences]
+        todo = [i for i, text in enumerate(cleaned) if text]
+        src_ids = self.tokenizer.encode_src([cleaned[i] for i in todo])
+        for position, ids in enumerate(src_ids):
+            if len(ids) > MAX_SOURCE_TOKENS:
+                src_ids[position] = ids[:MAX_SOURCE_TOKENS]
+                results[todo[position]].truncated = True
+        with torch.inference_mode(), autocast(self.device, self.dtype):
+            for batch in decoding_batches(src_ids, decode.batch_tokens):
+                batch = batch.to(self.device)
+                outputs = search(self.model, batch.src, batch.src_mask, decode, return_attention)
+                for position, hypotheses in zip(batch.indices, outputs):
+                    self._fill(results[todo[position]], src_ids[position], hypotheses)
+        return results
+
+    def _fill(self, result: Translation, src_ids: list[int], hypotheses: list[Hypothesis]) -> None:
+        texts = self.tokenizer.decode_tgt([h.tokens for h in hypotheses])
+        best = hypotheses[0]
+        result.text, result.score = texts[0], best.score
+        result.n_best = [(text, h.score) for text, h in zip(texts, hypotheses)]
+        result.src_pieces = [self.tokenizer.src.id_to_piece(i) for i in src_ids]
+        result.tgt_pieces = self.tokenizer.tgt_pieces(best.tokens)
+        result.attention = best.attention
