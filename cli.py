@@ -33,7 +33,7 @@ def reports_errors(command):
         try:
             return command(*args, **kwargs)
         except MTError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False)
+            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
     return wrapper
 

@@ -1,0 +1,51 @@
+import numpy as np
+
+from mt.batching import TrainingBatches, collate, decoding_batches, plan_batches
+from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID
+
+
+def random_ids(count, seed):
+    rng = np.random.default_rng(seed)
+    return [list(rng.integers(4, 50, size=rng.integers(1, 40))) for _ in range(count)]
+
+
+def test_every_sentence_once_and_within_the_token_budget():
+    src, tgt = random_ids(500, 0), random_ids(500, 1)
+    batches = TrainingBatches(src, tgt, batch_tokens=256, seed=3)
+    seen = []
+    for batch in batches.epoch(0):
+        assert batch.src.numel() <= 256 and batch.tgt_out.numel() <= 256
+        seen.extend(batch.indices)
+    assert sorted(seen) == list(range(500))
+
+
+def test_length_buckets_keep_padding_low_and_epochs_differ():
+    src = random_ids(2000, 0)
+    batches = TrainingBatches(src, src, batch_tokens=1024, seed=3)
+    assert batches.padding_fraction() < 0.1
+    first, second = batches.plan(0), batches.plan(1)
+    assert [list(b) for b in first] != [list(b) for b in second]
+    assert [list(b) for b in batches.plan(0)] == [list(b) for b in first]
+
+
+def test_collate_shifts_target_and_pads():
+    batch = collate([0, 1], [[5, 6, 7], [8]], [[9, 10], [11, 12, 13]])
+    assert batch.src.tolist() == [[5, 6, 7, EOS_ID], [8, EOS_ID, PAD_ID, PAD_ID]]
+    assert batch.tgt_in.tolist() == [[BOS_ID, 9, 10, PAD_ID], [BOS_ID, 11, 12, 13]]
+    assert batch.tgt_out.tolist() == [[9, 10, EOS_ID, PAD_ID], [11, 12, 13, EOS_ID]]
+    assert batch.src_mask.tolist() == [[True] * 4, [True, True, False, False]]
+    assert batch.n_tgt_tokens == 7
+
+
+def test_an_overlong_sentence_gets_a_batch_of_its_own():
+    lengths = np.array([3, 500, 4])
+    batches = plan_batches(lengths, None, batch_tokens=100, rng=None)
+    assert sorted(map(list, batches)) == [[0, 2], [1]]
+
+
+def test_decoding_batches_cover_input_in_length_order():
+    src = random_ids(100, 5)
+    indices = [i for batch in decoding_batches(src, 200) for i in batch.indices]
+    assert sorted(indices) == list(range(100))
+    lengths = [len(src[i]) for i in indices]
+    assert lengths == sorted(lengths)

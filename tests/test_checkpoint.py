@@ -1,0 +1,94 @@
+import json
+import pickle
+
+import pytest
+import torch
+
+from mt.checkpoint import (CONFIG_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE, load_checkpoint, load_trainer_state,
+                           point_link, resolve_checkpoint, write_checkpoint)
+from mt.config import RunConfig
+from mt.errors import CheckpointError
+from mt.models import build_model
+from mt.search import greedy_search
+from mt.config import DecodeConfig
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_tokenizer):
+    torch.manual_seed(0)
+    config = RunConfig()
+    config.model.d_model, config.model.ff_dim, config.model.encoder_layers, config.model.decoder_layers = 32, 64, 1, 1
+    config.model.src_vocab_size = config.model.tgt_vocab_size = tiny_tokenizer.src_vocab_size
+    model = build_model(config.model).eval()
+    directory = write_checkpoint(tmp_path / "ckpt", model, tiny_tokenizer, config, {"step": 7}, {"step": torch.tensor(7)})
+    return directory, model, config
+
+
+def test_round_trip_gives_identical_outputs(saved, tiny_tokenizer):
+    directory, model, config = saved
+    loaded, tokenizer, loaded_config, meta = load_checkpoint(directory)
+    assert loaded_config == config and meta["summary"] == {"step": 7}
+    src = torch.tensor([tiny_tokenizer.encode_src(["a b c d"])[0] + [3]])
+    mask = src != 0
+    decode = DecodeConfig(beam_size=1, max_length=8)
+    assert greedy_search(model, src, mask, decode)[0][0].tokens == greedy_search(loaded, src, mask, decode)[0][0].tokens
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(tensor, loaded.state_dict()[name]), name
+
+
+def test_writing_leaves_no_temporary_files_and_links_resolve(saved, tmp_path):
+    directory, _, _ = saved
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    point_link(tmp_path / "best", directory)
+    assert resolve_checkpoint(tmp_path) == tmp_path / "best"
+    assert load_trainer_state(directory)["step"] == 7
+
+
+def test_missing_and_corrupted_files_are_clear_errors(saved, tmp_path):
+    directory, _, _ = saved
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nowhere")
+    weights = directory / WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(CheckpointError, match="corrupted"):
+        load_checkpoint(directory)
+    weights.unlink()
+    with pytest.raises(CheckpointError, match="missing"):
+        load_checkpoint(directory)
+
+
+def test_newer_format_version_is_refused(saved):
+    directory, _, _ = saved
+    meta = json.loads((directory / CONFIG_FILE).read_text())
+    meta["format_version"] = 99
+    (directory / CONFIG_FILE).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="format version 99.*upgrade"):
+        load_checkpoint(directory)
+
+
+def test_tokenizer_that_does_not_match_the_embeddings_is_refused(saved):
+    directory, _, _ = saved
+    meta = json.loads((directory / CONFIG_FILE).read_text())
+    meta["config"]["model"]["src_vocab_size"] += 5
+    (directory / CONFIG_FILE).write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="different runs"):
+        load_checkpoint(directory)
+
+
+class CreatesAFile:
+    """Unpickling this would run code: create a file named by ``path``."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_pickle_that_runs_code_is_rejected_and_does_not_run(saved, tmp_path):
+    directory, _, _ = saved
+    marker = tmp_path / "pwned"
+    (directory / TRAINER_STATE_FILE).write_bytes(pickle.dumps({"x": CreatesAFile(str(marker))}))
+    with pytest.raises(CheckpointError, match="cannot be loaded safely"):
+        load_trainer_state(directory)
+    assert not marker.exists()

@@ -1,0 +1,71 @@
+"""The four commands end to end, through the Typer app, on a small slice of Multi30k."""
+
+import itertools
+
+import sacrebleu
+from typer.testing import CliRunner
+
+from cli import app
+from conftest import MULTI30K, needs_multi30k, write_pair
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.output
+
+
+def slice_of(split, lines):
+    def read(lang):
+        with open(MULTI30K / f"{split}.{lang}", encoding="utf-8") as handle:
+            return [line.rstrip("\n") for line in itertools.islice(handle, lines)]
+    return read("en"), read("de")
+
+
+@needs_multi30k
+def test_tokenize_train_translate_eval_on_multi30k(tmp_path):
+    train_prefix = write_pair(tmp_path, "train", *slice_of("train", 400))
+    dev_prefix = write_pair(tmp_path, "dev", *slice_of("val", 40))
+    test_prefix = write_pair(tmp_path, "test", *slice_of("test_2016_flickr", 30))
+
+    code, output = invoke("tokenize", "--train", train_prefix, "--src", "en", "--tgt", "de", "--vocab-size", "500",
+                          "-o", tmp_path / "tok", "--encode", dev_prefix)
+    assert code == 0, output
+    assert len((tmp_path / "tok" / "encoded.de").read_text().splitlines()) == 40
+
+    config = tmp_path / "small.yaml"
+    config.write_text("model:\n  d_model: 32\n  ff_dim: 64\n  encoder_layers: 1\n  decoder_layers: 1\n")
+    code, output = invoke("train", "--train", train_prefix, "--dev", dev_prefix, "--src", "en", "--tgt", "de",
+                          "--tokenizer", tmp_path / "tok", "--config", config, "--max-steps", "6",
+                          "--validate-every", "3", "--output", tmp_path / "run", "--device", "cpu")
+    assert code == 0, output
+    assert (tmp_path / "run" / "best" / "config.json").exists()
+
+    code, output = invoke("translate", "I love machine learning", "A dog runs.", "--checkpoint", tmp_path / "run",
+                          "--beam-size", "2", "--max-length", "8")
+    assert code == 0, output
+    assert len(output.splitlines()) == 2
+
+    hypotheses = tmp_path / "hyp.de"
+    code, output = invoke("eval", "--test", test_prefix, "--checkpoint", tmp_path / "run", "--beam-size", "2",
+                          "-o", hypotheses)
+    assert code == 0, output
+    assert "BLEU" in output and "chrF" in output and "TER" in output and "tok:13a" in output
+
+    references = (tmp_path / "test.de").read_text(encoding="utf-8").splitlines()
+    expected = sacrebleu.corpus_bleu(hypotheses.read_text(encoding="utf-8").splitlines(), [references])
+    code, output = invoke("eval", "--test", test_prefix, "--src", "en", "--tgt", "de", "--hyp", hypotheses)
+    assert code == 0, output
+    assert f"{expected.score:.2f}" in output
+
+
+def test_errors_are_one_message_and_exit_code_2(tmp_path):
+    code, output = invoke("translate", "hello", "--checkpoint", tmp_path / "missing")
+    assert code == 2 and "checkpoint not found" in output and "Traceback" not in output
+    write_pair(tmp_path, "bad", ["a", "b"], ["c"])
+    code, output = invoke("train", "--train", tmp_path / "bad", "--dev", tmp_path / "bad", "--src", "en", "--tgt", "de",
+                          "--output", tmp_path / "run")
+    assert code == 2 and "has 2 lines but" in output
+    code, output = invoke("train", "--train", "x", "--dev", "y", "--src", "en", "--tgt", "de", "--max-time", "soon")
+    assert code == 2 and "cannot read duration" in output

@@ -1,0 +1,47 @@
+import pytest
+
+from mt.config import RunConfig, apply_overrides, available_presets, build_config, config_from_dict, load_preset
+from mt.errors import ConfigError
+
+
+def test_presets_ship_with_the_package():
+    assert {"transformer-small", "transformer-tiny"} <= set(available_presets())
+    small = build_config("transformer-small", None, {})
+    assert (small.model.d_model, small.model.ff_dim, small.model.heads, small.model.encoder_layers) == (256, 1024, 4, 3)
+    tiny = build_config("transformer-tiny", None, {})
+    assert (tiny.model.d_model, tiny.model.ff_dim, tiny.model.encoder_layers, tiny.model.dropout) == (128, 256, 4, 0.3)
+
+
+def test_priority_is_preset_then_file_then_flags(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("model:\n  d_model: 512\n  heads: 8\ntrain:\n  learning_rate: 0.002\n")
+    config = build_config("transformer-small", path, {"train": {"learning_rate": 0.003}})
+    assert config.model.d_model == 512 and config.model.ff_dim == 1024 and config.train.learning_rate == 0.003
+
+
+def test_unknown_key_names_the_closest_one(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("train:\n  learning_rat: 0.1\n")
+    with pytest.raises(ConfigError, match=r"learning_rat.*Did you mean 'learning_rate'"):
+        build_config(None, path, {})
+
+
+def test_unknown_preset_and_section():
+    with pytest.raises(ConfigError, match="transformer-small"):
+        load_preset("transformer-smal")
+    with pytest.raises(ConfigError, match="unknown key 'modle'"):
+        apply_overrides(RunConfig(), {"modle": {}}, "test")
+
+
+def test_wrong_types_and_impossible_values():
+    with pytest.raises(ConfigError, match="d_model.*int"):
+        build_config(None, None, {"model": {"d_model": "big"}})
+    with pytest.raises(ConfigError, match="heads=3 must divide"):
+        build_config(None, None, {"model": {"heads": 3}})
+    with pytest.raises(ConfigError, match="beam_size"):
+        build_config(None, None, {"decode": {"beam_size": 0}})
+
+
+def test_config_round_trips_through_a_dict():
+    config = build_config("transformer-tiny", None, {"data": {"src_lang": "en", "tgt_lang": "zh"}})
+    assert config_from_dict(config.to_dict(), "test") == config

@@ -1,0 +1,82 @@
+import torch
+
+from mt.config import DecodeConfig
+from mt.search import beam_search, greedy_search, length_penalty
+
+from test_transformer import tiny_model
+
+
+def source_batch():
+    torch.manual_seed(1)
+    src = torch.randint(4, 30, (6, 7))
+    src[3, 4:] = 0
+    src[5, 2:] = 0
+    return src, src != 0
+
+
+def test_beam_size_one_equals_greedy():
+    model = tiny_model()
+    src, mask = source_batch()
+    greedy = greedy_search(model, src, mask, DecodeConfig(beam_size=1, max_length=12))
+    beam = beam_search(model, src, mask, DecodeConfig(beam_size=1, max_length=12, length_penalty=0.0))
+    assert [h[0].tokens for h in greedy] == [h[0].tokens for h in beam]
+    for g, b in zip(greedy, beam):
+        assert abs(g[0].score - b[0].score) < 1e-4
+
+
+def test_batched_search_equals_one_sentence_at_a_time():
+    model = tiny_model()
+    src, mask = source_batch()
+    config = DecodeConfig(beam_size=4, max_length=12)
+    together = beam_search(model, src, mask, config)
+    for row in range(src.size(0)):
+        length = int(mask[row].sum())
+        alone = beam_search(model, src[row : row + 1, :length], mask[row : row + 1, :length], config)
+        assert alone[0][0].tokens == together[row][0].tokens
+
+
+def test_beam_scores_are_sorted_and_n_best_is_respected():
+    model = tiny_model()
+    src, mask = source_batch()
+    results = beam_search(model, src, mask, DecodeConfig(beam_size=5, n_best=3, max_length=12))
+    for hypotheses in results:
+        assert len(hypotheses) == 3
+        scores = [h.score for h in hypotheses]
+        assert scores == sorted(scores, reverse=True)
+
+
+def test_beam_score_is_the_sequence_log_probability_over_the_length_penalty():
+    model = tiny_model()
+    src, mask = source_batch()
+    config = DecodeConfig(beam_size=3, max_length=10, length_penalty=0.6)
+    best = beam_search(model, src[:1], mask[:1], config)[0][0]
+    tokens = torch.tensor([[2] + best.tokens])
+    with torch.no_grad():
+        log_probs = model(src[:1], mask[:1], tokens).log_softmax(-1)[0]
+    forced_stop = len(best.tokens) == config.max_length  # stopped at the cap, without EOS
+    labels = best.tokens if forced_stop else best.tokens + [3]
+    total = float(sum(log_probs[i, label] for i, label in enumerate(labels)))
+    assert abs(best.score - total / length_penalty(len(labels), 0.6)) < 1e-4
+
+
+def test_attention_of_the_returned_hypothesis_matches_a_rescoring():
+    model = tiny_model()
+    src, mask = source_batch()
+    config = DecodeConfig(beam_size=4, max_length=10)
+    for hypotheses, row in zip(beam_search(model, src, mask, config, return_attention=True), range(src.size(0))):
+        best = hypotheses[0]
+        state = model.init_state(model.encode(src[row : row + 1], mask[row : row + 1]), mask[row : row + 1])
+        rows = []
+        with torch.no_grad():
+            for token in [2] + best.tokens:
+                _, state, attention = model.decode_step(torch.tensor([token]), state)
+                rows.append(attention[0])
+        expected = torch.stack(rows)[: best.attention.size(0)]
+        assert torch.allclose(best.attention, expected, atol=1e-5)
+        assert torch.allclose(best.attention.sum(-1), torch.ones_like(best.attention.sum(-1)), atol=1e-5)
+
+
+def test_length_penalty_of_wu_et_al():
+    assert length_penalty(1, 1.0) == 1.0
+    assert abs(length_penalty(7, 0.5) - (12 / 6) ** 0.5) < 1e-12
+    assert length_penalty(30, 0.0) == 1.0

@@ -1,0 +1,70 @@
+import json
+import math
+
+import pytest
+import torch
+
+from mt.config import build_config
+from mt.train import inverse_sqrt_schedule, label_smoothed_loss, train
+
+from conftest import synthetic_sentences, write_pair
+
+
+def tiny_run_config(tmp_path, **train_overrides):
+    sources = synthetic_sentences(1200, seed=1)
+    dev = synthetic_sentences(60, seed=2)
+    overrides = {
+        "data": {"train": write_pair(tmp_path, "train", sources, sources), "dev": write_pair(tmp_path, "dev", dev, dev),
+                 "vocab_size": 30, "model_type": "bpe"},
+        "model": {"d_model": 64, "ff_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.0},
+        "train": {"batch_tokens": 400, "learning_rate": 0.003, "warmup_steps": 50, "log_every": 25,
+                  "validate_every": 100, "precision": "fp32", "threads": 1, **train_overrides},
+    }
+    return build_config(None, None, overrides)
+
+
+def log_events(run_dir, kind):
+    return [event for event in map(json.loads, (run_dir / "train_log.jsonl").read_text().splitlines()) if event["event"] == kind]
+
+
+def test_a_tiny_transformer_learns_to_copy(tmp_path):
+    end = train(tiny_run_config(tmp_path, max_steps=400), tmp_path / "run")
+    assert end["best_dev_bleu"] > 90
+    assert (tmp_path / "run" / "best" / "model.safetensors").exists() and (tmp_path / "run" / "last").exists()
+    validations = log_events(tmp_path / "run", "validation")
+    assert [v["step"] for v in validations] == [100, 200, 300, 400]
+    assert validations[-1]["dev_loss"] < validations[0]["dev_loss"]
+
+
+def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
+    settings = {"log_every": 1, "validate_every": 10, "max_steps": 20}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    train(tiny_run_config(tmp_path / "a", **settings), tmp_path / "a" / "run")
+    config = tiny_run_config(tmp_path / "b", **{**settings, "max_steps": 10})
+    train(config, tmp_path / "b" / "run")
+    config.train.max_steps = 20
+    train(config, tmp_path / "b" / "run", resume=True)
+    uninterrupted = [e["loss"] for e in log_events(tmp_path / "a" / "run", "train")]
+    resumed = [e["loss"] for e in log_events(tmp_path / "b" / "run", "train")]
+    assert len(uninterrupted) == 20 and resumed == uninterrupted
+
+
+def test_only_a_limited_number_of_step_checkpoints_are_kept(tmp_path):
+    train(tiny_run_config(tmp_path, max_steps=40, validate_every=10, keep=2), tmp_path / "run")
+    assert len(list((tmp_path / "run" / "steps").iterdir())) <= 3  # keep 2, plus best if older
+
+
+def test_schedule_warms_up_linearly_then_decays_as_inverse_square_root():
+    factor = inverse_sqrt_schedule(100)
+    assert factor(50) == pytest.approx(0.5) and factor(100) == pytest.approx(1.0)
+    assert factor(400) == pytest.approx(0.5)
+
+
+def test_label_smoothed_loss_ignores_padding_and_matches_the_definition():
+    logits = torch.randn(1, 3, 5)
+    labels = torch.tensor([[4, 2, 0]])
+    epsilon = 0.1
+    log_probs = logits.log_softmax(-1)[0, :2]
+    expected = sum(-(1 - epsilon) * log_probs[i, label] - epsilon * log_probs[i].mean() for i, label in enumerate([4, 2]))
+    assert math.isclose(float(label_smoothed_loss(logits, labels, epsilon)), float(expected), rel_tol=1e-5)

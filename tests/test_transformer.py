@@ -1,0 +1,66 @@
+import torch
+
+from mt.config import ModelConfig
+from mt.models import build_model
+from mt.models.transformer import SinusoidalPositionalEncoding
+
+
+def tiny_model(pre_norm=True, tie=True, vocab=30):
+    torch.manual_seed(0)
+    config = ModelConfig(d_model=32, ff_dim=64, heads=4, encoder_layers=2, decoder_layers=2, dropout=0.0,
+                         pre_norm=pre_norm, tie_embeddings=tie, src_vocab_size=vocab, tgt_vocab_size=vocab)
+    return build_model(config).eval()
+
+
+def test_padding_never_changes_the_output():
+    model = tiny_model()
+    src = torch.tensor([[5, 6, 7, 3, 0, 0]])
+    mask = src != 0
+    tgt = torch.tensor([[2, 8, 9]])
+    other_padding = src.masked_fill(~mask, 17)  # garbage where the mask says padding
+    assert torch.allclose(model(src, mask, tgt), model(other_padding, mask, tgt), atol=1e-6)
+
+
+def test_causal_mask_hides_future_target_tokens():
+    model = tiny_model()
+    src = torch.tensor([[5, 6, 7, 3]])
+    mask = torch.ones_like(src, dtype=torch.bool)
+    first = model(src, mask, torch.tensor([[2, 8, 9, 10]]))
+    changed = model(src, mask, torch.tensor([[2, 8, 20, 21]]))
+    assert torch.allclose(first[:, :2], changed[:, :2], atol=1e-6)
+    assert not torch.allclose(first[:, 2:], changed[:, 2:], atol=1e-3)
+
+
+def test_incremental_decoding_equals_the_full_forward_pass():
+    for pre_norm in (True, False):
+        model = tiny_model(pre_norm=pre_norm)
+        src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])
+        mask = src != 0
+        tgt = torch.tensor([[2, 11, 12, 13], [2, 14, 15, 16]])
+        with torch.no_grad():
+            full = model(src, mask, tgt).log_softmax(-1)
+            state = model.init_state(model.encode(src, mask), mask)
+            steps = []
+            for position in range(tgt.size(1)):
+                log_probs, state, attention = model.decode_step(tgt[:, position], state)
+                steps.append(log_probs)
+        assert torch.allclose(full, torch.stack(steps, dim=1), atol=1e-5)
+        assert attention.shape == (2, 2, 4, 5)  # (B, L, H, S)
+        assert torch.all(attention[1, :, :, 3:] == 0)  # padding gets no attention
+        assert torch.allclose(attention.sum(-1), torch.ones(2, 2, 4))
+
+
+def test_joint_vocabulary_ties_source_target_and_output_embeddings():
+    model = tiny_model()
+    assert model.src_embedding is model.tgt_embedding
+    assert model.output.weight is model.tgt_embedding.weight
+    untied = tiny_model(tie=False)
+    assert untied.output.weight is not untied.tgt_embedding.weight
+
+
+def test_positional_encoding_follows_the_paper_and_extends():
+    encoding = SinusoidalPositionalEncoding(d_model=8, max_length=4)
+    table = encoding(10)  # longer than its initial table
+    assert table.shape == (10, 8)
+    assert torch.isclose(table[3, 0], torch.sin(torch.tensor(3.0)))
+    assert torch.isclose(table[3, 3], torch.cos(torch.tensor(3.0 / 10000 ** (2 / 8))))
