@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -135,6 +136,35 @@ class TrainingDisplay:
                 highlight=False)
 
 
+class StopSignals:
+    """While active, SIGINT/SIGTERM ask training to stop after the current step (a second one kills)."""
+
+    EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+    def __init__(self):
+        self.received: str | None = None
+        self.previous = {}
+
+    def _handle(self, number, frame):
+        if self.received:
+            signal.signal(number, signal.SIG_DFL)
+            os.kill(os.getpid(), number)
+        self.received = signal.Signals(number).name
+        console.print(f"[yellow]{self.received}: finishing the current step and saving last/ (send again to kill)[/]")
+
+    def __enter__(self):
+        for number in (signal.SIGINT, signal.SIGTERM):
+            self.previous[number] = signal.signal(number, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
+
+    def __call__(self) -> str | None:
+        return self.received
+
+
 @app.command()
 @reports_errors
 def train(
@@ -162,10 +192,14 @@ def train(
     precision: Optional[str] = typer.Option(None, help="auto | fp32 | bf16 | fp16 (CUDA)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
+    save_every: Optional[int] = typer.Option(None, help="Also save last/ every N steps."),
+    save_every_minutes: Optional[float] = typer.Option(None, help="Also save last/ every N minutes."),
+    keep: Optional[int] = typer.Option(None, help="Step checkpoints to keep besides best/last."),
+    encoding_errors: Optional[str] = typer.Option(None, help="strict (invalid UTF-8 is an error) or replace."),
 ):
     """Train a translation model; writes checkpoints and train_log.jsonl into the run directory."""
     from mt.checkpoint import read_meta, resolve_checkpoint
-    from mt.config import build_config, config_from_dict
+    from mt.config import apply_overrides, build_config, config_from_dict
     from mt.train import train as run_training
 
     overrides: dict[str, dict[str, Any]] = {"data": {}, "train": {}}
@@ -177,13 +211,16 @@ def train(
         ("train", "epochs", epochs), ("train", "batch_tokens", batch_tokens), ("train", "learning_rate", learning_rate),
         ("train", "warmup_steps", warmup_steps), ("train", "validate_every", validate_every),
         ("train", "log_every", log_every), ("train", "precision", precision), ("train", "device", device), ("train", "seed", seed),
+        ("train", "save_every", save_every), ("train", "save_every_minutes", save_every_minutes), ("train", "keep", keep),
+        ("data", "encoding_errors", encoding_errors),
     ):
         if value is not None:
             overrides[section][key] = value
     if resume:
+        if not (resume / "last").exists():
+            raise ConfigError(f"{resume} has no last/ checkpoint to resume from")
         meta = read_meta(resolve_checkpoint(resume / "last"))
         run_config = config_from_dict(meta["config"], str(resume / "last" / "config.json"))
-        from mt.config import apply_overrides
         apply_overrides(run_config, overrides, "command-line options")
         run_dir = resume
     else:
@@ -194,20 +231,37 @@ def train(
         run_dir = output or Path("checkpoints") / name
         if (run_dir / "last").exists():
             raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --output")
-    with TrainingDisplay() as display:
-        end = run_training(run_config, run_dir, callback=display, resume=resume is not None)
+    with StopSignals() as stop, TrainingDisplay() as display:
+        end = run_training(run_config, run_dir, callback=display, resume=resume is not None, stop_requested=stop)
+    if end["stopped_by"]:
+        console.print(f"stopped by {end['stopped_by']} at step {end['step']}; saved {run_dir / 'last'}. "
+                      f"Resume with: mt train --resume {run_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(StopSignals.EXIT_CODES[end["stopped_by"]])
+    if end["nonfinite_total"]:
+        console.print(f"[yellow]warning:[/] {end['nonfinite_total']} batches had a non-finite loss and were skipped")
     console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
                   f"validation took {end['validation_share']:.1%} of the time; checkpoints in {run_dir}", highlight=False)
 
 
-def _input_lines(text: list[str], input_file: Optional[Path]) -> Iterator[str]:
-    from mt.data import read_lines
+def _check_language_pair(translator, src: Optional[str], tgt: Optional[str], where: Path) -> None:
+    """Refuse a checkpoint trained for another language pair than the one asked for."""
+    from mt.errors import CheckpointError
+
+    trained = (translator.tokenizer.src_lang, translator.tokenizer.tgt_lang)
+    if (src and src != trained[0]) or (tgt and tgt != trained[1]):
+        raise CheckpointError(f"{where} translates {trained[0]}->{trained[1]}, not {src or trained[0]}->{tgt or trained[1]}: "
+                              "pick a checkpoint trained for that pair")
+
+
+def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> Iterator[str]:
+    """The sentences to translate, streamed: arguments, else the file, else stdin."""
+    from mt.data import decode_lines, read_lines
 
     if text:
         return iter(text)
     if input_file:
-        return read_lines(input_file)
-    return (line.rstrip("\r\n") for line in sys.stdin)
+        return read_lines(input_file, encoding_errors)
+    return decode_lines(sys.stdin.buffer, "stdin", encoding_errors)
 
 
 def _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size):
@@ -238,15 +292,19 @@ def translate(
     batch_size: Optional[int] = typer.Option(None, help="Source tokens per batch."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
+    src: Optional[str] = typer.Option(None, help="Expected source language (checked against the checkpoint)."),
+    tgt: Optional[str] = typer.Option(None, help="Expected target language (checked against the checkpoint)."),
+    encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 in -i FILE is an error) or replace."),
 ):
     """Translate sentences with a trained checkpoint."""
     from mt.translate import Translator
 
     translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision)
+    _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
     decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
     handle = output_file.open("w", encoding="utf-8") if output_file else sys.stdout
     try:
-        for result in translator.translate(_input_lines(text, input_file), decode):
+        for result in translator.translate(_input_lines(text, input_file, encoding_errors), decode):
             if result.truncated:
                 console.print(f"[yellow]warning:[/] input truncated to its first pieces: {result.source[:60]}...")
             if decode.n_best > 1:
@@ -273,6 +331,7 @@ def evaluate(
     batch_size: Optional[int] = typer.Option(None, help="Source tokens per batch."),
     tokenize: Optional[str] = typer.Option(None, help="sacrebleu tokenizer (default zh for Chinese, ja-mecab for Japanese, else 13a)."),
     lowercase: bool = typer.Option(False, "--lowercase", help="Case-insensitive BLEU/chrF/TER."),
+    encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 is an error) or replace."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
 ):
@@ -288,11 +347,12 @@ def evaluate(
 
         if hyp is None or checkpoint is not None:
             translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision)
+            _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
         src = src or (translator.tokenizer.src_lang if translator else None)
         tgt = tgt or (translator.tokenizer.tgt_lang if translator else None)
         if src is None or tgt is None:
             raise ConfigError("give --src and --tgt (or --checkpoint to take them from)")
-    corpus = read_corpus(test, src, tgt)
+    corpus = read_corpus(test, src, tgt, encoding_errors)
     seconds = 0.0
     if hyp is not None:
         hypotheses = list(read_lines(hyp))

@@ -48,6 +48,8 @@ def plan_batches(
     ``rng`` ties are broken at random and the batch order is shuffled, otherwise the order is
     deterministic (for decoding). A sentence longer than ``batch_tokens`` gets a batch of its own.
     """
+    if len(src_lengths) == 0:
+        return []
     longest = src_lengths if tgt_lengths is None else np.maximum(src_lengths, tgt_lengths)
     tie_break = rng.random(len(src_lengths)) if rng is not None else np.arange(len(src_lengths))
     keys = (tie_break, src_lengths) if tgt_lengths is None else (tie_break, tgt_lengths, src_lengths)

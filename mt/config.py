@@ -38,6 +38,11 @@ class DataConfig:
     model_type: str = "unigram"  # SentencePiece: unigram | bpe
     joint_vocab: bool = True
     max_length: int = 100  # training pairs longer than this (either side) are dropped
+    encoding_errors: str = "strict"  # strict: invalid UTF-8 is an error naming file and line; replace: U+FFFD
+
+
+RNN_TYPES = ("gru", "lstm")
+RNN_ATTENTIONS = ("bahdanau", "luong-dot", "luong-general", "luong-concat", "luong-local")
 
 
 @dataclass
@@ -56,6 +61,12 @@ class ModelConfig:
     tie_embeddings: bool = True  # share src/tgt/output embeddings when the vocabulary is joint
     src_vocab_size: int = 0  # filled from the tokenizer
     tgt_vocab_size: int = 0
+    # arch "rnn" (mt.models.rnn) uses these with encoder_layers, decoder_layers and dropout; not d_model, ff_dim, heads.
+    rnn_type: str = "gru"  # gru | lstm
+    attention: str = "bahdanau"  # bahdanau | luong-dot | luong-general | luong-concat | luong-local (general score)
+    embedding_dim: int = 256
+    hidden_size: int = 512  # decoder state and encoder states (hidden_size / 2 per direction)
+    local_window: int = 10  # D of luong-local: attends to source positions p_t - D .. p_t + D
 
 
 @dataclass
@@ -75,7 +86,10 @@ class TrainConfig:
     log_every: int = 50  # steps
     validate_every: int = 500  # steps
     dev_max_sentences: int = 0  # 0 = the whole dev set for BLEU
+    save_every: int = 0  # also write last/ every N steps (0 = only at validation)
+    save_every_minutes: float = 0.0  # also write last/ every N minutes of training (0 = off)
     keep: int = 2  # step checkpoints kept besides best/last
+    max_nonfinite: int = 5  # stop after this many non-finite losses in a row (each one skips its update)
     seed: int = 1234
     precision: str = "auto"  # auto | fp32 | bf16 | fp16 (CUDA only)
     device: str = "auto"
@@ -124,8 +138,21 @@ class RunConfig:
             raise ConfigError("train.batch_tokens and train.learning_rate must be positive")
         if train.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"train.precision must be auto|fp32|bf16|fp16, got {train.precision!r}")
+        if self.data.encoding_errors not in ("strict", "replace"):
+            raise ConfigError(f"data.encoding_errors must be strict or replace, got {self.data.encoding_errors!r}")
         if self.data.model_type not in ("unigram", "bpe"):
             raise ConfigError(f"data.model_type must be unigram or bpe, got {self.data.model_type!r}")
+        if model.rnn_type not in RNN_TYPES:
+            raise ConfigError(f"model.rnn_type must be one of {', '.join(RNN_TYPES)}, got {model.rnn_type!r}")
+        if model.attention not in RNN_ATTENTIONS:
+            raise ConfigError(f"model.attention must be one of {', '.join(RNN_ATTENTIONS)}, got {model.attention!r}")
+        if model.embedding_dim < 1 or model.hidden_size < 2 or model.hidden_size % 2:
+            raise ConfigError(
+                f"model.embedding_dim must be positive and model.hidden_size a positive even number (the encoder gives "
+                f"each direction half of it), got {model.embedding_dim} and {model.hidden_size}"
+            )
+        if model.local_window < 1:
+            raise ConfigError(f"model.local_window must be at least 1, got {model.local_window}")
 
 
 SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "decode": DecodeConfig}

@@ -10,18 +10,21 @@ A corpus spec is a string:
   a ``translation`` mapping ``{src: ..., tgt: ...}`` (WMT style) or one column per language code.
 
 Lines are decoded as strict UTF-8 (a BOM is removed), stripped, and pairs with an empty side are
-dropped and counted.
+dropped and counted. Control characters are removed and runs of whitespace collapsed.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from mt.errors import DataError
 
 CJK_LANGS = {"zh", "ja", "ko", "yue", "cmn", "wuu"}
+# C0/C1 control characters (tab, newline and carriage return are whitespace and handled by split()).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 DATASET_FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 
 
@@ -38,11 +41,29 @@ class ParallelCorpus:
         return len(self.sources)
 
 
-def read_lines(path: Path, encoding_errors: str = "strict") -> Iterator[str]:
-    """Yield the lines of a UTF-8 text file without their line ends, streaming.
+def decode_lines(stream: BinaryIO, name: str, encoding_errors: str = "strict") -> Iterator[str]:
+    """Yield the lines of a binary stream as text without line ends, one at a time.
 
-    Raises ``DataError`` naming the file and 1-based line number on invalid UTF-8 (unless
-    ``encoding_errors="replace"``) and when the file does not exist.
+    A UTF-8 BOM on the first line is removed. Raises ``DataError`` naming ``name`` and the
+    1-based line number on invalid UTF-8, unless ``encoding_errors="replace"``.
+    """
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        try:
+            line = raw.decode("utf-8", errors=encoding_errors)
+        except UnicodeDecodeError as error:
+            raise DataError(
+                f"{name}, line {number}: not valid UTF-8 (byte {error.start}). "
+                "Re-encode it as UTF-8, or pass --encoding-errors replace to carry on."
+            ) from None
+        yield line.rstrip("\r\n")
+
+
+def read_lines(path: Path, encoding_errors: str = "strict") -> Iterator[str]:
+    """Yield the lines of a UTF-8 text file (streaming; see ``decode_lines``).
+
+    Raises ``DataError`` if the file does not exist or on invalid UTF-8 (file and line).
     """
     path = Path(path)
     try:
@@ -52,23 +73,18 @@ def read_lines(path: Path, encoding_errors: str = "strict") -> Iterator[str]:
     except IsADirectoryError:
         raise DataError(f"expected a file, got a directory: {path}") from None
     with handle:
-        for number, raw in enumerate(handle, start=1):
-            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                line = raw.decode("utf-8", errors=encoding_errors)
-            except UnicodeDecodeError as error:
-                raise DataError(
-                    f"{path}, line {number}: not valid UTF-8 (byte {error.start}). "
-                    "Re-encode the file as UTF-8, or pass --encoding-errors replace to carry on."
-                ) from None
-            yield line.rstrip("\r\n")
+        yield from decode_lines(handle, str(path), encoding_errors)
+
+
+def clean_text(text: str) -> str:
+    """Drop control characters and collapse runs of whitespace to one space."""
+    return " ".join(CONTROL_CHARACTERS.sub(" ", text).split())
 
 
 def _clean_pairs(pairs: Iterable[tuple[str, str]], origin: str) -> ParallelCorpus:
     sources, targets, dropped = [], [], 0
     for source, target in pairs:
-        source, target = " ".join(source.split()), " ".join(target.split())
+        source, target = clean_text(source), clean_text(target)
         if source and target:
             sources.append(source)
             targets.append(target)

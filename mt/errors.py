@@ -19,3 +19,7 @@ class DataError(MTError):
 
 class CheckpointError(MTError):
     """A checkpoint directory is missing, incomplete, corrupted or incompatible."""
+
+
+class TrainingError(MTError):
+    """Training cannot go on (e.g. the loss stayed non-finite); the last good checkpoint is kept."""

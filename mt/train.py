@@ -24,7 +24,7 @@ from mt.batching import Batch, TrainingBatches, decoding_batches
 from mt.config import DecodeConfig, RunConfig
 from mt.data import ParallelCorpus, read_corpus
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
-from mt.errors import DataError
+from mt.errors import DataError, TrainingError
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model
 from mt.search import greedy_search
@@ -67,8 +67,8 @@ def label_smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: flo
 def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None) -> PreparedData:
     """Read train/dev corpora, train (or use) the tokenizer, encode, drop over-long training pairs."""
     data = config.data
-    train = read_corpus(data.train, data.src_lang, data.tgt_lang)
-    dev = read_corpus(data.dev, data.src_lang, data.tgt_lang)
+    train = read_corpus(data.train, data.src_lang, data.tgt_lang, data.encoding_errors)
+    dev = read_corpus(data.dev, data.src_lang, data.tgt_lang, data.encoding_errors)
     if tokenizer is None:
         if data.tokenizer:
             tokenizer = Tokenizer.load(Path(data.tokenizer))
@@ -131,27 +131,15 @@ class RunLog:
 class TrainState:
     """Where the loop is: enough, with the model and optimizer, to resume exactly."""
 
-    step: int = 0
+    step: int = 0  # updates made
     epoch: int = 0
-    batch_in_epoch: int = 0
-    elapsed: float = 0.0  # training seconds before this process
+    batch_in_epoch: int = 0  # batches of this epoch consumed (skipped ones included)
+    elapsed: float = 0.0  # training seconds up to the last checkpoint
     best_bleu: float = -1.0
+    nonfinite_total: int = 0  # batches whose loss was NaN/inf (their update was skipped)
 
-
-def _save(run_dir: Path, model, tokenizer, config, state: TrainState, optimizer, scheduler, best: bool, log: RunLog) -> None:
-    trainer_state = {
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "train_state": [state.step, state.epoch, state.batch_in_epoch, state.elapsed, state.best_bleu],
-        "torch_rng": torch.get_rng_state(),
-    }
-    summary = {"step": state.step, "epoch": state.epoch, "train_seconds": state.elapsed, "best_dev_bleu": state.best_bleu}
-    target = checkpoint.write_checkpoint(run_dir / "steps" / f"step-{state.step:07d}", model, tokenizer, config, summary, trainer_state)
-    checkpoint.point_link(run_dir / "last", target)
-    if best:
-        checkpoint.point_link(run_dir / "best", target)
-    _prune(run_dir, config.train.keep)
-    log({"event": "checkpoint", "step": state.step, "path": str(target), "best": best})
+    def as_list(self) -> list[float]:
+        return [self.step, self.epoch, self.batch_in_epoch, self.elapsed, self.best_bleu, self.nonfinite_total]
 
 
 def _prune(run_dir: Path, keep: int) -> None:
@@ -163,13 +151,79 @@ def _prune(run_dir: Path, keep: int) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | None = None, resume: bool = False) -> Event:
+class Run:
+    """The objects of one training run and the two things done with them besides updates:
+    saving a checkpoint and validating."""
+
+    def __init__(self, run_dir: Path, config: RunConfig, model: EncoderDecoder, data: PreparedData, log: RunLog,
+                 device: torch.device, dtype: torch.dtype, resume_state: dict[str, Any] | None):
+        self.run_dir, self.config, self.model, self.data, self.log = run_dir, config, model, data, log
+        self.device, self.dtype = device, dtype
+        settings = config.train
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
+                                          weight_decay=settings.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(settings.warmup_steps))
+        self.state = TrainState()
+        if resume_state is not None:
+            self.optimizer.load_state_dict(resume_state["optimizer"])
+            self.scheduler.load_state_dict(resume_state["scheduler"])
+            self.state = TrainState(*resume_state["train_state"])
+            torch.set_rng_state(resume_state["torch_rng"])
+        self.validation_seconds = 0.0
+
+    def save(self, best: bool) -> None:
+        """Write ``steps/step-N`` atomically, point ``last`` (and ``best`` if asked) at it, prune old ones."""
+        state = self.state
+        trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+                         "train_state": state.as_list(), "torch_rng": torch.get_rng_state()}
+        summary = {"step": state.step, "epoch": state.epoch, "train_seconds": state.elapsed, "best_dev_bleu": state.best_bleu}
+        target = checkpoint.write_checkpoint(self.run_dir / "steps" / f"step-{state.step:07d}", self.model,
+                                             self.data.tokenizer, self.config, summary, trainer_state)
+        checkpoint.point_link(self.run_dir / "last", target)
+        if best:
+            checkpoint.point_link(self.run_dir / "best", target)
+        _prune(self.run_dir, self.config.train.keep)
+        self.log({"event": "checkpoint", "step": state.step, "path": str(target), "best": best})
+
+    def validate_and_save(self) -> None:
+        began = time.time()
+        scores = validate(self.model, self.data, self.config, self.device, self.dtype)
+        self.validation_seconds += time.time() - began
+        improved = scores["dev_bleu"] > self.state.best_bleu
+        self.state.best_bleu = max(self.state.best_bleu, scores["dev_bleu"])
+        self.log({"event": "validation", "step": self.state.step, "epoch": self.state.epoch, "elapsed": self.state.elapsed,
+                  "validation_seconds": time.time() - began, **scores, "best_dev_bleu": self.state.best_bleu})
+        self.save(best=improved)
+
+    def step(self, batch: Batch) -> float | None:
+        """One update on one batch; returns the summed label-smoothed loss, or None if it was not
+        finite (then nothing is updated)."""
+        settings = self.config.train
+        with autocast(self.device, self.dtype):
+            logits = self.model(batch.src, batch.src_mask, batch.tgt_in)
+        loss = label_smoothed_loss(logits, batch.tgt_out, settings.label_smoothing)
+        if not torch.isfinite(loss):
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / batch.n_tgt_tokens).backward()
+        if settings.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings.clip_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+
+def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | None = None, resume: bool = False,
+          stop_requested: Callable[[], str | None] = lambda: None) -> Event:
     """Train a model as ``config`` says, writing checkpoints and ``train_log.jsonl`` into ``run_dir``.
 
     With ``resume``, continues from ``run_dir/last`` (model, optimizer, schedule, data position,
-    RNG). Stops at ``max_steps``, ``epochs`` or ``max_time`` seconds, whichever comes first.
-    Returns the final event (step, epochs, seconds, best dev BLEU). Raises ``DataError``,
-    ``ConfigError`` or ``CheckpointError`` on bad input.
+    RNG), so the losses equal those of an uninterrupted run. Stops at ``max_steps``, ``epochs`` or
+    ``max_time`` seconds, whichever comes first, or after the current step when
+    ``stop_requested()`` returns a reason (e.g. ``"SIGINT"``), saving ``last`` first. A batch whose
+    loss is NaN/inf is skipped and counted. Returns the final event (step, epoch, seconds, best dev
+    BLEU, ``stopped_by``). Raises ``DataError``, ``ConfigError``, ``CheckpointError`` on bad input,
+    ``TrainingError`` after ``max_nonfinite`` non-finite losses in a row.
     """
     run_dir = Path(run_dir)
     settings = config.train
@@ -177,28 +231,20 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     dtype = resolve_precision(settings.precision, device)
     threads = set_threads(settings.threads)
     torch.manual_seed(settings.seed)
-    tokenizer = None
+    tokenizer, resume_state = None, None
     if resume:
-        last = run_dir / "last"
-        model, tokenizer, _, _ = checkpoint.load_checkpoint(last, device)
-        saved = checkpoint.load_trainer_state(last)
+        model, tokenizer, _, _ = checkpoint.load_checkpoint(run_dir / "last", device)
+        resume_state = checkpoint.load_trainer_state(run_dir / "last")
     started = time.time()
     data = prepare_data(config, tokenizer)
     config.model.src_vocab_size, config.model.tgt_vocab_size = data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size
     if not resume:
         model = build_model(config.model).to(device)
     model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
-                                 weight_decay=settings.weight_decay)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, inverse_sqrt_schedule(settings.warmup_steps))
-    state = TrainState()
-    if resume:
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        state = TrainState(*saved["train_state"])
-        torch.set_rng_state(saved["torch_rng"])
     run_dir.mkdir(parents=True, exist_ok=True)
     log = RunLog(run_dir / "train_log.jsonl", callback)
+    run = Run(run_dir, config, model, data, log, device, dtype, resume_state)
+    state = run.state
     log({
         "event": "resume" if resume else "start", "step": state.step, "device": str(device), "precision": str(dtype).split(".")[-1],
         "threads": threads, "parameters": sum(p.numel() for p in model.parameters()),
@@ -211,69 +257,62 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
 
     process_start = time.time()
     clock_start = process_start - state.elapsed
+    last_save = time.time()
     window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
-    validation_seconds = 0.0
+    nonfinite_in_row = 0
+    stopped_by = None
 
     def out_of_budget() -> bool:
-        return ((settings.max_steps and state.step >= settings.max_steps)
-                or (settings.epochs and state.epoch >= settings.epochs)
-                or (settings.max_time and time.time() - clock_start >= settings.max_time))
+        return bool((settings.max_steps and state.step >= settings.max_steps)
+                    or (settings.epochs and state.epoch >= settings.epochs)
+                    or (settings.max_time and time.time() - clock_start >= settings.max_time))
 
-    def run_validation() -> None:
-        nonlocal validation_seconds
-        began = time.time()
-        scores = validate(model, data, config, device, dtype)
-        validation_seconds += time.time() - began
-        improved = scores["dev_bleu"] > state.best_bleu
-        state.best_bleu = max(state.best_bleu, scores["dev_bleu"])
-        state.elapsed = time.time() - clock_start
-        log({"event": "validation", "step": state.step, "epoch": state.epoch, "elapsed": state.elapsed,
-             "validation_seconds": time.time() - began, **scores, "best_dev_bleu": state.best_bleu})
-        _save(run_dir, model, data.tokenizer, config, state, optimizer, scheduler, improved, log)
-
-    while not out_of_budget():
+    while not out_of_budget() and stopped_by is None:
         plan_length = len(data.batches.plan(state.epoch))
         for batch in data.batches.epoch(state.epoch, skip=state.batch_in_epoch):
-            loss = _train_step(model, batch.to(device), optimizer, scheduler, settings, device, dtype)
-            state.step += 1
+            loss = run.step(batch.to(device))
             state.batch_in_epoch += 1
+            state.elapsed = time.time() - clock_start
+            if loss is None:
+                state.nonfinite_total += 1
+                nonfinite_in_row += 1
+                log({"event": "nonfinite", "step": state.step, "in_a_row": nonfinite_in_row, "total": state.nonfinite_total})
+                if nonfinite_in_row >= settings.max_nonfinite:
+                    raise TrainingError(
+                        f"the loss was NaN or infinite for {nonfinite_in_row} batches in a row at step {state.step}; "
+                        f"the last good checkpoint is in {run_dir / 'last'}. Lower train.learning_rate or use --precision fp32.")
+                continue
+            nonfinite_in_row = 0
+            state.step += 1
             window["loss"] += loss
             window["tokens"] += batch.n_tgt_tokens
             window["src_tokens"] += batch.n_src_tokens
             if state.step % settings.log_every == 0:
                 seconds = time.time() - window["start"]
                 log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / plan_length,
-                     "loss": window["loss"] / window["tokens"], "lr": scheduler.get_last_lr()[0],
+                     "loss": window["loss"] / window["tokens"], "lr": run.scheduler.get_last_lr()[0],
                      "tgt_tokens_per_s": window["tokens"] / seconds,
-                     "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds,
-                     "elapsed": time.time() - clock_start})
+                     "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed})
                 window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
             if state.step % settings.validate_every == 0:
-                run_validation()
-                window["start"] = time.time()
-            if out_of_budget():
+                run.validate_and_save()
+                last_save = window["start"] = time.time()
+            elif ((settings.save_every and state.step % settings.save_every == 0)
+                  or (settings.save_every_minutes and time.time() - last_save >= 60 * settings.save_every_minutes)):
+                run.save(best=False)
+                last_save = time.time()
+            stopped_by = stop_requested()
+            if stopped_by or out_of_budget():
                 break
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
-    if state.step % settings.validate_every:
-        run_validation()
-    total = time.time() - clock_start
-    end = {"event": "end", "step": state.step, "epoch": state.epoch, "elapsed": total, "best_dev_bleu": state.best_bleu,
-           "validation_share": validation_seconds / max(time.time() - process_start, 1e-9)}
+    if stopped_by:
+        run.save(best=False)
+    elif state.step % settings.validate_every:
+        run.validate_and_save()
+    end = {"event": "end", "step": state.step, "epoch": state.epoch, "elapsed": time.time() - clock_start,
+           "best_dev_bleu": state.best_bleu, "nonfinite_total": state.nonfinite_total, "stopped_by": stopped_by,
+           "validation_share": run.validation_seconds / max(time.time() - process_start, 1e-9)}
     log(end)
     return end
-
-
-def _train_step(model, batch: Batch, optimizer, scheduler, settings, device, dtype) -> float:
-    """One update on one batch; returns the summed (label-smoothed) loss."""
-    with autocast(device, dtype):
-        logits = model(batch.src, batch.src_mask, batch.tgt_in)
-    loss = label_smoothed_loss(logits, batch.tgt_out, settings.label_smoothing)
-    optimizer.zero_grad(set_to_none=True)
-    (loss / batch.n_tgt_tokens).backward()
-    if settings.clip_grad_norm > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.clip_grad_norm)
-    optimizer.step()
-    scheduler.step()
-    return loss.item()

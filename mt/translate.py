@@ -17,6 +17,7 @@ import torch
 from mt.batching import decoding_batches
 from mt.checkpoint import load_checkpoint
 from mt.config import DecodeConfig, RunConfig
+from mt.data import clean_text
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
 from mt.models import EncoderDecoder
 from mt.search import Hypothesis, search
@@ -71,7 +72,7 @@ class Translator:
             yield from self._translate_chunk(chunk, decode, return_attention)
 
     def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool) -> list[Translation]:
-        cleaned = [" ".join(sentence.split()) for sentence in sentences]
+        cleaned = [clean_text(sentence) for sentence in sentences]
         results = [Translation(source, "", 0.0) for source in sentences]
         todo = [i for i, text in enumerate(cleaned) if text]
         src_ids = self.tokenizer.encode_src([cleaned[i] for i in todo])

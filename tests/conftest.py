@@ -38,3 +38,19 @@ def write_pair(directory: Path, name: str, sources: list[str], targets: list[str
 def tiny_tokenizer():
     sentences = synthetic_sentences(400, seed=0)
     return train_tokenizer(sentences, [s.upper() for s in sentences], "en", "de", vocab_size=40, model_type="bpe")
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_tokenizer):
+    """A checkpoint of an untrained tiny Transformer (enough to exercise loading and decoding)."""
+    from mt.checkpoint import write_checkpoint
+    from mt.config import RunConfig
+    from mt.models import build_model
+
+    torch.manual_seed(0)
+    config = RunConfig()
+    config.data.src_lang, config.data.tgt_lang = "en", "de"
+    config.model.d_model, config.model.ff_dim, config.model.encoder_layers, config.model.decoder_layers = 32, 64, 1, 1
+    config.model.src_vocab_size = config.model.tgt_vocab_size = tiny_tokenizer.src_vocab_size
+    config.decode.max_length = 12
+    return write_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny", build_model(config.model), tiny_tokenizer, config)

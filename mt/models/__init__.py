@@ -3,9 +3,10 @@
 from mt.config import ModelConfig
 from mt.errors import ConfigError
 from mt.models.base import DecoderState, EncoderDecoder
+from mt.models.rnn import RNNEncoderDecoder
 from mt.models.transformer import Transformer
 
-ARCHITECTURES = {"transformer": Transformer}
+ARCHITECTURES = {"transformer": Transformer, "rnn": RNNEncoderDecoder}
 
 
 def build_model(config: ModelConfig) -> EncoderDecoder:

@@ -2,6 +2,19 @@
 
 ``MultiHeadAttention``: scaled dot-product attention in several heads (Vaswani et al., 2017,
 "Attention Is All You Need", section 3.2, eq. 1 and the MultiHead equation).
+
+The attention of a recurrent decoder (``RecurrentAttention`` and its subclasses) scores each
+source position against one decoder state, normalises the scores with a softmax over the real
+source tokens and returns the weighted sum of the encoder states; the score function is the one
+thing that differs between
+
+- ``BahdanauAttention``: additive, from the previous decoder state (Bahdanau et al., 2015,
+  "Neural Machine Translation by Jointly Learning to Align and Translate", appendix A.1.2);
+- ``LuongDotAttention``, ``LuongGeneralAttention``, ``LuongConcatAttention``: the three
+  content-based scores of Luong et al. (2015), "Effective Approaches to Attention-based Neural
+  Machine Translation", eq. 8, from the current decoder state;
+- ``LuongLocalAttention``: one of those scores, restricted to a window around a predicted
+  source position and weighted by a Gaussian (Luong et al., 2015, section 3.2, local-p).
 """
 
 from __future__ import annotations
@@ -65,3 +78,131 @@ class MultiHeadAttention(nn.Module):
             attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal)
         batch, _, length, _ = attended.shape
         return self.output(attended.transpose(1, 2).reshape(batch, length, -1)), weights
+
+
+def masked_attention(scores: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax of ``scores`` (B, S) over the positions where ``mask`` (B, S) is True, every other
+    weight exactly 0; returns the context (B, M) and the weights (B, S) float32. Each row of
+    ``mask`` needs one True position."""
+    weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=-1)
+    context = torch.bmm(weights.unsqueeze(1).to(memory.dtype), memory).squeeze(1)
+    return context, weights
+
+
+class RecurrentAttention(nn.Module):
+    """a_t(s) = softmax_s(score(q_t, h_s)), c_t = sum_s a_t(s) h_s (Bahdanau et al., 2015, eqs. 5-6;
+    Luong et al., 2015, eq. 7).
+
+    Shapes: query q_t (B, Q), the decoder state; memory h_s (B, S, M), the encoder states;
+    ``src_mask`` (B, S) bool, True at real tokens. Subclasses define ``score``; the part of it that
+    depends on the source alone is computed once per sentence by ``project_keys`` (B, S, M) ->
+    keys (B, S, K), and decoding keeps the keys in its state.
+    """
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        """Memory (B, S, M) -> keys (B, S, K); the memory itself unless the score projects it."""
+        return memory
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Query (B, Q), keys (B, S, K) -> unnormalised scores (B, S)."""
+        raise NotImplementedError
+
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context c_t (B, M) and weights a_t (B, S) float32, exactly 0 at padding."""
+        return masked_attention(self.score(query, keys), memory, src_mask)
+
+
+class BahdanauAttention(RecurrentAttention):
+    """Additive score e_tj = v_a^T tanh(W_a s_{t-1} + U_a h_j) (Bahdanau et al., 2015, eq. 6 and
+    appendix A.1.2), where s_{t-1} is the decoder state before step t.
+
+    ``query_projection`` is W_a (Q -> A), ``key_projection`` U_a (M -> A, applied once per
+    sentence), ``energy`` v_a (A -> 1); the attention size A defaults to Q.
+    """
+
+    def __init__(self, query_size: int, memory_size: int, attention_size: int | None = None):
+        super().__init__()
+        attention_size = attention_size or query_size
+        self.query_projection = nn.Linear(query_size, attention_size, bias=False)
+        self.key_projection = nn.Linear(memory_size, attention_size, bias=False)
+        self.energy = nn.Linear(attention_size, 1, bias=False)
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.key_projection(memory)
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return self.energy(torch.tanh(self.query_projection(query).unsqueeze(1) + keys)).squeeze(-1)
+
+
+class LuongConcatAttention(BahdanauAttention):
+    """score(h_t, h_s) = v_a^T tanh(W_a [h_t; h_s]) (Luong et al., 2015, eq. 8, "concat").
+
+    Splitting W_a = [W_1 W_2] gives v_a^T tanh(W_1 h_t + W_2 h_s): Bahdanau's additive score. What
+    differs is the query, the current decoder state h_t instead of the previous one, and that is
+    the decoder's choice (``mt.models.rnn.LuongDecoder``), not the attention's.
+    """
+
+
+class LuongDotAttention(RecurrentAttention):
+    """score(h_t, h_s) = h_t^T h_s (Luong et al., 2015, eq. 8, "dot"); needs Q == M."""
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)
+
+
+class LuongGeneralAttention(LuongDotAttention):
+    """score(h_t, h_s) = h_t^T W_a h_s (Luong et al., 2015, eq. 8, "general"): the dot score of h_t
+    with the keys W_a h_s, projected once per sentence by ``bilinear`` (W_a, M -> Q)."""
+
+    def __init__(self, query_size: int, memory_size: int):
+        super().__init__()
+        self.bilinear = nn.Linear(memory_size, query_size, bias=False)
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.bilinear(memory)
+
+
+class LuongLocalAttention(RecurrentAttention):
+    """Local attention with predictive alignment, local-p (Luong et al., 2015, section 3.2).
+
+    The decoder state predicts an aligned source position p_t = S * sigmoid(v_p^T tanh(W_p h_t))
+    (eq. 10), S being the sentence's real source length; only positions s in
+    [p_t - D, p_t + D] are attended (D = ``window``), and their alignment is weighted by a Gaussian
+    centred on p_t, a_t(s) = align(h_t, h_s) exp(-(s - p_t)^2 / (2 sigma^2)), sigma = D / 2 (eq. 11).
+    ``alignment`` provides the score of align (eq. 7): a ``LuongDotAttention``,
+    ``LuongGeneralAttention`` or ``LuongConcatAttention``.
+
+    The Gaussian enters as a log-weight added to the scores, so the weights are eq. 11's divided by
+    their sum: they sum to 1 over the window like every other attention's, and p_t still learns
+    through the Gaussian. Outside the window and at padding the weights are exactly 0.
+    """
+
+    def __init__(self, alignment: RecurrentAttention, query_size: int, window: int):
+        super().__init__()
+        self.alignment, self.window = alignment, window
+        self.position_projection = nn.Linear(query_size, query_size, bias=False)  # W_p
+        self.position_energy = nn.Linear(query_size, 1, bias=False)  # v_p
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.alignment.project_keys(memory)
+
+    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return self.alignment.score(query, keys)
+
+    def aligned_position(self, query: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
+        """p_t (B, 1) float32, between 0 and each sentence's source length S (eq. 10)."""
+        src_lengths = src_mask.sum(dim=1, keepdim=True)
+        return src_lengths * torch.sigmoid(self.position_energy(torch.tanh(self.position_projection(query))).float())
+
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context c_t (B, M) and weights a_t (B, S) float32, exactly 0 outside the window and at padding."""
+        positions = torch.arange(src_mask.size(1), device=src_mask.device, dtype=torch.float32)
+        distance = positions - self.aligned_position(query, src_mask)  # (B, S)
+        sigma = self.window / 2
+        gaussian_log_weight = -distance.square() / (2 * sigma**2)
+        in_window = src_mask & (distance.abs() <= self.window)
+        return masked_attention(self.score(query, keys).float() + gaussian_log_weight, memory, in_window)

@@ -1,0 +1,123 @@
+"""The attention of the recurrent decoders: masks, the papers' score functions, the local window."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mt.models.attention import (
+    BahdanauAttention,
+    LuongConcatAttention,
+    LuongDotAttention,
+    LuongGeneralAttention,
+    LuongLocalAttention,
+    RecurrentAttention,
+)
+
+SIZE = 6  # query and memory units
+
+
+def make_attention(name: str) -> RecurrentAttention:
+    torch.manual_seed(0)
+    if name == "bahdanau":
+        return BahdanauAttention(SIZE, SIZE)
+    if name == "luong-dot":
+        return LuongDotAttention()
+    if name == "luong-general":
+        return LuongGeneralAttention(SIZE, SIZE)
+    if name == "luong-concat":
+        return LuongConcatAttention(SIZE, SIZE)
+    _, score = name.split("/")
+    return LuongLocalAttention(make_attention(score), SIZE, window=2)
+
+
+ATTENTIONS = ["bahdanau", "luong-dot", "luong-general", "luong-concat",
+              "local/luong-dot", "local/luong-general", "local/luong-concat"]
+
+
+def inputs(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """query (B, SIZE), memory (B, S, SIZE) with zeros at padding, src_mask (B, S)."""
+    torch.manual_seed(1)
+    src_mask = torch.arange(max(lengths))[None, :] < torch.tensor(lengths)[:, None]
+    memory = torch.randn(len(lengths), max(lengths), SIZE) * src_mask[..., None]
+    return torch.randn(len(lengths), SIZE), memory, src_mask
+
+
+def run(attention: RecurrentAttention, query, memory, src_mask):
+    with torch.no_grad():
+        return attention(query, attention.project_keys(memory), memory, src_mask)
+
+
+@pytest.mark.parametrize("name", ATTENTIONS)
+def test_weights_sum_to_one_and_are_zero_on_padding(name):
+    attention = make_attention(name)
+    query, memory, src_mask = inputs([7, 4, 1])
+    context, weights = run(attention, query, memory, src_mask)
+    assert weights.shape == src_mask.shape and context.shape == query.shape
+    assert torch.allclose(weights.sum(dim=1), torch.ones(3))
+    assert (weights[~src_mask] == 0).all()
+    assert torch.allclose(context, torch.einsum("bs,bsm->bm", weights, memory), atol=1e-6)
+
+
+def hand_scores(attention: RecurrentAttention, query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    """The papers' score functions, one source position at a time, from the modules' parameters."""
+    batch, length, _ = memory.shape
+    scores = torch.empty(batch, length)
+    for b in range(batch):
+        h_t = query[b]
+        for s in range(length):
+            h_s = memory[b, s]
+            if isinstance(attention, LuongConcatAttention):  # v_a^T tanh(W_a [h_t; h_s]), Luong eq. 8
+                W_a = torch.cat([attention.query_projection.weight, attention.key_projection.weight], dim=1)
+                scores[b, s] = attention.energy.weight[0] @ torch.tanh(W_a @ torch.cat([h_t, h_s]))
+            elif isinstance(attention, BahdanauAttention):  # v_a^T tanh(W_a s_{t-1} + U_a h_j), Bahdanau A.1.2
+                W_a, U_a = attention.query_projection.weight, attention.key_projection.weight
+                scores[b, s] = attention.energy.weight[0] @ torch.tanh(W_a @ h_t + U_a @ h_s)
+            elif isinstance(attention, LuongGeneralAttention):  # h_t^T W_a h_s
+                scores[b, s] = h_t @ attention.bilinear.weight @ h_s
+            else:  # h_t^T h_s
+                scores[b, s] = h_t @ h_s
+    return scores
+
+
+@pytest.mark.parametrize("name", ["bahdanau", "luong-dot", "luong-general", "luong-concat"])
+def test_score_equals_the_papers_formula(name):
+    attention = make_attention(name)
+    query, memory, src_mask = inputs([5, 5])
+    expected = hand_scores(attention, query, memory)
+    with torch.no_grad():
+        scores = attention.score(query, attention.project_keys(memory))
+    assert torch.allclose(scores, expected, atol=1e-5)
+    _, weights = run(attention, query, memory, src_mask)
+    assert torch.allclose(weights, expected.softmax(dim=1), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["local/luong-dot", "local/luong-general", "local/luong-concat"])
+def test_local_attention_is_a_window_around_the_predicted_position(name):
+    attention = make_attention(name)
+    window = attention.window
+    lengths = [20, 13, 9]
+    query, memory, src_mask = inputs(lengths)
+    _, weights = run(attention, query, memory, src_mask)
+    with torch.no_grad():
+        W_p, v_p = attention.position_projection.weight, attention.position_energy.weight[0]
+        scores = attention.score(query, attention.project_keys(memory))
+    for b, length in enumerate(lengths):
+        p_t = length * torch.sigmoid(v_p @ torch.tanh(W_p @ query[b]))  # Luong eq. 10, S = real length
+        positions = torch.arange(src_mask.size(1)).float()
+        inside = (positions - p_t).abs() <= window
+        assert (weights[b, ~inside] == 0).all()
+        assert (weights[b, inside & src_mask[b]] > 0).all()
+        # eq. 11: align (softmax over the window) times the Gaussian, sigma = D / 2; here renormalised.
+        gaussian = torch.exp(-(positions - p_t) ** 2 / (2 * (window / 2) ** 2))
+        align = scores[b].masked_fill(~(inside & src_mask[b]), float("-inf")).softmax(dim=0)
+        expected = align * gaussian
+        assert torch.allclose(weights[b], expected / expected.sum(), atol=1e-6)
+
+
+def test_local_window_excludes_far_positions():
+    """A long sentence and a narrow window leave most positions at exactly zero."""
+    attention = make_attention("local/luong-general")
+    query, memory, src_mask = inputs([30])
+    _, weights = run(attention, query, memory, src_mask)
+    assert 1 <= int((weights > 0).sum()) <= 2 * attention.window + 1

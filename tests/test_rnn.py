@@ -1,0 +1,168 @@
+"""The recurrent encoder-decoders: incremental decoding, padding, checkpoints, search, learning."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mt.batching import collate
+from mt.checkpoint import load_checkpoint, write_checkpoint
+from mt.config import RNN_ATTENTIONS, RNN_TYPES, DecodeConfig, ModelConfig, RunConfig, build_config
+from mt.errors import ConfigError
+from mt.models import build_model
+from mt.models.rnn import RNNEncoderDecoder
+from mt.search import beam_search, greedy_search
+from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_tokenizer
+from mt.train import label_smoothed_loss
+
+VARIANTS = [(rnn_type, attention) for rnn_type in RNN_TYPES for attention in RNN_ATTENTIONS]
+VOCAB = 20
+
+
+def tiny_config(rnn_type: str, attention: str, vocab_size: int = VOCAB, **overrides) -> ModelConfig:
+    settings = dict(arch="rnn", rnn_type=rnn_type, attention=attention, embedding_dim=8, hidden_size=8,
+                    encoder_layers=2, decoder_layers=2, local_window=2, src_vocab_size=vocab_size, tgt_vocab_size=vocab_size)
+    return ModelConfig(**{**settings, **overrides})
+
+
+def tiny_model(rnn_type: str, attention: str, **overrides) -> RNNEncoderDecoder:
+    torch.manual_seed(0)
+    return build_model(tiny_config(rnn_type, attention, **overrides)).eval()
+
+
+def padded_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """src (3, 9) with two padded rows, src_mask, tgt_in (3, 6) starting with BOS."""
+    torch.manual_seed(1)
+    src = torch.randint(4, VOCAB, (3, 9))
+    src[1, 6:] = PAD_ID
+    src[2, 2:] = PAD_ID
+    tgt_in = torch.randint(4, VOCAB, (3, 6))
+    tgt_in[:, 0] = BOS_ID
+    return src, src != PAD_ID, tgt_in
+
+
+@torch.no_grad()
+def incremental_log_probs(model: RNNEncoderDecoder, src, src_mask, tgt_in) -> torch.Tensor:
+    """Log-probs (B, T, V) from ``decode_step`` over ``tgt_in``, checking the attention's shape."""
+    state = model.init_state(model.encode(src, src_mask), src_mask)
+    steps = []
+    for position in range(tgt_in.size(1)):
+        log_probs, state, attention = model.decode_step(tgt_in[:, position], state)
+        assert log_probs.dtype == torch.float32
+        assert attention.shape == (src.size(0), 1, 1, src.size(1))
+        assert (attention[:, 0, 0][~src_mask] == 0).all()
+        steps.append(log_probs)
+    return torch.stack(steps, dim=1)
+
+
+@pytest.mark.parametrize("rnn_type, attention", VARIANTS)
+def test_decode_step_equals_teacher_forcing(rnn_type, attention):
+    model = tiny_model(rnn_type, attention)
+    src, src_mask, tgt_in = padded_batch()
+    with torch.no_grad():
+        forced = F.log_softmax(model(src, src_mask, tgt_in).float(), dim=-1)
+    assert forced.shape == (3, 6, VOCAB)
+    assert torch.allclose(incremental_log_probs(model, src, src_mask, tgt_in), forced, atol=1e-5)
+
+
+@pytest.mark.parametrize("rnn_type, attention", [("gru", "bahdanau"), ("lstm", "luong-local")])
+def test_padding_does_not_change_a_sentence(rnn_type, attention):
+    """Packed sequences: a sentence padded inside a batch is encoded and decoded as if alone."""
+    model = tiny_model(rnn_type, attention)
+    src, src_mask, tgt_in = padded_batch()
+    batched = incremental_log_probs(model, src, src_mask, tgt_in)
+    alone = incremental_log_probs(model, src[2:, :2], src_mask[2:, :2], tgt_in[2:])
+    assert torch.allclose(batched[2:], alone, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    rng = random.Random(0)
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "to", "house", "big", "small", "red"]
+    sources = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 8))) for _ in range(200)]
+    return train_tokenizer(sources, [" ".join(reversed(s.split())) for s in sources], "en", "de", vocab_size=40)
+
+
+@pytest.mark.parametrize("rnn_type, attention", VARIANTS)
+def test_checkpoint_round_trip(rnn_type, attention, tokenizer, tmp_path):
+    torch.manual_seed(0)
+    config = RunConfig(model=tiny_config(rnn_type, attention, vocab_size=tokenizer.src_vocab_size))
+    model = build_model(config.model).eval()
+    loaded, _, loaded_config, _ = load_checkpoint(write_checkpoint(tmp_path / "checkpoint", model, tokenizer, config))
+    assert isinstance(loaded, RNNEncoderDecoder) and loaded_config.model == config.model
+    batch = collate([0, 1], tokenizer.encode_src(["the cat sat on a mat", "a dog"]), tokenizer.encode_tgt(["mat a", "dog a"]))
+    with torch.no_grad():
+        assert torch.equal(model(batch.src, batch.src_mask, batch.tgt_in), loaded(batch.src, batch.src_mask, batch.tgt_in))
+
+
+@pytest.mark.parametrize("rnn_type, attention", [("gru", "bahdanau"), ("lstm", "luong-local")])
+def test_beam_search_runs(rnn_type, attention):
+    model = tiny_model(rnn_type, attention)
+    src, src_mask, _ = padded_batch()
+    results = beam_search(model, src, src_mask, DecodeConfig(beam_size=3, n_best=2), return_attention=True)
+    assert [len(hypotheses) for hypotheses in results] == [2, 2, 2]
+    for hypotheses, length in zip(results, src_mask.sum(dim=1).tolist()):
+        assert hypotheses[0].score >= hypotheses[1].score
+        best = hypotheses[0]
+        assert EOS_ID not in best.tokens and all(0 <= token < VOCAB for token in best.tokens)
+        assert best.attention.shape[1:] == (1, 1, src.size(1))
+        assert (best.attention[..., length:] == 0).all()
+
+
+def test_beam_size_one_equals_greedy():
+    model = tiny_model("lstm", "luong-general")
+    src, src_mask, _ = padded_batch()
+    config = DecodeConfig(beam_size=1, length_penalty=0.0)
+    greedy = greedy_search(model, src, src_mask, config)
+    beam = beam_search(model, src, src_mask, config)
+    assert [h[0].tokens for h in greedy] == [h[0].tokens for h in beam]
+
+
+@pytest.mark.parametrize("rnn_type, attention", [("gru", "bahdanau"), ("lstm", "luong-general")])
+def test_learns_to_reverse(rnn_type, attention):
+    """Reversing a sequence needs attention: the model must look at the source from right to left."""
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    rng = random.Random(0)
+
+    def sample(count: int) -> list[list[int]]:
+        return [[rng.randrange(4, 14) for _ in range(rng.randint(3, 8))] for _ in range(count)]
+
+    model = build_model(ModelConfig(arch="rnn", rnn_type=rnn_type, attention=attention, embedding_dim=32, hidden_size=64,
+                                    encoder_layers=1, decoder_layers=1, dropout=0.0, src_vocab_size=14, tgt_vocab_size=14))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(300):
+        sources = sample(64)
+        batch = collate(range(64), sources, [s[::-1] for s in sources])
+        loss = label_smoothed_loss(model(batch.src, batch.src_mask, batch.tgt_in), batch.tgt_out, 0.0) / batch.n_tgt_tokens
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    held_out = sample(200)
+    batch = collate(range(200), held_out, None)
+    outputs = greedy_search(model, batch.src, batch.src_mask, DecodeConfig(beam_size=1))
+    exact = sum(hypotheses[0].tokens == s[::-1] for hypotheses, s in zip(outputs, held_out)) / len(held_out)
+    assert exact >= 0.9
+
+
+def test_config_rejects_unknown_attention_and_rnn_type():
+    config = RunConfig(model=ModelConfig(arch="rnn", attention="luong-bilinear"))
+    with pytest.raises(ConfigError, match="bahdanau, luong-dot, luong-general, luong-concat, luong-local"):
+        config.validate()
+    config = RunConfig(model=ModelConfig(arch="rnn", rnn_type="elman"))
+    with pytest.raises(ConfigError, match="gru, lstm"):
+        config.validate()
+    with pytest.raises(ConfigError, match="hidden_size"):
+        RunConfig(model=ModelConfig(arch="rnn", hidden_size=511)).validate()
+
+
+@pytest.mark.parametrize("preset", ["rnn-bahdanau", "rnn-luong", "rnn-luong-dot", "rnn-luong-concat", "rnn-luong-local"])
+def test_presets_build(preset):
+    config = build_config(preset, None, {"model": {"src_vocab_size": 50, "tgt_vocab_size": 50}})
+    assert config.model.arch == "rnn"
+    assert preset.removeprefix("rnn-") in config.model.attention
+    assert isinstance(build_model(config.model), RNNEncoderDecoder)

@@ -1,0 +1,207 @@
+"""Bad input gets a clear error and never loses work; nothing `mt` loads can run code.
+
+Corpus, checkpoint and config cases that belong to one module live in its test file
+(test_data.py, test_checkpoint.py, test_config.py); this file holds the cases that cross
+modules: translation edge cases, the CLI's exit codes, faults during training, fuzzing.
+"""
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+import mt.train
+from cli import app
+from mt.data import read_corpus
+from mt.errors import DataError, TrainingError
+from mt.train import train
+from mt.translate import MAX_SOURCE_TOKENS, Translator
+
+from conftest import write_pair
+from test_train import log_events, tiny_run_config
+
+ROOT = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def translator(tiny_checkpoint):
+    return Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+
+
+# --- corpora ---------------------------------------------------------------------------------
+
+def test_control_characters_are_removed(tmp_path):
+    prefix = write_pair(tmp_path, "c", ["a\x00b\x07 c\x1b", "\x0c"], ["x\x7fy", "z"])
+    corpus = read_corpus(prefix, "en", "de")
+    assert corpus.sources == ["a b c"] and corpus.targets == ["x y"] and corpus.dropped_empty == 1
+
+
+def test_a_line_of_100000_characters_is_read_and_filtered_out_of_training(tmp_path):
+    config = tiny_run_config(tmp_path, max_steps=2, validate_every=2)
+    huge = " ".join(["a"] * 50_000)
+    for lang in ("en", "de"):
+        with open(f"{config.data.train}.{lang}", "a", encoding="utf-8") as handle:
+            handle.write(huge + "\n")
+    assert max(map(len, read_corpus(config.data.train, "en", "de").sources)) == 99_999
+    train(config, tmp_path / "run")
+    assert log_events(tmp_path / "run", "start")[0]["dropped_long"] == 1
+
+
+# --- translation -----------------------------------------------------------------------------
+
+def test_empty_and_whitespace_inputs_translate_to_empty_lines(translator):
+    results = list(translator.translate(["", "   \t ", "a b c"]))
+    assert [r.text for r in results[:2]] == ["", ""] and len(results) == 3
+
+
+def test_characters_no_training_data_had_do_not_crash(translator):
+    (result,) = translator.translate(["日本語 🙂 Ω ∑ a b"])
+    assert isinstance(result.text, str)
+
+
+def test_a_5000_word_input_is_truncated_with_a_flag(translator):
+    (result,) = translator.translate([" ".join(["a b c d e"] * 1000)])
+    assert result.truncated and len(result.src_pieces) == MAX_SOURCE_TOKENS
+
+
+def test_input_is_streamed_not_read_whole(translator):
+    endless = itertools.cycle(["a b", "c d e"])  # an input that never ends
+    first = list(itertools.islice(translator.translate(endless), 3))
+    assert len(first) == 3
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.text(max_size=200))
+def test_random_unicode_never_crashes_translation(translator, text):
+    (result,) = translator.translate([text])
+    assert isinstance(result.text, str)
+
+
+@settings(max_examples=50, deadline=None)
+@given(source=st.binary(max_size=300), target=st.binary(max_size=300))
+def test_random_bytes_give_a_corpus_or_a_data_error(tmp_path_factory, source, target):
+    directory = tmp_path_factory.mktemp("fuzz")
+    (directory / "x.en").write_bytes(source)
+    (directory / "x.de").write_bytes(target)
+    for errors in ("strict", "replace"):
+        try:
+            corpus = read_corpus(str(directory / "x"), "en", "de", errors)
+        except DataError:
+            continue
+        assert len(corpus.sources) == len(corpus.targets) > 0
+
+
+# --- CLI exit codes and messages ---------------------------------------------------------------
+
+def run_cli(*args, input=None):
+    result = runner.invoke(app, [str(a) for a in args], input=input)
+    return result.exit_code, result.output
+
+
+def test_cli_reports_bad_input_with_exit_code_2(tiny_checkpoint, tmp_path):
+    cases = [
+        (["translate", "a", "--checkpoint", tiny_checkpoint, "--beam-size", "0"], "--beam-size must be at least 1"),
+        (["translate", "a", "--checkpoint", tiny_checkpoint, "--src", "en", "--tgt", "zh"], "translates en->de, not en->zh"),
+        (["eval", "--test", tmp_path / "none", "--checkpoint", tiny_checkpoint, "--src", "fr"], "not fr->de"),
+        (["translate", "-i", tmp_path / "absent.txt", "--checkpoint", tiny_checkpoint], "file not found"),
+        (["train", "--resume", tmp_path], "no last/ checkpoint"),
+    ]
+    for args, message in cases:
+        code, output = run_cli(*args)
+        assert code == 2 and message in output and "Traceback" not in output, (args, output)
+    code, output = run_cli("translate", "--checkpoint", tiny_checkpoint, input=b"fine\n\xff\xfe\n")
+    assert code == 2 and "stdin, line 2: not valid UTF-8" in output
+    code, output = run_cli("translate", "--checkpoint", tiny_checkpoint, "--encoding-errors", "replace", input=b"fine\n\xff\n")
+    assert code == 0 and len(output.splitlines()) == 2
+
+
+def test_unknown_config_key_is_named_with_a_suggestion(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model:\n  d_modle: 64\n")
+    code, output = run_cli("train", "--train", "x", "--dev", "y", "--src", "en", "--tgt", "de", "--config", config)
+    assert code == 2 and "unknown key 'd_modle'" in output and "Did you mean 'd_model'" in output
+
+
+# --- faults during training ---------------------------------------------------------------------
+
+def test_non_finite_losses_are_skipped_and_counted(tmp_path, monkeypatch):
+    calls = itertools.count()
+    real_loss = mt.train.label_smoothed_loss
+
+    def sometimes_nan(logits, labels, epsilon):
+        loss = real_loss(logits, labels, epsilon)
+        return loss * float("nan") if next(calls) in (3, 4) else loss
+
+    monkeypatch.setattr(mt.train, "label_smoothed_loss", sometimes_nan)
+    end = train(tiny_run_config(tmp_path, max_steps=10, validate_every=10), tmp_path / "run")
+    assert end["nonfinite_total"] == 2 and end["step"] == 10
+    from mt.checkpoint import load_checkpoint
+    model = load_checkpoint(tmp_path / "run" / "last")[0]
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_a_loss_that_stays_non_finite_stops_the_run_keeping_the_last_good_checkpoint(tmp_path, monkeypatch):
+    calls = itertools.count()
+    real_loss = mt.train.label_smoothed_loss
+    monkeypatch.setattr(mt.train, "label_smoothed_loss",
+                        lambda *a: real_loss(*a) * (float("nan") if next(calls) >= 6 else 1.0))
+    with pytest.raises(TrainingError, match="NaN or infinite for 5 batches in a row"):
+        train(tiny_run_config(tmp_path, max_steps=50, validate_every=5), tmp_path / "run")
+    assert (tmp_path / "run" / "last" / "model.safetensors").exists()
+
+
+def start_training(tmp_path, *extra):
+    config = tiny_run_config(tmp_path, max_steps=100000, validate_every=1000)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(json.dumps(config.to_dict()))  # JSON is YAML
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "cli.py"), "train", "--config", str(config_file), "--output", str(tmp_path / "run"),
+         "--save-every", "5", "--log-every", "5", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def wait_for(predicate, seconds=120):
+    deadline = time.time() + seconds
+    while not predicate():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_kill_9_mid_training_leaves_a_loadable_checkpoint_and_resumes(tmp_path):
+    from mt.checkpoint import load_checkpoint
+
+    process = start_training(tmp_path)
+    last = tmp_path / "run" / "last"
+    wait_for(lambda: last.exists() and len(list((tmp_path / "run" / "steps").iterdir())) >= 2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    load_checkpoint(last)  # complete, whatever moment the kill hit
+    saved_step = json.loads((last / "config.json").read_text())["summary"]["step"]
+    code, output = run_cli("train", "--resume", tmp_path / "run", "--max-steps", str(saved_step + 5), "--validate-every", "5")
+    assert code == 0, output
+    assert json.loads((last / "config.json").read_text())["summary"]["step"] == saved_step + 5
+
+
+def test_sigterm_saves_last_and_exits_143_with_a_resume_hint(tmp_path):
+    process = start_training(tmp_path)
+    wait_for(lambda: (tmp_path / "run" / "train_log.jsonl").exists()
+             and '"train"' in (tmp_path / "run" / "train_log.jsonl").read_text())
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0].decode()
+    assert process.returncode == 143, output
+    assert "Resume with: mt train --resume" in output
+    end = log_events(tmp_path / "run", "end")[0]
+    assert end["stopped_by"] == "SIGTERM"
+    saved = json.loads((tmp_path / "run" / "last" / "config.json").read_text())["summary"]["step"]
+    assert saved == end["step"]
