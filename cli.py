@@ -189,6 +189,12 @@ def train(
     warmup_steps: Optional[int] = typer.Option(None, "--warmup", help="Linear warmup steps."),
     validate_every: Optional[int] = typer.Option(None, help="Validate (and checkpoint) every N steps."),
     log_every: Optional[int] = typer.Option(None, help="Log training loss every N steps."),
+    arch: Optional[str] = typer.Option(None, help="transformer | rnn."),
+    rnn_type: Optional[str] = typer.Option(None, help="RNN cell: gru | lstm."),
+    attention: Optional[str] = typer.Option(None, help="RNN attention: bahdanau | luong-dot | luong-general | luong-concat | luong-local."),
+    hidden_size: Optional[int] = typer.Option(None, help="RNN hidden units (decoder; encoder: half per direction)."),
+    embedding_dim: Optional[int] = typer.Option(None, help="RNN embedding size."),
+    local_window: Optional[int] = typer.Option(None, help="Half-width D of luong-local attention."),
     precision: Optional[str] = typer.Option(None, help="auto | fp32 | bf16 | fp16 (CUDA)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
@@ -202,8 +208,10 @@ def train(
     from mt.config import apply_overrides, build_config, config_from_dict
     from mt.train import train as run_training
 
-    overrides: dict[str, dict[str, Any]] = {"data": {}, "train": {}}
+    overrides: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
     for section, key, value in (
+        ("model", "arch", arch), ("model", "rnn_type", rnn_type), ("model", "attention", attention),
+        ("model", "hidden_size", hidden_size), ("model", "embedding_dim", embedding_dim), ("model", "local_window", local_window),
         ("data", "train", train), ("data", "dev", dev), ("data", "src_lang", src), ("data", "tgt_lang", tgt),
         ("data", "tokenizer", str(tokenizer) if tokenizer else None), ("data", "vocab_size", vocab_size),
         ("data", "model_type", model_type), ("data", "joint_vocab", False if separate_vocab else None),
@@ -217,6 +225,8 @@ def train(
         if value is not None:
             overrides[section][key] = value
     if resume:
+        if overrides["model"]:
+            raise ConfigError("the model of a resumed run is fixed: drop the model options when using --resume")
         if not (resume / "last").exists():
             raise ConfigError(f"{resume} has no last/ checkpoint to resume from")
         meta = read_meta(resolve_checkpoint(resume / "last"))
@@ -224,10 +234,12 @@ def train(
         apply_overrides(run_config, overrides, "command-line options")
         run_dir = resume
     else:
-        run_config = build_config(preset or "transformer-small", config, overrides)
+        default_preset = "rnn-bahdanau" if arch == "rnn" else "transformer-small"
+        run_config = build_config(preset or default_preset, config, overrides)
         if not run_config.data.train or not run_config.data.dev:
             raise ConfigError("give --train and --dev (or data.train / data.dev in --config)")
-        name = run_name or f"{run_config.model.arch}-{run_config.data.src_lang}-{run_config.data.tgt_lang}"
+        model_name = "rnn-" + run_config.model.attention if run_config.model.arch == "rnn" else run_config.model.arch
+        name = run_name or f"{model_name}-{run_config.data.src_lang}-{run_config.data.tgt_lang}"
         run_dir = output or Path("checkpoints") / name
         if (run_dir / "last").exists():
             raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --output")
@@ -292,6 +304,7 @@ def translate(
     batch_size: Optional[int] = typer.Option(None, help="Source tokens per batch."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
+    quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
     src: Optional[str] = typer.Option(None, help="Expected source language (checked against the checkpoint)."),
     tgt: Optional[str] = typer.Option(None, help="Expected target language (checked against the checkpoint)."),
     encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 in -i FILE is an error) or replace."),
@@ -299,7 +312,8 @@ def translate(
     """Translate sentences with a trained checkpoint."""
     from mt.translate import Translator
 
-    translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision)
+    translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision,
+                                            quantize=quantize)
     _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
     decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
     handle = output_file.open("w", encoding="utf-8") if output_file else sys.stdout
@@ -334,6 +348,7 @@ def evaluate(
     encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 is an error) or replace."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
+    quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
 ):
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
     import time
@@ -346,7 +361,8 @@ def evaluate(
         from mt.translate import Translator
 
         if hyp is None or checkpoint is not None:
-            translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision)
+            translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision,
+                                                    quantize=quantize)
             _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
         src = src or (translator.tokenizer.src_lang if translator else None)
         tgt = tgt or (translator.tokenizer.tgt_lang if translator else None)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from mt import checkpoint
 from mt.batching import Batch, TrainingBatches, decoding_batches
-from mt.config import DecodeConfig, RunConfig
+from mt.config import DecodeConfig, RunConfig, TrainConfig
 from mt.data import ParallelCorpus, read_corpus
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
 from mt.errors import DataError, TrainingError
@@ -151,33 +151,54 @@ def _prune(run_dir: Path, keep: int) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-class Run:
-    """The objects of one training run and the two things done with them besides updates:
-    saving a checkpoint and validating."""
+class Updater:
+    """Model + Adam + warmup/inverse-sqrt schedule: turns batches into parameter updates."""
 
-    def __init__(self, run_dir: Path, config: RunConfig, model: EncoderDecoder, data: PreparedData, log: RunLog,
-                 device: torch.device, dtype: torch.dtype, resume_state: dict[str, Any] | None):
-        self.run_dir, self.config, self.model, self.data, self.log = run_dir, config, model, data, log
-        self.device, self.dtype = device, dtype
-        settings = config.train
+    def __init__(self, model: EncoderDecoder, settings: TrainConfig, device: torch.device, dtype: torch.dtype):
+        self.model, self.settings, self.device, self.dtype = model, settings, device, dtype
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
                                           weight_decay=settings.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(settings.warmup_steps))
+
+    def step(self, batch: Batch) -> float | None:
+        """One update on one batch; returns the summed label-smoothed loss, or None if it was not
+        finite (then nothing is updated)."""
+        with autocast(self.device, self.dtype):
+            logits = self.model(batch.src, batch.src_mask, batch.tgt_in)
+        loss = label_smoothed_loss(logits, batch.tgt_out, self.settings.label_smoothing)
+        if not torch.isfinite(loss):
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss / batch.n_tgt_tokens).backward()
+        if self.settings.clip_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+
+class Run:
+    """One training run on disk: its updater, position, log, and the two things done besides
+    updates: saving a checkpoint and validating."""
+
+    def __init__(self, run_dir: Path, config: RunConfig, updater: Updater, data: PreparedData, log: RunLog,
+                 resume_state: dict[str, Any] | None):
+        self.run_dir, self.config, self.updater, self.data, self.log = run_dir, config, updater, data, log
         self.state = TrainState()
         if resume_state is not None:
-            self.optimizer.load_state_dict(resume_state["optimizer"])
-            self.scheduler.load_state_dict(resume_state["scheduler"])
+            updater.optimizer.load_state_dict(resume_state["optimizer"])
+            updater.scheduler.load_state_dict(resume_state["scheduler"])
             self.state = TrainState(*resume_state["train_state"])
             torch.set_rng_state(resume_state["torch_rng"])
         self.validation_seconds = 0.0
 
     def save(self, best: bool) -> None:
         """Write ``steps/step-N`` atomically, point ``last`` (and ``best`` if asked) at it, prune old ones."""
-        state = self.state
-        trainer_state = {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+        state, updater = self.state, self.updater
+        trainer_state = {"optimizer": updater.optimizer.state_dict(), "scheduler": updater.scheduler.state_dict(),
                          "train_state": state.as_list(), "torch_rng": torch.get_rng_state()}
         summary = {"step": state.step, "epoch": state.epoch, "train_seconds": state.elapsed, "best_dev_bleu": state.best_bleu}
-        target = checkpoint.write_checkpoint(self.run_dir / "steps" / f"step-{state.step:07d}", self.model,
+        target = checkpoint.write_checkpoint(self.run_dir / "steps" / f"step-{state.step:07d}", updater.model,
                                              self.data.tokenizer, self.config, summary, trainer_state)
         checkpoint.point_link(self.run_dir / "last", target)
         if best:
@@ -187,30 +208,13 @@ class Run:
 
     def validate_and_save(self) -> None:
         began = time.time()
-        scores = validate(self.model, self.data, self.config, self.device, self.dtype)
+        scores = validate(self.updater.model, self.data, self.config, self.updater.device, self.updater.dtype)
         self.validation_seconds += time.time() - began
         improved = scores["dev_bleu"] > self.state.best_bleu
         self.state.best_bleu = max(self.state.best_bleu, scores["dev_bleu"])
         self.log({"event": "validation", "step": self.state.step, "epoch": self.state.epoch, "elapsed": self.state.elapsed,
                   "validation_seconds": time.time() - began, **scores, "best_dev_bleu": self.state.best_bleu})
         self.save(best=improved)
-
-    def step(self, batch: Batch) -> float | None:
-        """One update on one batch; returns the summed label-smoothed loss, or None if it was not
-        finite (then nothing is updated)."""
-        settings = self.config.train
-        with autocast(self.device, self.dtype):
-            logits = self.model(batch.src, batch.src_mask, batch.tgt_in)
-        loss = label_smoothed_loss(logits, batch.tgt_out, settings.label_smoothing)
-        if not torch.isfinite(loss):
-            return None
-        self.optimizer.zero_grad(set_to_none=True)
-        (loss / batch.n_tgt_tokens).backward()
-        if settings.clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), settings.clip_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss.item()
 
 
 def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | None = None, resume: bool = False,
@@ -243,7 +247,8 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     model.train()
     run_dir.mkdir(parents=True, exist_ok=True)
     log = RunLog(run_dir / "train_log.jsonl", callback)
-    run = Run(run_dir, config, model, data, log, device, dtype, resume_state)
+    updater = Updater(model, settings, device, dtype)
+    run = Run(run_dir, config, updater, data, log, resume_state)
     state = run.state
     log({
         "event": "resume" if resume else "start", "step": state.step, "device": str(device), "precision": str(dtype).split(".")[-1],
@@ -270,7 +275,7 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     while not out_of_budget() and stopped_by is None:
         plan_length = len(data.batches.plan(state.epoch))
         for batch in data.batches.epoch(state.epoch, skip=state.batch_in_epoch):
-            loss = run.step(batch.to(device))
+            loss = updater.step(batch.to(device))
             state.batch_in_epoch += 1
             state.elapsed = time.time() - clock_start
             if loss is None:
@@ -290,7 +295,7 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
             if state.step % settings.log_every == 0:
                 seconds = time.time() - window["start"]
                 log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / plan_length,
-                     "loss": window["loss"] / window["tokens"], "lr": run.scheduler.get_last_lr()[0],
+                     "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
                      "tgt_tokens_per_s": window["tokens"] / seconds,
                      "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed})
                 window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}

@@ -8,6 +8,7 @@ memory work.
 from __future__ import annotations
 
 import itertools
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -19,6 +20,7 @@ from mt.checkpoint import load_checkpoint
 from mt.config import DecodeConfig, RunConfig
 from mt.data import clean_text
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
+from mt.errors import ConfigError
 from mt.models import EncoderDecoder
 from mt.search import Hypothesis, search
 from mt.tokenizer import Tokenizer
@@ -45,6 +47,19 @@ class Translation:
     truncated: bool = False
 
 
+def quantize_linear_layers(model: EncoderDecoder, scheme: str, device: torch.device) -> EncoderDecoder:
+    """Dynamic int8 quantization of the Linear layers (``torch.ao.quantization.quantize_dynamic``)."""
+    if scheme != "int8":
+        raise ConfigError(f"unknown quantization {scheme!r}: the only one is int8")
+    if device.type != "cpu":
+        raise ConfigError("--quantize int8 runs on CPU only: add --device cpu")
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao announces its move to torchao; the API still works
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
 class Translator:
     """A loaded model with its tokenizer, ready to translate text."""
 
@@ -53,11 +68,18 @@ class Translator:
         self.model, self.tokenizer, self.config, self.device, self.dtype = model, tokenizer, config, device, dtype
 
     @classmethod
-    def from_checkpoint(cls, path: Path, device: str = "auto", precision: str = "fp32", threads: int = 0) -> "Translator":
-        """Load a checkpoint directory (or a run directory's ``best``). Raises ``CheckpointError``."""
+    def from_checkpoint(cls, path: Path, device: str = "auto", precision: str = "fp32", threads: int = 0,
+                        quantize: str | None = None) -> "Translator":
+        """Load a checkpoint directory (or a run directory's ``best``).
+
+        ``quantize="int8"`` swaps every Linear layer for a dynamically quantized int8 one (weights
+        int8, activations quantized per batch; CPU only). Raises ``CheckpointError``, ``ConfigError``.
+        """
         set_threads(threads)
         torch_device = resolve_device(device)
         model, tokenizer, config, _ = load_checkpoint(path, torch_device)
+        if quantize is not None:
+            model = quantize_linear_layers(model, quantize, torch_device)
         return cls(model, tokenizer, config, torch_device, resolve_precision(precision, torch_device))
 
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None,

@@ -1,0 +1,199 @@
+"""Benchmark of training and decoding speed on Multi30k en->de (not a test: it prints and writes JSON).
+
+Measures, each part in its own process so that peak RSS belongs to that part alone:
+
+- matmul peak: FLOP/s of a large fp32 and bf16 matrix multiply (the machine's ceiling);
+- training: source+target and target tokens/s of the transformer-small shape (d_model 256, ff 1024,
+  4 heads, 3+3 layers, 8k joint vocabulary, 4096-token batches) over ``--steps`` updates after
+  ``--warmup``, fp32 and bf16; model FLOP/s (counted by torch's FlopCounterMode) and utilisation
+  against the matmul peak of the same precision;
+- decoding ``test_2016_flickr`` with a checkpoint: sentences/s and target tokens/s (tokens produced,
+  EOS included) for greedy and beam 5 at fp32, bf16 and int8, with BLEU; and the time from process
+  start to the first translation of ``mt translate``.
+
+    python scripts/bench.py --data ../shared/data --checkpoint checkpoints/m30k-small --json results/bench.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cpu_model() -> str:
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+def bench_matmul(args) -> dict:
+    import torch
+
+    size, results = 2048, {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+        for _ in range(3):
+            a @ b
+        repeats = 20
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        results[f"matmul_{name}_gflops"] = 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+    return results
+
+
+def bench_train(args) -> dict:
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from mt.batching import TrainingBatches
+    from mt.config import build_config
+    from mt.data import read_corpus
+    from mt.device import resolve_precision, set_threads
+    from mt.models import build_model
+    from mt.tokenizer import train_tokenizer
+    from mt.train import Updater
+
+    threads = set_threads(args.threads)
+    corpus = read_corpus(str(Path(args.data) / "multi30k" / "train"), "en", "de")
+    tokenizer = train_tokenizer(corpus.sources, corpus.targets, "en", "de", vocab_size=8000)
+    config = build_config("transformer-small", None, {"train": {"precision": args.precision, "batch_tokens": 4096}})
+    config.model.src_vocab_size = config.model.tgt_vocab_size = tokenizer.src_vocab_size
+    torch.manual_seed(0)
+    model = build_model(config.model).train()
+    device = torch.device("cpu")
+    dtype = resolve_precision(args.precision, device)
+    updater = Updater(model, config.train, device, dtype)
+    batches = TrainingBatches(tokenizer.encode_src(corpus.sources), tokenizer.encode_tgt(corpus.targets), 4096, seed=1)
+    iterator = batches.epoch(0)
+    for _ in range(args.warmup):
+        updater.step(next(iterator))
+    with FlopCounterMode(display=False) as counter:
+        sample = next(iterator)
+        updater.step(sample)
+    flops_per_token = counter.get_total_flops() / (sample.n_src_tokens + sample.n_tgt_tokens)
+    src_tokens = tgt_tokens = 0
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        batch = next(iterator)
+        updater.step(batch)
+        src_tokens += batch.n_src_tokens
+        tgt_tokens += batch.n_tgt_tokens
+    seconds = time.perf_counter() - start
+    return {"precision": str(dtype).split(".")[-1], "threads": threads, "steps": args.steps,
+            "tokens_per_s": (src_tokens + tgt_tokens) / seconds, "tgt_tokens_per_s": tgt_tokens / seconds,
+            "seconds_per_step": seconds / args.steps, "padding_fraction": batches.padding_fraction(),
+            "model_gflops": flops_per_token * (src_tokens + tgt_tokens) / seconds / 1e9, "peak_rss_mb": peak_rss_mb()}
+
+
+def bench_decode(args) -> dict:
+    from mt.config import DecodeConfig
+    from mt.data import read_corpus
+    from mt.metrics import bleu
+    from mt.translate import Translator
+
+    started = time.perf_counter()
+    translator = Translator.from_checkpoint(Path(args.checkpoint), device="cpu", threads=args.threads,
+                                            precision=args.precision, quantize=args.quantize)
+    first = next(translator.translate(["I love machine learning"]))
+    first_seconds = time.perf_counter() - started
+    corpus = read_corpus(str(Path(args.data) / "multi30k" / "test_2016_flickr"), "en", "de")
+    decode = DecodeConfig(beam_size=args.beam_size)
+    start = time.perf_counter()
+    results = list(translator.translate(corpus.sources, decode))
+    seconds = time.perf_counter() - start
+    produced = sum(len(r.tgt_pieces) + 1 for r in results)
+    return {"precision": args.precision, "quantize": args.quantize or "none", "beam_size": args.beam_size,
+            "sentences_per_s": len(results) / seconds, "tgt_tokens_per_s": produced / seconds, "seconds": seconds,
+            "bleu": bleu([r.text for r in results], corpus.targets).score, "load_to_first_translation_s": first_seconds,
+            "first_translation": first.text, "peak_rss_mb": peak_rss_mb()}
+
+
+PARTS = {"matmul": bench_matmul, "train": bench_train, "decode": bench_decode}
+
+
+def run_part(args, part: str, **options) -> dict:
+    command = [sys.executable, __file__, "--part", part, "--data", args.data, "--threads", str(args.threads),
+               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+    if args.checkpoint:
+        command += ["--checkpoint", args.checkpoint]
+    for key, value in options.items():
+        command += [f"--{key.replace('_', '-')}", str(value)]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+    parser.add_argument("--checkpoint", default="", help="trained en->de checkpoint for the decoding part")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--json", default="", help="write the results here")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: train, decode")
+    parser.add_argument("--part", help=argparse.SUPPRESS)
+    parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--quantize", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--beam-size", type=int, default=5, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.part:
+        print(json.dumps(PARTS[args.part](args)))
+        return
+
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    skip = set(args.skip.split(","))
+    results = {"cpu": cpu_model(), "threads": args.threads or len(__import__("os").sched_getaffinity(0)),
+               "torch": torch.__version__, **run_part(args, "matmul"), "train": [], "decode": []}
+    console = Console()
+    console.print(f"{results['cpu']}, {results['threads']} threads, torch {results['torch']}; "
+                  f"matmul peak fp32 {results['matmul_fp32_gflops']:.0f} GFLOP/s, bf16 {results['matmul_bf16_gflops']:.0f} GFLOP/s")
+    if "train" not in skip:
+        table = Table(title=f"training, transformer-small, 4096-token batches, {args.steps} steps after {args.warmup}")
+        for column in ("precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation", "peak RSS MB"):
+            table.add_column(column, justify="right")
+        for precision in ("fp32", "bf16"):
+            row = run_part(args, "train", precision=precision)
+            peak = results[f"matmul_{precision}_gflops"]
+            row["utilisation"] = row["model_gflops"] / peak
+            results["train"].append(row)
+            table.add_row(precision, f"{row['tokens_per_s']:,.0f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{row['seconds_per_step']:.2f}",
+                          f"{row['model_gflops']:.0f}", f"{row['utilisation']:.0%}", f"{row['peak_rss_mb']:,.0f}")
+        console.print(table)
+    if "decode" not in skip and args.checkpoint:
+        table = Table(title="decoding test_2016_flickr (1,000 sentences)")
+        for column in ("search", "weights", "sent/s", "tgt tok/s", "BLEU", "load->first s", "peak RSS MB"):
+            table.add_column(column, justify="right")
+        for beam_size in (1, 5):
+            for precision, quantize in (("fp32", None), ("bf16", None), ("fp32", "int8")):
+                options = {"precision": precision, "beam_size": beam_size, **({"quantize": quantize} if quantize else {})}
+                row = run_part(args, "decode", **options)
+                results["decode"].append(row)
+                table.add_row("greedy" if beam_size == 1 else f"beam {beam_size}", quantize or precision,
+                              f"{row['sentences_per_s']:.1f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{row['bleu']:.2f}",
+                              f"{row['load_to_first_translation_s']:.2f}", f"{row['peak_rss_mb']:,.0f}")
+        console.print(table)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
