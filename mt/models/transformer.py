@@ -43,10 +43,11 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 
 class FeedForward(nn.Sequential):
-    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 (section 3.3)."""
+    """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 (section 3.3). Dropout is applied to its output by the
+    residual block, as in section 5.4, not inside it."""
 
-    def __init__(self, d_model: int, ff_dim: int, dropout: float):
-        super().__init__(nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
+    def __init__(self, d_model: int, ff_dim: int):
+        super().__init__(nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Linear(ff_dim, d_model))
 
 
 class Residual(nn.Module):
@@ -68,7 +69,7 @@ class EncoderLayer(nn.Module):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.self_attention = MultiHeadAttention(config.d_model, config.heads, config.attention_dropout)
-        self.feed_forward = FeedForward(config.d_model, config.ff_dim, config.dropout)
+        self.feed_forward = FeedForward(config.d_model, config.ff_dim)
         self.attention_block = Residual(config.d_model, config.dropout, config.pre_norm)
         self.feed_forward_block = Residual(config.d_model, config.dropout, config.pre_norm)
 
@@ -87,7 +88,7 @@ class DecoderLayer(nn.Module):
         super().__init__()
         self.self_attention = MultiHeadAttention(config.d_model, config.heads, config.attention_dropout)
         self.cross_attention = MultiHeadAttention(config.d_model, config.heads, config.attention_dropout)
-        self.feed_forward = FeedForward(config.d_model, config.ff_dim, config.dropout)
+        self.feed_forward = FeedForward(config.d_model, config.ff_dim)
         self.self_block = Residual(config.d_model, config.dropout, config.pre_norm)
         self.cross_block = Residual(config.d_model, config.dropout, config.pre_norm)
         self.feed_forward_block = Residual(config.d_model, config.dropout, config.pre_norm)
