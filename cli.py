@@ -308,6 +308,12 @@ def translate(
     src: Optional[str] = typer.Option(None, help="Expected source language (checked against the checkpoint)."),
     tgt: Optional[str] = typer.Option(None, help="Expected target language (checked against the checkpoint)."),
     encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 in -i FILE is an error) or replace."),
+    show_attention: bool = typer.Option(False, "--show-attention", help="Print the alignment matrix under each translation."),
+    attention_plot: Optional[Path] = typer.Option(None, help="Write the attention heatmap to FILE.png/.svg/.pdf "
+                                                  "(with several sentences: FILE-1.png, FILE-2.png, ...)."),
+    layer: Optional[int] = typer.Option(None, help="Transformer decoder layer to show (default: the last)."),
+    head: Optional[str] = typer.Option(None, help="Attention head to show: a number, or 'all' (a grid in the plot); "
+                                       "default: the heads averaged."),
 ):
     """Translate sentences with a trained checkpoint."""
     from mt.translate import Translator
@@ -317,8 +323,11 @@ def translate(
     _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
     decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
     handle = output_file.open("w", encoding="utf-8") if output_file else sys.stdout
+    want_attention = show_attention or attention_plot is not None
+    head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     try:
-        for result in translator.translate(_input_lines(text, input_file, encoding_errors), decode):
+        results = translator.translate(_input_lines(text, input_file, encoding_errors), decode, return_attention=want_attention)
+        for number, result in enumerate(results, start=1):
             if result.truncated:
                 console.print(f"[yellow]warning:[/] input truncated to its first pieces: {result.source[:60]}...")
             if decode.n_best > 1:
@@ -326,9 +335,46 @@ def translate(
             else:
                 handle.write(result.text + "\n")
             handle.flush()
+            if want_attention and result.attention is not None:
+                _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice)
     finally:
         if output_file:
             handle.close()
+
+
+def _show_attention(translator, result, number: int, show: bool, plot_path: Optional[Path], layer, head) -> None:
+    """Print the alignment matrix and/or write its heatmap for one translation."""
+    from mt.plot import alignment_labels, plot_attention, render_attention_table, select_attention
+
+    attention, row_labels, col_labels = alignment_labels(result)
+    if show:
+        if head == "all":
+            raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
+        out = Console()
+        out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width))
+    if plot_path is not None:
+        model = translator.config.model
+        kind = f"RNN + {model.attention} attention" if model.arch == "rnn" else "Transformer cross-attention"
+        which = "" if model.arch == "rnn" else (
+            f", layer {layer if layer is not None else 'last'}, " + (f"head {head}" if head is not None else "heads averaged"))
+        path = plot_path if number == 1 else plot_path.with_name(f"{plot_path.stem}-{number}{plot_path.suffix}")
+        written = plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path,
+                                 title=f"{kind}{which}\n{result.source} -> {result.text}")
+        console.print(f"attention plot -> {written}", highlight=False)
+
+
+@app.command()
+@reports_errors
+def plot(
+    run_dirs: list[Path] = typer.Argument(..., help="Run directories (each with a train_log.jsonl)."),
+    output: Path = typer.Option(Path("learning_curves.png"), "-o", "--output", help="PNG to write."),
+    labels: Optional[list[str]] = typer.Option(None, "--label", help="Legend label per run (repeat; default: directory names)."),
+):
+    """Learning curves: training loss, dev loss and dev BLEU against step and wall-clock time, runs overlaid."""
+    from mt.plot import plot_learning_curves
+
+    written = plot_learning_curves(run_dirs, output, labels or None)
+    console.print(f"learning curves of {len(run_dirs)} run(s) -> {written}", highlight=False)
 
 
 @app.command("eval")

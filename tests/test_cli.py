@@ -69,3 +69,29 @@ def test_errors_are_one_message_and_exit_code_2(tmp_path):
     assert code == 2 and "has 2 lines but" in output
     code, output = invoke("train", "--train", "x", "--dev", "y", "--src", "en", "--tgt", "de", "--max-time", "soon")
     assert code == 2 and "cannot read duration" in output
+
+
+def test_translate_shows_and_plots_attention(tiny_checkpoint, tmp_path):
+    plot = tmp_path / "attention.png"
+    code, output = invoke("translate", "a b c", "d e", "--checkpoint", tiny_checkpoint, "--show-attention",
+                          "--attention-plot", plot, "--beam-size", "3")
+    assert code == 0, output
+    assert plot.exists() and (tmp_path / "attention-2.png").exists()
+    # source pieces head the columns, written top to bottom; the last column is EOS, "</s>"
+    assert any(line.split()[-4:] == ["a", "b", "c", ">"] for line in output.splitlines())
+    code, output = invoke("translate", "a b", "--checkpoint", tiny_checkpoint, "--show-attention", "--layer", "5")
+    assert code == 2 and "layer" in output
+
+
+def test_plot_draws_learning_curves_of_runs(tmp_path):
+    from test_train import tiny_run_config
+    from mt.train import train
+
+    train(tiny_run_config(tmp_path, max_steps=20, validate_every=10, log_every=5), tmp_path / "run")
+    code, output = invoke("plot", tmp_path / "run", tmp_path / "run", "--label", "a", "--label", "b", "-o", tmp_path / "curves.png")
+    assert code == 0, output
+    assert (tmp_path / "curves.png").stat().st_size > 10_000
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "train_log.jsonl").write_text('{"event": "start"}\nnot json\n')
+    code, output = invoke("plot", tmp_path / "broken", "-o", tmp_path / "x.png")
+    assert code == 2 and "line 2" in output

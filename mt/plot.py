@@ -1,0 +1,377 @@
+"""Seeing what a model learned: attention as a terminal table or a heatmap, and learning curves.
+
+The attention of one translation is (T, L, H, S): T target pieces (+ EOS), L decoder layers,
+H heads, S source pieces + EOS (``mt.translate.Translation.attention``). One view of it::
+
+    attention, row_labels, col_labels = alignment_labels(translation)  # trimmed to the pieces
+    matrix = select_attention(attention)          # (T, S): last layer, heads averaged
+    console.print(render_attention_table(matrix, row_labels, col_labels, max_width=console.width))
+    plot_attention(matrix, row_labels, col_labels, Path("attention.png"), title="transformer, last layer")
+
+Pieces are shown with SentencePiece's word-start marker "▁" drawn as "·": word boundaries stay
+visible (a leading space would vanish in a table cell or tick label, and a piece that is only
+the marker would look empty), and "·" is in every font.
+
+Learning curves come from the ``train_log.jsonl`` of one or more runs (``mt.train``).
+
+The library never prints: tables are rich renderables for the caller to print, plots are
+files. Figures are built as ``matplotlib.figure.Figure`` objects rather than through pyplot,
+so no display or GUI backend is needed (PNGs are drawn by Agg) and the caller's pyplot state
+and backend are left alone.
+
+CJK text: matplotlib's default font, DejaVu Sans, has no Chinese or Japanese glyphs. Plots put
+the first installed font of ``CJK_FONTS`` ahead of DejaVu Sans, and matplotlib takes each glyph
+from the first font in that list that has it. With none installed the plot is still written,
+CJK pieces are drawn as placeholder boxes, and matplotlib's "Glyph ... missing from font" warnings
+are silenced. To get the glyphs, install a CJK font (Debian/Ubuntu: ``apt install
+fonts-noto-cjk`` or ``fonts-wqy-zenhei``), then delete matplotlib's font cache, the
+``fontlist-*.json`` in the directory ``python -c "import matplotlib; print(matplotlib.get_cachedir())"``
+prints, so that matplotlib scans the fonts again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, Sequence
+
+import matplotlib
+import torch
+from matplotlib import font_manager
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from rich.cells import cell_len
+from rich.console import Group
+from rich.style import Style
+from rich.table import Table
+from rich.text import Text
+
+from mt.errors import ConfigError, DataError
+
+if TYPE_CHECKING:
+    from mt.translate import Translation
+
+WORD_MARKER = "▁"  # SentencePiece: "a new word starts here"
+WORD_MARKER_SHOWN = "·"
+EOS_LABEL = "</s>"
+COLORMAP = "viridis"  # dark for 0, yellow for 1; the same in the table and the heatmap
+
+# Terminal table: every cell is CELL_WIDTH terminal columns wide ("100" = 100%).
+CELL_WIDTH = 3
+ROW_LABEL_MAX = 16  # terminal columns of a target piece before it is cut with "…"
+HEADER_MAX = 8  # characters of a source piece (written top to bottom) before it is cut with "…"
+
+# Heatmaps: sizes are whole quarter inches, so DPI * size is an exact number of pixels.
+DPI = 200
+CELL_INCHES = 0.3  # one attention weight
+CHAR_INCHES = 0.09  # one character of a tick label
+MAX_GRID_COLUMNS = 4  # heads per row of a grid of heatmaps
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
+# Fonts with CJK glyphs, in order of preference (the names matplotlib's font manager reports).
+CJK_FONTS = (
+    "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Noto Sans CJK KR",
+    "Source Han Sans SC", "Source Han Sans CN", "Source Han Sans",
+    "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN", "AR PL UKai CN",
+)
+
+LOG_FILE = "train_log.jsonl"
+# Fields the learning curves need, per event kind; a log line without them is malformed.
+CURVE_FIELDS = {"train": ("step", "elapsed", "loss"), "validation": ("step", "elapsed", "dev_loss", "dev_bleu")}
+# (event kind, field, panel title, y-axis label): one column of panels each.
+CURVES = (
+    ("train", "loss", "training loss", "loss per token (label-smoothed)"),
+    ("validation", "dev_loss", "dev loss", "loss per token (perplexity = e^loss)"),
+    ("validation", "dev_bleu", "dev BLEU", "BLEU"),
+)
+# (field, divisor, x-axis label): one row of panels each.
+CLOCKS = (("step", 1, "step"), ("elapsed", 60, "training time (minutes, wall clock)"))
+CURVES_FIGSIZE = (15.0, 8.0)  # inches
+CURVES_DPI = 100
+
+
+def select_attention(attention: torch.Tensor, layer: int | None = None, head: int | str | None = None) -> torch.Tensor:
+    """One layer's attention, heads averaged or not, from the decoder's ``attention`` (T, L, H, S).
+
+    ``layer`` indexes the decoder layers (default: the last; negative counts from the end).
+    ``head``: None averages that layer's heads -> (T, S); an int picks one head -> (T, S);
+    "all" keeps every head -> (H, T, S). Returns float32. Raises ``ConfigError`` for a layer or
+    head the model does not have.
+    """
+    if attention.dim() != 4:
+        raise ValueError(f"attention must be (T, L, H, S), got shape {tuple(attention.shape)}")
+    layers, heads = attention.size(1), attention.size(2)
+    layer = -1 if layer is None else layer
+    if not -layers <= layer < layers:
+        raise ConfigError(f"there is no layer {layer}: the decoder has {layers} layer(s), "
+                          f"0..{layers - 1} (or -1..-{layers} counting back from the last)")
+    weights = attention[:, layer].float()  # (T, H, S)
+    if head is None:
+        return weights.mean(dim=1)
+    if head == "all":
+        return weights.transpose(0, 1)
+    if not isinstance(head, int) or not -heads <= head < heads:
+        raise ConfigError(f"there is no head {head!r}: each layer has {heads} head(s), 0..{heads - 1} "
+                          f"(or -1..-{heads} counting back from the last), or 'all'")
+    return weights[:, head]
+
+
+def display_piece(piece: str) -> str:
+    """A SentencePiece piece as plots and tables show it: the word-start marker "▁" drawn as "·"."""
+    return piece.replace(WORD_MARKER, WORD_MARKER_SHOWN)
+
+
+def alignment_labels(translation: Translation) -> tuple[torch.Tensor, list[str], list[str]]:
+    """The attention of ``translation`` trimmed to its pieces, with a label for every row and column.
+
+    Returns ``(attention, row_labels, col_labels)``: attention (T, L, H, S) where the T rows are
+    the target pieces plus EOS (a hypothesis cut at the length limit has no EOS row) and the S
+    columns the source pieces plus EOS, without the padding columns of the batch it was
+    translated in; labels are the pieces as ``display_piece`` shows them, EOS as "</s>".
+    Raises ``DataError`` if the translation has no attention (an empty input, or
+    ``translate`` was not asked for it).
+    """
+    attention = translation.attention
+    if attention is None:
+        raise DataError(f"no attention for {translation.source!r}: the input was empty, "
+                        "or it was translated without return_attention=True")
+    targets, columns = len(translation.tgt_pieces), len(translation.src_pieces) + 1
+    if attention.dim() != 4 or attention.size(0) not in (targets, targets + 1) or attention.size(-1) < columns:
+        raise ValueError(f"attention of shape {tuple(attention.shape)} does not fit "
+                         f"{targets} target and {columns - 1} source pieces")
+    eos_rows = attention.size(0) - targets
+    row_labels = [display_piece(piece) for piece in translation.tgt_pieces] + [EOS_LABEL] * eos_rows
+    col_labels = [display_piece(piece) for piece in translation.src_pieces] + [EOS_LABEL]
+    return attention[..., :columns], row_labels, col_labels
+
+
+def _labelled_grid(matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str]) -> torch.Tensor:
+    """(T, S) or (H, T, S) -> float32 (H, T, S) on the CPU, checked against the labels."""
+    grid = torch.as_tensor(matrix).detach().float().cpu()
+    grid = grid[None] if grid.dim() == 2 else grid
+    if grid.dim() != 3 or tuple(grid.shape[1:]) != (len(row_labels), len(col_labels)):
+        raise ValueError(f"attention of shape {tuple(torch.as_tensor(matrix).shape)} does not fit "
+                         f"{len(row_labels)} row and {len(col_labels)} column labels")
+    return grid
+
+
+def _cell_style(weight: float) -> Style:
+    """The colour map's colour for ``weight`` as background, with black or white text, whichever reads."""
+    red, green, blue, _ = matplotlib.colormaps[COLORMAP](weight)
+    luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+    background = f"rgb({round(red * 255)},{round(green * 255)},{round(blue * 255)})"
+    return Style(color="black" if luminance > 0.5 else "white", bgcolor=background)
+
+
+def _vertical_header(label: str, height: int) -> Text:
+    """``label`` written top to bottom, one character a line, bottom-aligned in ``height`` lines."""
+    characters = list(label) if len(label) <= HEADER_MAX else [*label[: HEADER_MAX - 1], "…"]
+    return Text("\n" * (height - len(characters)) + "\n".join(characters))
+
+
+def render_attention_table(
+    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], max_width: int = 80
+) -> Group:
+    """Attention ``matrix`` (T, S) as a rich renderable no wider than ``max_width`` terminal columns.
+
+    One row per target piece (``row_labels``, T), one column per source piece (``col_labels``,
+    S). Each cell shows the weight in percent (blank under 0.5%) on a background from the
+    ``viridis`` colour map, dark for 0 and yellow for 1. Source pieces are written top to bottom
+    above their columns so a column is only three terminal columns wide: about 20 source pieces
+    fit in 80 columns. Pieces are cut with "…" (source pieces after ``HEADER_MAX`` characters,
+    target pieces after ``ROW_LABEL_MAX`` columns). A source with more pieces than fit is split
+    into blocks of columns, one table each, under a note that says so.
+    """
+    weights = _labelled_grid(matrix, row_labels, col_labels)[0]
+    rows = []
+    for label in row_labels:
+        text = Text(label)
+        text.truncate(ROW_LABEL_MAX, overflow="ellipsis")
+        rows.append(text)
+    label_width = max(cell_len(text.plain) for text in rows)
+    per_block = max(1, (max_width - label_width - 1) // CELL_WIDTH)
+    sources = len(col_labels)
+    blocks = [(start, min(start + per_block, sources)) for start in range(0, sources, per_block)]
+    tables = []
+    for start, end in blocks:
+        title = f"source pieces {start + 1}-{end} of {sources}" if len(blocks) > 1 else None
+        table = Table(box=None, padding=0, pad_edge=False, show_edge=False, title=title)
+        table.add_column(width=label_width + 1, justify="right", no_wrap=True)  # +1: a space before the cells
+        height = min(max(len(label) for label in col_labels[start:end]), HEADER_MAX)
+        for label in col_labels[start:end]:
+            table.add_column(_vertical_header(label, height), width=CELL_WIDTH, justify="center", no_wrap=True)
+        for row, label in zip(weights.tolist(), rows):
+            cells = [Text(f"{round(w * 100):>{CELL_WIDTH}}" if w >= 0.005 else " " * CELL_WIDTH, style=_cell_style(w))
+                     for w in row[start:end]]
+            table.add_row(Text.assemble(label, " "), *cells)
+        tables.append(table)
+    if len(tables) == 1:
+        return Group(*tables)
+    note = Text(f"The source has {sources} pieces, more than fit in {max_width} columns: "
+                f"shown in {len(tables)} blocks of at most {per_block}.", style="italic")
+    return Group(note, *tables)
+
+
+def attention_figure_size(row_labels: Sequence[str], col_labels: Sequence[str], heads: int = 1) -> tuple[float, float]:
+    """(width, height) in inches of ``plot_attention``'s figure: ``CELL_INCHES`` per weight,
+    room for the longest tick labels and the colour bar, ``MAX_GRID_COLUMNS`` heads a row;
+    rounded up to whole quarter inches."""
+    columns = min(heads, MAX_GRID_COLUMNS)
+    grid_rows = math.ceil(heads / columns)
+    longest_row = max(len(label) for label in row_labels)
+    longest_col = max(len(label) for label in col_labels)
+    panel_width = len(col_labels) * CELL_INCHES + longest_row * CHAR_INCHES + 0.8
+    panel_height = len(row_labels) * CELL_INCHES + longest_col * CHAR_INCHES + 0.8 + (0.3 if heads > 1 else 0.0)
+    width = max(columns * panel_width + 1.2, 4.0)  # 1.2: the colour bar
+    height = max(grid_rows * panel_height + 0.5, 3.0)  # 0.5: the title
+    return math.ceil(width * 4) / 4, math.ceil(height * 4) / 4
+
+
+@functools.cache
+def cjk_font() -> str | None:
+    """The first font of ``CJK_FONTS`` that matplotlib finds installed, or None."""
+    installed = {entry.name for entry in font_manager.fontManager.ttflist}
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+@contextlib.contextmanager
+def _figure_style() -> Iterator[None]:
+    """Fonts with CJK glyphs (when installed) ahead of the default ones, and quiet about fonts:
+    no warning per missing glyph, no log line when a CJK font has no "normal" weight (WenQuanYi)."""
+    font = cjk_font()
+    fonts = ([font] if font else []) + matplotlib.rcParams["font.sans-serif"]
+    font_log = logging.getLogger("matplotlib.font_manager")
+    level = font_log.level
+    font_log.setLevel(logging.ERROR)
+    try:
+        with matplotlib.rc_context({"font.family": "sans-serif", "font.sans-serif": fonts}), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+            yield
+    finally:
+        font_log.setLevel(level)
+
+
+def _figure_path(path: Path) -> Path:
+    """``path`` as a Path, its folder created; ``ConfigError`` unless it ends in .png, .svg or .pdf."""
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_FORMATS:
+        raise ConfigError(f"cannot write a figure to {path}: the file name must end in "
+                          f"{', '.join(FIGURE_FORMATS[:-1])} or {FIGURE_FORMATS[-1]}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def plot_attention(
+    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], path: Path, title: str = ""
+) -> Path:
+    """Write a heatmap of attention ``matrix`` (T, S), or a grid of them, one per head, for (H, T, S).
+
+    Target pieces (``row_labels``, T) label the rows, source pieces (``col_labels``, S) the
+    columns. One colour bar on a fixed 0..1 scale, so that plots of different sentences, heads
+    and models compare. ``title`` (e.g. the model and which attention) heads the figure. The
+    format follows the suffix of ``path``: .png (``DPI`` dots per inch), .svg or .pdf; any
+    other raises ``ConfigError``. The size is ``attention_figure_size``. Returns ``path``.
+    """
+    path = _figure_path(path)
+    grid = _labelled_grid(matrix, row_labels, col_labels)
+    heads = grid.size(0)
+    columns = min(heads, MAX_GRID_COLUMNS)
+    with _figure_style():
+        figure = Figure(figsize=attention_figure_size(row_labels, col_labels, heads), dpi=DPI, layout="constrained")
+        axes = figure.subplots(math.ceil(heads / columns), columns, squeeze=False).flatten()
+        for ax in axes[heads:]:
+            ax.set_axis_off()
+        for index, (ax, weights) in enumerate(zip(axes, grid)):
+            image = ax.imshow(weights.numpy(), cmap=COLORMAP, vmin=0.0, vmax=1.0)
+            ax.set_xticks(range(len(col_labels)), col_labels, rotation=90)
+            ax.set_yticks(range(len(row_labels)), row_labels)
+            ax.set(xlabel="source", ylabel="target", title=f"head {index}" if heads > 1 else "")
+        figure.colorbar(image, ax=axes[:heads].tolist(), label="attention weight")
+        figure.suptitle(title)
+        figure.savefig(path)
+    return path
+
+
+def read_train_log(path: Path) -> list[dict]:
+    """The events of a run's ``train_log.jsonl``, in order. ``path``: the run directory or the file.
+
+    Raises ``DataError``, naming the file and the line, if the file is missing or unreadable, or
+    a line is not a JSON object with an "event" (or a train/validation event lacks a number the
+    learning curves need). Blank lines are skipped, and so is an incomplete last line (no
+    newline yet), so the log of a run still training can be read.
+    """
+    path = Path(path)
+    file = path / LOG_FILE if path.is_dir() else path
+    try:
+        lines = file.read_text(encoding="utf-8").split("\n")
+    except FileNotFoundError:
+        raise DataError(f"no training log at {file} (give a run directory or its {LOG_FILE})") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"cannot read the training log {file}: {error}") from None
+    events = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError as error:
+            if number == len(lines):  # a last line without its newline: a record still being written
+                break
+            raise DataError(f"{file}, line {number}: not valid JSON ({error.msg})") from None
+        if not isinstance(event, dict) or "event" not in event:
+            raise DataError(f'{file}, line {number}: not a JSON object with an "event" field')
+        missing = [name for name in CURVE_FIELDS.get(event["event"], ())
+                   if not isinstance(event.get(name), (int, float))]
+        if missing:
+            raise DataError(f"{file}, line {number}: {event['event']} event without a number for {', '.join(missing)}")
+        events.append(event)
+    return events
+
+
+def _latest_per_step(events: list[dict], kind: str) -> list[dict]:
+    """The ``kind`` events in step order, one per step: a resumed run repeats the steps after its
+    last checkpoint, and the later record of a step wins."""
+    by_step = {event["step"]: event for event in events if event["event"] == kind}
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def plot_learning_curves(run_dirs: Sequence[Path], path: Path, labels: Sequence[str] | None = None) -> Path:
+    """Write the learning curves of one or more runs to ``path`` (.png, .svg or .pdf) and return it.
+
+    A 2 x 3 grid: columns are training loss, dev loss and dev BLEU; the top row plots them
+    against the step, the bottom row against training time (``elapsed``, wall-clock minutes,
+    validation included). Runs are overlaid, one colour each, with a legend; ``labels``
+    default to the run directories' names. ``run_dirs`` may also name ``train_log.jsonl``
+    files. Raises ``DataError`` for a missing or malformed log (``read_train_log``) and
+    ``ConfigError`` for a bad suffix, no runs, or a number of labels other than of runs.
+    """
+    path = _figure_path(path)
+    run_dirs = [Path(run_dir) for run_dir in run_dirs]
+    if not run_dirs:
+        raise ConfigError("no runs to plot: give at least one run directory")
+    if labels is not None and len(labels) != len(run_dirs):
+        raise ConfigError(f"{len(labels)} labels for {len(run_dirs)} runs: give one label per run")
+    logs = [read_train_log(run_dir) for run_dir in run_dirs]
+    if labels is None:
+        labels = [(run_dir if run_dir.is_dir() else run_dir.parent).resolve().name for run_dir in run_dirs]
+    with _figure_style():
+        figure = Figure(figsize=CURVES_FIGSIZE, dpi=CURVES_DPI, layout="constrained")
+        axes = figure.subplots(len(CLOCKS), len(CURVES), squeeze=False)
+        for column, (kind, field, title, ylabel) in enumerate(CURVES):
+            for row, (_, _, xlabel) in enumerate(CLOCKS):
+                axes[row, column].set(title=title, xlabel=xlabel, ylabel=ylabel)
+            for run, events in enumerate(logs):
+                points = _latest_per_step(events, kind)
+                values = [point[field] for point in points]
+                for row, (clock, divisor, _) in enumerate(CLOCKS):
+                    axes[row, column].plot([point[clock] / divisor for point in points], values, color=f"C{run}",
+                                           marker="o" if kind == "validation" else None, markersize=3)
+        handles = [Line2D([], [], color=f"C{run}", label=label) for run, label in enumerate(labels)]
+        figure.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 5))
+        figure.savefig(path)
+    return path
