@@ -391,6 +391,8 @@ def evaluate(
     batch_size: Optional[int] = typer.Option(None, help="Source tokens per batch."),
     tokenize: Optional[str] = typer.Option(None, help="sacrebleu tokenizer (default zh for Chinese, ja-mecab for Japanese, else 13a)."),
     lowercase: bool = typer.Option(False, "--lowercase", help="Case-insensitive BLEU/chrF/TER."),
+    tok_references: Optional[Path] = typer.Option(None, help="Also report lc+tok BLEU (as most Multi30k papers) against "
+                                                   "these lowercased, Moses-tokenized references, e.g. multi30k/tok/*.lc.norm.tok.de."),
     encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 is an error) or replace."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
@@ -400,7 +402,7 @@ def evaluate(
     import time
 
     from mt.data import read_corpus, read_lines
-    from mt.metrics import corpus_scores, default_tokenize
+    from mt.metrics import corpus_scores, default_tokenize, lc_tok_bleu
 
     translator = None
     if hyp is None or src is None or tgt is None:
@@ -428,6 +430,11 @@ def evaluate(
         if output_file:
             output_file.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
     scores = corpus_scores(hypotheses, corpus.targets, tokenize=tokenize or default_tokenize(tgt), lowercase=lowercase)
+    if tok_references is not None:
+        tokenized = list(read_lines(tok_references))
+        if len(tokenized) != len(hypotheses):
+            raise MTError(f"{tok_references} has {len(tokenized)} lines but the test set has {len(hypotheses)}")
+        scores.append(lc_tok_bleu(hypotheses, tokenized, tgt))
     table = Table(title=f"{corpus.origin} ({len(corpus)} sentences)")
     for column in ("metric", "score", "signature"):
         table.add_column(column)

@@ -23,3 +23,12 @@ def test_all_scores_have_signatures_and_chinese_uses_zh():
 def test_lowercase_is_in_the_signature():
     score = bleu(["the cat sat on the mat"], ["The Cat sat on the Mat"], lowercase=True)
     assert abs(score.score - 100.0) < 1e-9 and "case:lc" in score.signature
+
+
+def test_lc_tok_bleu_follows_the_multi30k_pipeline():
+    from mt.metrics import lc_tok_bleu, moses_lowercase_tokenize
+
+    assert moses_lowercase_tokenize(['Ein Mann sagt "Hallo", oder?'], "de") == ["ein mann sagt &quot; hallo &quot; , oder ?"]
+    reference = "ein hund läuft &quot; schnell &quot; über das gras ."
+    score = lc_tok_bleu(['Ein Hund läuft "schnell" über das Gras.'], [reference], "de")
+    assert abs(score.score - 100.0) < 1e-9 and score.name == "lc+tok BLEU" and "sacremoses" in score.signature
