@@ -108,6 +108,7 @@ def beam_search(
     history = tokens.new_empty(batch * beam, 0)
     attention_history = None
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    finished_counts = torch.zeros(batch, dtype=torch.long)  # per alive sentence
     rank = torch.arange(2 * beam, device=device)
     step = 0
     while len(sentence_ids):
@@ -123,7 +124,8 @@ def beam_search(
         rows = torch.arange(alive, device=device)[:, None] * beam + origin  # (alive, 2K) rows of the state
         if return_attention:
             step_history = _append(attention_history, attention)
-        for i, j in (ends & (rank < beam)).nonzero().tolist():
+        finishing = ends & (rank < beam)
+        for i, j in finishing.nonzero().tolist():
             sentence = int(sentence_ids[i])
             if len(finished[sentence]) >= beam:
                 continue
@@ -132,8 +134,8 @@ def beam_search(
             score = float(top_scores[i, j]) / length_penalty(step, config.length_penalty)
             weights = step_history[row].float().cpu() if return_attention else None
             finished[sentence].append(Hypothesis(output, score, weights))
-        counts = torch.tensor([len(finished[int(s)]) for s in sentence_ids])
-        done = (counts >= beam) | at_max.cpu()
+        finished_counts = finished_counts + finishing.sum(dim=1).cpu()
+        done = (finished_counts >= beam) | at_max.cpu()
         # The K best candidates that do not end continue (EOS takes at most K of the 2K places).
         keep_order = torch.where(ends, rank + 2 * beam, rank).argsort(dim=1)[:, :beam]
         keep_sentences = (~done).nonzero().flatten()
@@ -147,8 +149,11 @@ def beam_search(
         history = torch.cat([history[next_rows], tokens[:, None]], dim=1)
         if return_attention:
             attention_history = step_history[next_rows]
-        state = state.select(next_rows)
+        shrinking = len(keep_sentences) < alive
+        static_rows = (keep_sentences_device[:, None] * beam + rank[:beam]).flatten() if shrinking else None
+        state = state.reorder(next_rows, static_rows)
         sentence_ids, max_lengths = sentence_ids[keep_sentences], max_lengths[keep_sentences]
+        finished_counts = finished_counts[keep_sentences]
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
 
 

@@ -23,15 +23,28 @@ from torch import nn
 class DecoderState:
     """Whatever a decoder carries from one step to the next; every tensor has the batch as dim 0.
 
-    Beam search reorders and shrinks states with ``select`` without knowing what is inside.
+    Beam search reorders and shrinks states with ``select``/``reorder`` without knowing what is
+    inside. Tensors named in ``static`` depend on the source sentence only (memory, masks,
+    projected keys): all beams of a sentence hold the same rows, so reordering beams within
+    sentences need not copy them.
     """
 
     tensors: dict[str, torch.Tensor]
     step: int = 0
+    static: frozenset[str] = frozenset()
 
     def select(self, index: torch.Tensor) -> "DecoderState":
-        """Rows ``index`` (int64, (B',)) of every tensor: reorders beams, drops finished sentences."""
-        return DecoderState({name: t.index_select(0, index) for name, t in self.tensors.items()}, self.step)
+        """Rows ``index`` (int64, (B',)) of every tensor: expands sentences to beams, drops finished ones."""
+        return self.reorder(index, index)
+
+    def reorder(self, index: torch.Tensor, static_index: torch.Tensor | None) -> "DecoderState":
+        """Rows ``index`` of the step-dependent tensors and rows ``static_index`` of the static ones
+        (left as they are when None: a reordering of beams within their sentences)."""
+        tensors = {}
+        for name, tensor in self.tensors.items():
+            rows = static_index if name in self.static else index
+            tensors[name] = tensor if rows is None else tensor.index_select(0, rows)
+        return DecoderState(tensors, self.step, self.static)
 
 
 class EncoderDecoder(nn.Module):

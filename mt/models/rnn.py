@@ -44,6 +44,7 @@ from mt.models.base import DecoderState, EncoderDecoder
 from mt.tokenizer import PAD_ID
 
 RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM}
+SOURCE_TENSORS = frozenset({"memory", "keys", "src_mask"})  # decoder-state tensors fixed per source sentence
 
 
 def build_attention(config: ModelConfig) -> RecurrentAttention:
@@ -221,12 +222,13 @@ class RNNEncoderDecoder(EncoderDecoder):
         return self.encoder(self.dropout(self.src_embedding(src)), src_mask)
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
-        return DecoderState(self.decoder.init_state(memory, src_mask), step=0)
+        return DecoderState(self.decoder.init_state(memory, src_mask), step=0, static=SOURCE_TENSORS)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         output, tensors, weights = self.decoder(self.dropout(self.tgt_embedding(prev_tokens)), state.tensors)
         logits = self.output(output)
-        return F.log_softmax(logits.float(), dim=-1), DecoderState(tensors, state.step + 1), weights[:, None, None, :]
+        return (F.log_softmax(logits.float(), dim=-1), DecoderState(tensors, state.step + 1, state.static),
+                weights[:, None, None, :])
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: the decoder steps through ``tgt_in`` (B, T) as ``decode_step`` would

@@ -181,7 +181,7 @@ class Transformer(EncoderDecoder):
             tensors[f"cross{i}k"], tensors[f"cross{i}v"] = layer.cross_attention.project_kv(memory)
             empty = memory.new_zeros(batch, heads, 0, head_dim)
             tensors[f"self{i}k"], tensors[f"self{i}v"] = empty, empty
-        return DecoderState(tensors, step=0)
+        return DecoderState(tensors, step=0, static=frozenset(name for name in tensors if not name.startswith("self")))
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         cache = dict(state.tensors)
@@ -192,4 +192,5 @@ class Transformer(EncoderDecoder):
             x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, prefix=f"self{i}")
             attention.append(weights[:, :, 0])
         logits = self.output(self.decoder_norm(x[:, 0]))
-        return F.log_softmax(logits.float(), dim=-1), DecoderState(cache, state.step + 1), torch.stack(attention, dim=1)
+        return (F.log_softmax(logits.float(), dim=-1), DecoderState(cache, state.step + 1, state.static),
+                torch.stack(attention, dim=1))
