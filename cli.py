@@ -377,6 +377,26 @@ def plot(
     console.print(f"learning curves of {len(run_dirs)} run(s) -> {written}", highlight=False)
 
 
+@app.command()
+@reports_errors
+def export(
+    checkpoint: Path = typer.Argument(..., help="Checkpoint or run directory (its best)."),
+    output: Path = typer.Argument(..., help="Directory for the exported checkpoint."),
+    dtype: str = typer.Option("fp32", help="Weight storage: fp32 | bf16 | fp16 (bf16/fp16 halve the size)."),
+):
+    """Write an inference-only copy of a checkpoint (no optimizer state), optionally with 16-bit weights."""
+    import torch
+
+    from mt.checkpoint import export_checkpoint
+
+    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if dtype not in dtypes:
+        raise ConfigError(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
+    written = export_checkpoint(checkpoint, output, dtypes[dtype])
+    size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
+    console.print(f"exported {checkpoint} -> {written} ({size:.1f} MiB, {dtype} weights)", highlight=False)
+
+
 @app.command("eval")
 @reports_errors
 def evaluate(

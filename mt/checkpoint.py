@@ -15,6 +15,7 @@ and the symlinks are replaced with ``os.replace``: a process killed at any momen
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -55,16 +56,20 @@ def write_checkpoint(
     config: RunConfig,
     summary: dict[str, Any] | None = None,
     trainer_state: dict[str, Any] | None = None,
+    weights_dtype: torch.dtype | None = None,
 ) -> Path:
     """Write a complete checkpoint to ``directory`` atomically (temporary sibling, fsync, rename).
 
-    An existing ``directory`` is replaced. Returns ``directory``.
+    ``weights_dtype`` (e.g. ``torch.bfloat16``) stores the weights in that type, halving the file
+    of an fp32 model; they are cast back to fp32 on loading. An existing ``directory`` is
+    replaced. Returns ``directory``.
     """
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
-        save_model(model, str(staging / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
+        stored = model if weights_dtype is None else copy.deepcopy(model).to(weights_dtype)
+        save_model(stored, str(staging / WEIGHTS_FILE), metadata={"format_version": str(FORMAT_VERSION)})
         tokenizer.save(staging)
         meta = {
             "format_version": FORMAT_VERSION,
@@ -156,6 +161,14 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[Enc
     except (SafetensorError, RuntimeError, OSError, ValueError) as error:
         raise CheckpointError(f"{weights} is corrupted or does not match {CONFIG_FILE}: {error}") from None
     return model.to(device).eval(), tokenizer, config, meta
+
+
+def export_checkpoint(source: Path, destination: Path, weights_dtype: torch.dtype | None = None) -> Path:
+    """Copy a checkpoint for inference only: no optimizer state, weights optionally in ``weights_dtype``."""
+    model, tokenizer, config, meta = load_checkpoint(source)
+    summary = {**meta.get("summary", {}), "exported_from": str(resolve_checkpoint(source)),
+               "weights_dtype": str(weights_dtype or torch.float32).split(".")[-1]}
+    return write_checkpoint(destination, model, tokenizer, config, summary, weights_dtype=weights_dtype)
 
 
 def load_trainer_state(directory: Path) -> dict[str, Any]:

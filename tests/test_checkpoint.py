@@ -92,3 +92,16 @@ def test_a_pickle_that_runs_code_is_rejected_and_does_not_run(saved, tmp_path):
     with pytest.raises(CheckpointError, match="cannot be loaded safely"):
         load_trainer_state(directory)
     assert not marker.exists()
+
+
+def test_export_with_bf16_weights_halves_the_file_and_loads_as_fp32(saved, tmp_path):
+    from mt.checkpoint import export_checkpoint
+
+    directory, model, _ = saved
+    exported = export_checkpoint(directory, tmp_path / "small", torch.bfloat16)
+    assert not (exported / TRAINER_STATE_FILE).exists()
+    assert (exported / WEIGHTS_FILE).stat().st_size < 0.6 * (directory / WEIGHTS_FILE).stat().st_size
+    loaded = load_checkpoint(exported)[0]
+    for name, tensor in loaded.state_dict().items():
+        assert tensor.dtype == torch.float32
+        assert torch.allclose(tensor, model.state_dict()[name], atol=1e-2, rtol=1e-2), name
