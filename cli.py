@@ -198,6 +198,7 @@ def train(
     precision: Optional[str] = typer.Option(None, help="auto | fp32 | bf16 | fp16 (CUDA)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
     seed: Optional[int] = typer.Option(None, help="Random seed."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores available)."),
     save_every: Optional[int] = typer.Option(None, help="Also save last/ every N steps."),
     save_every_minutes: Optional[float] = typer.Option(None, help="Also save last/ every N minutes."),
     keep: Optional[int] = typer.Option(None, help="Step checkpoints to keep besides best/last."),
@@ -219,6 +220,7 @@ def train(
         ("train", "epochs", epochs), ("train", "batch_tokens", batch_tokens), ("train", "learning_rate", learning_rate),
         ("train", "warmup_steps", warmup_steps), ("train", "validate_every", validate_every),
         ("train", "log_every", log_every), ("train", "precision", precision), ("train", "device", device), ("train", "seed", seed),
+        ("train", "threads", threads),
         ("train", "save_every", save_every), ("train", "save_every_minutes", save_every_minutes), ("train", "keep", keep),
         ("data", "encoding_errors", encoding_errors),
     ):
@@ -305,6 +307,7 @@ def translate(
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
+    threads: int = typer.Option(0, help="CPU threads (default: all cores available)."),
     src: Optional[str] = typer.Option(None, help="Expected source language (checked against the checkpoint)."),
     tgt: Optional[str] = typer.Option(None, help="Expected target language (checked against the checkpoint)."),
     encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 in -i FILE is an error) or replace."),
@@ -319,7 +322,7 @@ def translate(
     from mt.translate import Translator
 
     translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision,
-                                            quantize=quantize)
+                                            quantize=quantize, threads=threads)
     _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
     decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
     handle = output_file.open("w", encoding="utf-8") if output_file else sys.stdout
@@ -417,6 +420,7 @@ def evaluate(
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
+    threads: int = typer.Option(0, help="CPU threads (default: all cores available)."),
 ):
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
     import time
@@ -430,7 +434,7 @@ def evaluate(
 
         if hyp is None or checkpoint is not None:
             translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision,
-                                                    quantize=quantize)
+                                                    quantize=quantize, threads=threads)
             _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
         src = src or (translator.tokenizer.src_lang if translator else None)
         tgt = tgt or (translator.tokenizer.tgt_lang if translator else None)
