@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mt.errors import ConfigError, MTError
+from mt.errors import ConfigError, DataError, MTError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
 console = Console(stderr=True)
@@ -227,13 +227,16 @@ def train(
         if value is not None:
             overrides[section][key] = value
     if resume:
-        if overrides["model"]:
-            raise ConfigError("the model of a resumed run is fixed: drop the model options when using --resume")
+        fixed = [f"{section}.{key}" for section in ("model", "data") for key in overrides[section]]
+        fixed += [f"train.{key}" for key in ("batch_tokens", "seed") if key in overrides["train"]]
+        if fixed:
+            raise ConfigError(f"a resumed run keeps its model, data and batches: drop {', '.join(fixed)} when using --resume")
         if not (resume / "last").exists():
             raise ConfigError(f"{resume} has no last/ checkpoint to resume from")
         meta = read_meta(resolve_checkpoint(resume / "last"))
         run_config = config_from_dict(meta["config"], str(resume / "last" / "config.json"))
         apply_overrides(run_config, overrides, "command-line options")
+        run_config.validate()
         run_dir = resume
     else:
         default_preset = "rnn-bahdanau" if arch == "rnn" else "transformer-small"
@@ -247,10 +250,11 @@ def train(
             raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --output")
     with StopSignals() as stop, TrainingDisplay() as display:
         end = run_training(run_config, run_dir, callback=display, resume=resume is not None, stop_requested=stop)
-    if end["stopped_by"]:
-        console.print(f"stopped by {end['stopped_by']} at step {end['step']}; saved {run_dir / 'last'}. "
+    stopped_by = end["stopped_by"] or stop.received
+    if stopped_by:
+        console.print(f"stopped by {stopped_by} at step {end['step']}; saved {run_dir / 'last'}. "
                       f"Resume with: mt train --resume {run_dir}", highlight=False, soft_wrap=True)
-        raise typer.Exit(StopSignals.EXIT_CODES[end["stopped_by"]])
+        raise typer.Exit(StopSignals.EXIT_CODES[stopped_by])
     if end["nonfinite_total"]:
         console.print(f"[yellow]warning:[/] {end['nonfinite_total']} batches had a non-finite loss and were skipped")
     console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
@@ -285,10 +289,7 @@ def _decode_config(translator, beam_size, length_penalty, max_length, n_best, ba
     changes = {"beam_size": beam_size, "length_penalty": length_penalty, "max_length": max_length,
                "n_best": n_best, "batch_tokens": batch_size}
     decode = replace(decode, **{k: v for k, v in changes.items() if v is not None})
-    if decode.beam_size < 1:
-        raise ConfigError(f"--beam-size must be at least 1, got {decode.beam_size}")
-    if not 1 <= decode.n_best <= decode.beam_size:
-        raise ConfigError(f"--n-best must be between 1 and --beam-size ({decode.beam_size}), got {decode.n_best}")
+    decode.validate()
     return decode
 
 
@@ -445,7 +446,7 @@ def evaluate(
     if hyp is not None:
         hypotheses = list(read_lines(hyp))
         if len(hypotheses) != len(corpus):
-            raise MTError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} pairs")
+            raise DataError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} pairs")
     else:
         decode = _decode_config(translator, beam_size, length_penalty, None, None, batch_size)
         started = time.time()
@@ -457,7 +458,7 @@ def evaluate(
     if tok_references is not None:
         tokenized = list(read_lines(tok_references))
         if len(tokenized) != len(hypotheses):
-            raise MTError(f"{tok_references} has {len(tokenized)} lines but the test set has {len(hypotheses)}")
+            raise DataError(f"{tok_references} has {len(tokenized)} lines but the test set has {len(hypotheses)}")
         scores.append(lc_tok_bleu(hypotheses, tokenized, tgt))
     table = Table(title=f"{corpus.origin} ({len(corpus)} sentences)")
     for column in ("metric", "score", "signature"):

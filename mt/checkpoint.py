@@ -36,17 +36,22 @@ FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE, TRAINER_STATE_FILE = "model.safetensors", "config.json", "trainer_state.pt"
 
 
+def _fsync_directory(directory: Path) -> None:
+    """Make a rename or new entry in ``directory`` durable."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _fsync_tree(directory: Path) -> None:
     for path in directory.iterdir():
         path.chmod(0o644)
         with path.open("rb") as handle:
             os.fsync(handle.fileno())
     directory.chmod(0o755)
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
+    _fsync_directory(directory)
 
 
 def write_checkpoint(
@@ -61,10 +66,13 @@ def write_checkpoint(
     """Write a complete checkpoint to ``directory`` atomically (temporary sibling, fsync, rename).
 
     ``weights_dtype`` (e.g. ``torch.bfloat16``) stores the weights in that type, halving the file
-    of an fp32 model; they are cast back to fp32 on loading. An existing ``directory`` is
-    replaced. Returns ``directory``.
+    of an fp32 model; they are cast back to fp32 on loading. An existing checkpoint at
+    ``directory`` is replaced (the old one is moved aside first, then deleted); any other existing
+    directory is refused with ``CheckpointError``, never deleted. Returns ``directory``.
     """
     directory = Path(directory)
+    if directory.exists() and not (directory / CONFIG_FILE).is_file():
+        raise CheckpointError(f"{directory} exists and is not a checkpoint: refusing to replace it; pick a new directory")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -83,9 +91,14 @@ def write_checkpoint(
         if trainer_state is not None:
             torch.save(trainer_state, staging / TRAINER_STATE_FILE)
         _fsync_tree(staging)
+        old = None
         if directory.exists():
-            shutil.rmtree(directory)
+            old = Path(tempfile.mkdtemp(prefix=f".{directory.name}.old.", dir=directory.parent))
+            os.replace(directory, old / directory.name)
         os.rename(staging, directory)
+        _fsync_directory(directory.parent)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -98,6 +111,7 @@ def point_link(link: Path, target: Path) -> None:
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(os.path.relpath(target, link.parent))
     os.replace(temporary, link)
+    _fsync_directory(link.parent)
 
 
 def resolve_checkpoint(path: Path) -> Path:

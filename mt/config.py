@@ -59,6 +59,7 @@ class ModelConfig:
     attention_dropout: float = 0.0
     pre_norm: bool = True  # LayerNorm before each sublayer (pre-LN) or after it (post-LN, Vaswani 2017)
     tie_embeddings: bool = True  # share src/tgt/output embeddings when the vocabulary is joint
+    joint_vocab: bool = True  # filled from the tokenizer: one SentencePiece model for both sides
     src_vocab_size: int = 0  # filled from the tokenizer
     tgt_vocab_size: int = 0
     # arch "rnn" (mt.models.rnn) uses these with encoder_layers, decoder_layers and dropout; not d_model, ff_dim, heads.
@@ -108,6 +109,13 @@ class DecodeConfig:
     n_best: int = 1
     batch_tokens: int = 4096  # source tokens per decoding batch
 
+    def validate(self) -> None:
+        """Raise ``ConfigError`` for a beam size below 1 or an n-best outside 1..beam_size."""
+        if self.beam_size < 1:
+            raise ConfigError(f"beam size must be at least 1, got {self.beam_size}")
+        if not 0 < self.n_best <= self.beam_size:
+            raise ConfigError(f"n-best must be in 1..beam size ({self.beam_size}), got {self.n_best}")
+
 
 @dataclass
 class RunConfig:
@@ -119,17 +127,17 @@ class RunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain nested dict (JSON/YAML-ready); ``config_from_dict`` reverses it."""
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
         """Raise ``ConfigError`` on values that cannot work together."""
-        model, train, decode = self.model, self.train, self.decode
-        if model.d_model % model.heads:
+        model, train = self.model, self.train
+        if model.heads < 1 or model.d_model % model.heads:
             raise ConfigError(f"model.heads={model.heads} must divide model.d_model={model.d_model}")
-        if decode.beam_size < 1:
-            raise ConfigError(f"decode.beam_size must be at least 1, got {decode.beam_size}")
-        if not 0 < decode.n_best <= decode.beam_size:
-            raise ConfigError(f"decode.n_best must be in 1..beam_size ({decode.beam_size}), got {decode.n_best}")
+        self.decode.validate()
+        if train.log_every < 1 or train.validate_every < 1:
+            raise ConfigError("train.log_every and train.validate_every must be at least 1 step")
         if not 0.0 <= model.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {model.dropout}")
         if not 0.0 <= train.label_smoothing < 1.0:
@@ -214,6 +222,7 @@ def load_yaml(path: Path) -> dict[str, Any]:
 
 
 def available_presets() -> list[str]:
+    """Names of the presets shipped in ``mt/presets``."""
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 

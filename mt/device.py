@@ -46,7 +46,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
-    return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+    if precision not in dtypes:
+        raise ConfigError(f"unknown precision {precision!r}: use auto, fp32, bf16 or fp16 (CUDA)")
+    return dtypes[precision]
 
 
 def autocast(device: torch.device, dtype: torch.dtype):

@@ -21,7 +21,8 @@ from mt.tokenizer import BOS_ID, EOS_ID
 class Hypothesis:
     """One output: ``tokens`` without BOS/EOS, its ``score`` (summed log-probability, divided by the
     length penalty in beam search) and, if asked for, the attention the decoder used to write
-    each token, (T, L, H, S) with T = ``len(tokens) + 1`` (the last row is for EOS, if produced)."""
+    each token, (T, L, H, S): T = ``len(tokens) + 1`` when EOS was produced (its row last), else
+    ``len(tokens)``; S is the width of the source batch."""
 
     tokens: list[int]
     score: float

@@ -65,12 +65,15 @@ class Tokenizer:
         return self.src.encode(list(sentences), out_type=int)
 
     def encode_tgt(self, sentences: Sequence[str]) -> list[list[int]]:
+        """Target sentences -> subword ids (no BOS/EOS; the batcher adds them)."""
         return self.tgt.encode(list(sentences), out_type=int)
 
     def src_pieces(self, sentence: str) -> list[str]:
+        """A source sentence as SentencePiece pieces (for display)."""
         return self.src.encode(sentence, out_type=str)
 
     def tgt_pieces(self, ids: Sequence[int]) -> list[str]:
+        """Target ids as pieces (for display)."""
         return [self.tgt.id_to_piece(i) for i in ids]
 
     def decode_tgt(self, ids: Sequence[Sequence[int]]) -> list[str]:
@@ -95,12 +98,15 @@ class Tokenizer:
             meta = json.loads((directory / TOKENIZER_FILE).read_text(encoding="utf-8"))
             processors = {}
             for side in ("src", "tgt"):
-                processors[side] = spm.SentencePieceProcessor(model_proto=(directory / meta["models"][side]).read_bytes())
+                name = meta["models"][side]
+                if Path(name).name != name:  # only files inside the directory, never a path elsewhere
+                    raise CheckpointError(f"{directory / TOKENIZER_FILE} names a model outside its directory: {name!r}")
+                processors[side] = spm.SentencePieceProcessor(model_proto=(directory / name).read_bytes())
+            return cls(processors["src"], processors["tgt"], meta["src_lang"], meta["tgt_lang"], meta["joint"])
         except FileNotFoundError as error:
             raise CheckpointError(f"tokenizer in {directory} is incomplete: {error.filename} is missing") from None
-        except (json.JSONDecodeError, KeyError, RuntimeError) as error:
-            raise CheckpointError(f"tokenizer in {directory} is unreadable: {error}") from None
-        return cls(processors["src"], processors["tgt"], meta["src_lang"], meta["tgt_lang"], meta["joint"])
+        except (json.JSONDecodeError, KeyError, TypeError, RuntimeError) as error:
+            raise CheckpointError(f"tokenizer in {directory} is unreadable: {error!r}") from None
 
 
 def train_tokenizer(

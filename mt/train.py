@@ -8,6 +8,7 @@ callback and to ``train_log.jsonl`` (one JSON object per event); nothing is prin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 from mt import checkpoint
 from mt.batching import Batch, TrainingBatches, decoding_batches
-from mt.config import DecodeConfig, RunConfig, TrainConfig
+from mt.config import RunConfig, TrainConfig
 from mt.data import ParallelCorpus, read_corpus
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
 from mt.errors import DataError, TrainingError
@@ -76,7 +77,7 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None) -> Prepa
             tokenizer = train_tokenizer(train.sources, train.targets, data.src_lang, data.tgt_lang,
                                         data.vocab_size, data.model_type, data.joint_vocab)
     src_ids, tgt_ids = tokenizer.encode_src(train.sources), tokenizer.encode_tgt(train.targets)
-    keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if len(s) < data.max_length and len(t) < data.max_length]
+    keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if len(s) <= data.max_length and len(t) <= data.max_length]
     if not keep:
         raise DataError(f"every training pair of {train.origin} is longer than data.max_length={data.max_length} tokens")
     batches = TrainingBatches([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], config.train.batch_tokens, config.train.seed)
@@ -93,7 +94,7 @@ def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, devic
     references = data.dev.targets[:limit]
     total_loss, total_tokens = 0.0, 0
     hypotheses: list[str] = [""] * limit
-    greedy = DecodeConfig(beam_size=1, max_length=config.decode.max_length)
+    greedy = dataclasses.replace(config.decode, beam_size=1, n_best=1)
     batches = TrainingBatches(src_ids, tgt_ids, config.train.batch_tokens, seed=0)
     with autocast(device, dtype):
         for batch in batches.epoch(0):
@@ -138,8 +139,6 @@ class TrainState:
     best_bleu: float = -1.0
     nonfinite_total: int = 0  # batches whose loss was NaN/inf (their update was skipped)
 
-    def as_list(self) -> list[float]:
-        return [self.step, self.epoch, self.batch_in_epoch, self.elapsed, self.best_bleu, self.nonfinite_total]
 
 
 def _prune(run_dir: Path, keep: int) -> None:
@@ -159,20 +158,40 @@ class Updater:
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
                                           weight_decay=settings.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(settings.warmup_steps))
+        # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
+        self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
     def step(self, batch: Batch) -> float | None:
-        """One update on one batch; returns the summed label-smoothed loss, or None if it was not
-        finite (then nothing is updated)."""
+        """One update on one batch; returns the summed label-smoothed loss, or None if the loss or
+        the gradient norm was not finite (then nothing is updated)."""
         with autocast(self.device, self.dtype):
             logits = self.model(batch.src, batch.src_mask, batch.tgt_in)
         loss = label_smoothed_loss(logits, batch.tgt_out, self.settings.label_smoothing)
         if not torch.isfinite(loss):
             return None
         self.optimizer.zero_grad(set_to_none=True)
-        (loss / batch.n_tgt_tokens).backward()
-        if self.settings.clip_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm)
+        scaled = loss / batch.n_tgt_tokens
+        if self.scaler is not None:
+            return self._scaled_step(scaled, loss)
+        scaled.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm or float("inf"))
+        if not torch.isfinite(norm):
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
         self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+    def _scaled_step(self, scaled: torch.Tensor, loss: torch.Tensor) -> float | None:
+        """fp16: backward on the scaled loss; the scaler skips updates with inf/NaN gradients."""
+        self.scaler.scale(scaled).backward()
+        self.scaler.unscale_(self.optimizer)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm or float("inf"))
+        scale = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        if self.scaler.get_scale() < scale:  # the scaler found inf/NaN gradients and skipped the update
+            return None
         self.scheduler.step()
         return loss.item()
 
@@ -188,18 +207,26 @@ class Run:
         if resume_state is not None:
             updater.optimizer.load_state_dict(resume_state["optimizer"])
             updater.scheduler.load_state_dict(resume_state["scheduler"])
-            self.state = TrainState(*resume_state["train_state"])
+            self.state = TrainState(**json.loads(resume_state["train_state"]))
             torch.set_rng_state(resume_state["torch_rng"])
+            if "cuda_rng" in resume_state and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(list(resume_state["cuda_rng"]))
         self.validation_seconds = 0.0
 
     def save(self, best: bool) -> None:
-        """Write ``steps/step-N`` atomically, point ``last`` (and ``best`` if asked) at it, prune old ones."""
+        """Write ``steps/step-N`` atomically, point ``last`` (and ``best`` if asked) at it, prune old ones.
+
+        A step already saved (a stop right after a validation) is not written again."""
         state, updater = self.state, self.updater
-        trainer_state = {"optimizer": updater.optimizer.state_dict(), "scheduler": updater.scheduler.state_dict(),
-                         "train_state": state.as_list(), "torch_rng": torch.get_rng_state()}
-        summary = {"step": state.step, "epoch": state.epoch, "train_seconds": state.elapsed, "best_dev_bleu": state.best_bleu}
-        target = checkpoint.write_checkpoint(self.run_dir / "steps" / f"step-{state.step:07d}", updater.model,
-                                             self.data.tokenizer, self.config, summary, trainer_state)
+        target = self.run_dir / "steps" / f"step-{state.step:07d}"
+        if not (target / checkpoint.CONFIG_FILE).is_file():
+            trainer_state = {"optimizer": updater.optimizer.state_dict(), "scheduler": updater.scheduler.state_dict(),
+                             "train_state": json.dumps(dataclasses.asdict(state)), "torch_rng": torch.get_rng_state()}
+            if torch.cuda.is_available():
+                trainer_state["cuda_rng"] = torch.cuda.get_rng_state_all()
+            summary = {"step": state.step, "epoch": state.epoch, "train_seconds": state.elapsed,
+                       "best_dev_bleu": state.best_bleu}
+            checkpoint.write_checkpoint(target, updater.model, self.data.tokenizer, self.config, summary, trainer_state)
         checkpoint.point_link(self.run_dir / "last", target)
         if best:
             checkpoint.point_link(self.run_dir / "best", target)
@@ -242,6 +269,7 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     started = time.time()
     data = prepare_data(config, tokenizer)
     config.model.src_vocab_size, config.model.tgt_vocab_size = data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size
+    config.model.joint_vocab = data.tokenizer.joint
     if not resume:
         model = build_model(config.model).to(device)
     model.train()
@@ -265,7 +293,7 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     last_save = time.time()
     window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
     nonfinite_in_row = 0
-    stopped_by = None
+    stopped_by = stop_requested()  # a signal while the data was being prepared
 
     def out_of_budget() -> bool:
         return bool((settings.max_steps and state.step >= settings.max_steps)
@@ -275,6 +303,9 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     while not out_of_budget() and stopped_by is None:
         plan_length = len(data.batches.plan(state.epoch))
         for batch in data.batches.epoch(state.epoch, skip=state.batch_in_epoch):
+            stopped_by = stop_requested()
+            if stopped_by:
+                break
             loss = updater.step(batch.to(device))
             state.batch_in_epoch += 1
             state.elapsed = time.time() - clock_start
@@ -306,12 +337,12 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
                   or (settings.save_every_minutes and time.time() - last_save >= 60 * settings.save_every_minutes)):
                 run.save(best=False)
                 last_save = time.time()
-            stopped_by = stop_requested()
-            if stopped_by or out_of_budget():
+            if out_of_budget():
                 break
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
+    stopped_by = stopped_by or stop_requested()
     if stopped_by:
         run.save(best=False)
     elif state.step % settings.validate_every:

@@ -34,7 +34,8 @@ class Translation:
     """A source sentence and its translation(s).
 
     ``attention`` (if asked for) is the decoder's attention for the best hypothesis,
-    (T, L, H, S): one row per target piece plus EOS, over the source pieces plus EOS.
+    (T, L, H, S): one row per target piece (plus one for EOS when it was produced), over
+    S = the source pieces plus EOS.
     """
 
     source: str
@@ -90,8 +91,10 @@ class Translator:
         """
         decode = decode or self.config.decode
         iterator = iter(sentences)
-        while chunk := list(itertools.islice(iterator, CHUNK_SENTENCES)):
+        chunk_size = 1  # grows to CHUNK_SENTENCES: the first lines of a pipe are answered at once
+        while chunk := list(itertools.islice(iterator, chunk_size)):
             yield from self._translate_chunk(chunk, decode, return_attention)
+            chunk_size = min(2 * chunk_size, CHUNK_SENTENCES)
 
     def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool) -> list[Translation]:
         cleaned = [clean_text(sentence) for sentence in sentences]
@@ -117,4 +120,5 @@ class Translator:
         result.n_best = [(text, h.score) for text, h in zip(texts, hypotheses)]
         result.src_pieces = [self.tokenizer.src.id_to_piece(i) for i in src_ids]
         result.tgt_pieces = self.tokenizer.tgt_pieces(best.tokens)
-        result.attention = best.attention
+        # the batch was as wide as its longest source: keep this source's pieces and EOS
+        result.attention = None if best.attention is None else best.attention[..., : len(src_ids) + 1]

@@ -38,7 +38,7 @@ def test_wrong_types_and_impossible_values():
         build_config(None, None, {"model": {"d_model": "big"}})
     with pytest.raises(ConfigError, match="heads=3 must divide"):
         build_config(None, None, {"model": {"heads": 3}})
-    with pytest.raises(ConfigError, match="beam_size"):
+    with pytest.raises(ConfigError, match="beam size must be at least 1"):
         build_config(None, None, {"decode": {"beam_size": 0}})
 
 

@@ -111,7 +111,7 @@ def run_cli(*args, input=None):
 
 def test_cli_reports_bad_input_with_exit_code_2(tiny_checkpoint, tmp_path):
     cases = [
-        (["translate", "a", "--checkpoint", tiny_checkpoint, "--beam-size", "0"], "--beam-size must be at least 1"),
+        (["translate", "a", "--checkpoint", tiny_checkpoint, "--beam-size", "0"], "beam size must be at least 1"),
         (["translate", "a", "--checkpoint", tiny_checkpoint, "--src", "en", "--tgt", "zh"], "translates en->de, not en->zh"),
         (["eval", "--test", tmp_path / "none", "--checkpoint", tiny_checkpoint, "--src", "fr"], "not fr->de"),
         (["translate", "-i", tmp_path / "absent.txt", "--checkpoint", tiny_checkpoint], "file not found"),

@@ -71,6 +71,8 @@ def test_attention_of_the_returned_hypothesis_matches_a_rescoring():
             for token in [2] + best.tokens:
                 _, state, attention = model.decode_step(torch.tensor([token]), state)
                 rows.append(attention[0])
+        produced_eos = len(best.tokens) < config.max_length
+        assert best.attention.size(0) == len(best.tokens) + int(produced_eos)
         expected = torch.stack(rows)[: best.attention.size(0)]
         assert torch.allclose(best.attention, expected, atol=1e-5)
         assert torch.allclose(best.attention.sum(-1), torch.ones_like(best.attention.sum(-1)), atol=1e-5)

@@ -37,22 +37,33 @@ def test_a_tiny_transformer_learns_to_copy(tmp_path):
 
 
 def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
-    settings = {"log_every": 1, "validate_every": 10, "max_steps": 20}
+    # dropout on (the RNG state must be restored); stop between validations at a save_every point,
+    # and run across an epoch boundary (about 40 batches an epoch here).
+    settings = {"log_every": 1, "validate_every": 1000, "save_every": 7, "max_steps": 50}
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    train(tiny_run_config(tmp_path / "a", **settings), tmp_path / "a" / "run")
-    config = tiny_run_config(tmp_path / "b", **{**settings, "max_steps": 10})
-    train(config, tmp_path / "b" / "run")
-    config.train.max_steps = 20
+    uninterrupted_config = tiny_run_config(tmp_path / "a", **settings)
+    uninterrupted_config.model.dropout = 0.1
+    train(uninterrupted_config, tmp_path / "a" / "run")
+    config = tiny_run_config(tmp_path / "b", **{**settings, "max_steps": 21})
+    config.model.dropout = 0.1
+    stops = iter([None] * 21 + ["SIGTERM"])  # stop after step 21, a save_every point
+    train(config, tmp_path / "b" / "run", stop_requested=lambda: next(stops, None))
+    config.train.max_steps = 50
     train(config, tmp_path / "b" / "run", resume=True)
     uninterrupted = [e["loss"] for e in log_events(tmp_path / "a" / "run", "train")]
     resumed = [e["loss"] for e in log_events(tmp_path / "b" / "run", "train")]
-    assert len(uninterrupted) == 20 and resumed == uninterrupted
+    assert log_events(tmp_path / "a" / "run", "end")[0]["epoch"] >= 1
+    assert len(uninterrupted) == 50 and resumed == uninterrupted
 
 
 def test_only_a_limited_number_of_step_checkpoints_are_kept(tmp_path):
-    train(tiny_run_config(tmp_path, max_steps=40, validate_every=10, keep=2), tmp_path / "run")
-    assert len(list((tmp_path / "run" / "steps").iterdir())) <= 3  # keep 2, plus best if older
+    run = tmp_path / "run"
+    train(tiny_run_config(tmp_path, max_steps=40, validate_every=10, keep=2), run)
+    kept = {path.name for path in (run / "steps").iterdir()}
+    best = (run / "best").resolve().name
+    assert kept == {"step-0000030", "step-0000040", best}
+    assert (run / "last").resolve().name == "step-0000040"
 
 
 def test_schedule_warms_up_linearly_then_decays_as_inverse_square_root():

@@ -64,3 +64,11 @@ def test_positional_encoding_follows_the_paper_and_extends():
     assert table.shape == (10, 8)
     assert torch.isclose(table[3, 0], torch.sin(torch.tensor(3.0)))
     assert torch.isclose(table[3, 3], torch.cos(torch.tensor(3.0 / 10000 ** (2 / 8))))
+
+
+def test_separate_vocabularies_of_equal_size_never_share_embeddings():
+    config = ModelConfig(d_model=32, ff_dim=64, heads=4, encoder_layers=1, decoder_layers=1,
+                         src_vocab_size=30, tgt_vocab_size=30, joint_vocab=False)
+    model = build_model(config)
+    assert model.src_embedding is not model.tgt_embedding
+    assert model.output.weight is model.tgt_embedding.weight  # output/target tying is still fine

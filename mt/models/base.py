@@ -47,6 +47,12 @@ class DecoderState:
         return DecoderState(tensors, self.step, self.static)
 
 
+def shares_embeddings(config) -> bool:
+    """Whether source and target use one embedding matrix: only with a joint vocabulary
+    (``ModelConfig.joint_vocab``) and ``tie_embeddings`` (Press & Wolf, 2017)."""
+    return config.tie_embeddings and config.joint_vocab and config.src_vocab_size == config.tgt_vocab_size
+
+
 class EncoderDecoder(nn.Module):
     """Base class of the sequence-to-sequence models (Transformer, RNN)."""
 
@@ -55,6 +61,7 @@ class EncoderDecoder(nn.Module):
         raise NotImplementedError
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
+        """The decoder state before the first step, from memory (B, S, D) and ``src_mask`` (B, S)."""
         raise NotImplementedError
 
     def decode_step(

@@ -40,7 +40,7 @@ from mt.models.attention import (
     LuongLocalAttention,
     RecurrentAttention,
 )
-from mt.models.base import DecoderState, EncoderDecoder
+from mt.models.base import DecoderState, EncoderDecoder, shares_embeddings
 from mt.tokenizer import PAD_ID
 
 RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM}
@@ -208,8 +208,7 @@ class RNNEncoderDecoder(EncoderDecoder):
         super().__init__()
         self.config = config
         self.src_embedding = _embedding(config.src_vocab_size, config.embedding_dim)
-        share = config.tie_embeddings and config.src_vocab_size == config.tgt_vocab_size
-        self.tgt_embedding = self.src_embedding if share else _embedding(config.tgt_vocab_size, config.embedding_dim)
+        self.tgt_embedding = self.src_embedding if shares_embeddings(config) else _embedding(config.tgt_vocab_size, config.embedding_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.encoder = RecurrentEncoder(config)
         decoder_class = BahdanauDecoder if config.attention == "bahdanau" else LuongDecoder

@@ -15,7 +15,7 @@ from torch import nn
 
 from mt.config import ModelConfig
 from mt.models.attention import MultiHeadAttention
-from mt.models.base import DecoderState, EncoderDecoder
+from mt.models.base import DecoderState, EncoderDecoder, shares_embeddings
 from mt.tokenizer import PAD_ID
 
 
@@ -132,8 +132,7 @@ class Transformer(EncoderDecoder):
         self.config = config
         self.scale = math.sqrt(config.d_model)
         self.src_embedding = nn.Embedding(config.src_vocab_size, config.d_model, padding_idx=PAD_ID)
-        share = config.tie_embeddings and config.src_vocab_size == config.tgt_vocab_size
-        self.tgt_embedding = self.src_embedding if share else nn.Embedding(config.tgt_vocab_size, config.d_model, padding_idx=PAD_ID)
+        self.tgt_embedding = self.src_embedding if shares_embeddings(config) else nn.Embedding(config.tgt_vocab_size, config.d_model, padding_idx=PAD_ID)
         self.positions = SinusoidalPositionalEncoding(config.d_model)
         self.dropout = nn.Dropout(config.dropout)
         self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
