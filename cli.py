@@ -360,7 +360,8 @@ def _show_attention(translator, result, number: int, show: bool, plot_path: Opti
         model = translator.config.model
         kind = f"RNN + {model.attention} attention" if model.arch == "rnn" else "Transformer cross-attention"
         which = "" if model.arch == "rnn" else (
-            f", layer {layer if layer is not None else 'last'}, " + (f"head {head}" if head is not None else "heads averaged"))
+            (", last layer, " if layer is None else f", layer {layer}, ")
+            + ("heads averaged" if head is None else "all heads" if head == "all" else f"head {head}"))
         path = plot_path if number == 1 else plot_path.with_name(f"{plot_path.stem}-{number}{plot_path.suffix}")
         written = plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path,
                                  title=f"{kind}{which}\n{result.source} -> {result.text}")
