@@ -462,8 +462,9 @@ def evaluate(
             raise DataError(f"{tok_references} has {len(tokenized)} lines but the test set has {len(hypotheses)}")
         scores.append(lc_tok_bleu(hypotheses, tokenized, tgt))
     table = Table(title=f"{corpus.origin} ({len(corpus)} sentences)")
-    for column in ("metric", "score", "signature"):
-        table.add_column(column)
+    table.add_column("metric")
+    table.add_column("score", justify="right")
+    table.add_column("signature", overflow="fold")
     for score in scores:
         table.add_row(score.name, f"{score.score:.2f}", score.signature)
     Console().print(table)
