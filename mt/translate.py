@@ -106,7 +106,8 @@ class Translator:
                 src_ids[position] = ids[:MAX_SOURCE_TOKENS]
                 results[todo[position]].truncated = True
         with torch.inference_mode(), autocast(self.device, self.dtype):
-            for batch in decoding_batches(src_ids, decode.batch_tokens):
+            # every sentence runs beam_size hypotheses: keep the rows (and memory) of a batch bounded
+            for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.beam_size, 1)):
                 batch = batch.to(self.device)
                 outputs = search(self.model, batch.src, batch.src_mask, decode, return_attention)
                 for position, hypotheses in zip(batch.indices, outputs):
