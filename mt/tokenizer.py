@@ -23,7 +23,8 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 TOKENIZER_FILE = "tokenizer.json"
 
 
-def _train_model(sentences: Iterable[str], vocab_size: int, model_type: str, character_coverage: float) -> bytes:
+def _train_model(sentences: Iterable[str], vocab_size: int, model_type: str, character_coverage: float,
+                 normalization: str) -> bytes:
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
@@ -32,6 +33,7 @@ def _train_model(sentences: Iterable[str], vocab_size: int, model_type: str, cha
             vocab_size=vocab_size,
             model_type=model_type,
             character_coverage=character_coverage,
+            normalization_rule_name=normalization,
             pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
             hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
             input_sentence_size=2_000_000, shuffle_input_sentence=True,
@@ -122,15 +124,19 @@ def train_tokenizer(
 
     Character coverage is 0.9995 for a CJK side (so rare characters become UNK rather than
     bloating the vocabulary) and 1.0 otherwise; a joint model uses 0.9995 if either side is CJK.
-    ``vocab_size`` is an upper bound: small corpora get fewer pieces.
+    Text is NFKC-normalized (SentencePiece's ``nmt_nfkc``), except a CJK *target*, which keeps
+    its characters as written (``identity``): NFKC would turn the full-width punctuation of
+    Chinese references (？，！) into ASCII in every translation. ``vocab_size`` is an upper bound:
+    small corpora get fewer pieces.
     """
     def coverage(*langs: str) -> float:
         return 0.9995 if any(is_cjk(lang) for lang in langs) else 1.0
 
+    target_rule = "identity" if is_cjk(tgt_lang) else "nmt_nfkc"
     if joint:
-        proto = _train_model([*sources, *targets], vocab_size, model_type, coverage(src_lang, tgt_lang))
+        proto = _train_model([*sources, *targets], vocab_size, model_type, coverage(src_lang, tgt_lang), target_rule)
         processor = spm.SentencePieceProcessor(model_proto=proto)
         return Tokenizer(processor, processor, src_lang, tgt_lang, joint=True)
-    src = spm.SentencePieceProcessor(model_proto=_train_model(sources, vocab_size, model_type, coverage(src_lang)))
-    tgt = spm.SentencePieceProcessor(model_proto=_train_model(targets, vocab_size, model_type, coverage(tgt_lang)))
+    src = spm.SentencePieceProcessor(model_proto=_train_model(sources, vocab_size, model_type, coverage(src_lang), "nmt_nfkc"))
+    tgt = spm.SentencePieceProcessor(model_proto=_train_model(targets, vocab_size, model_type, coverage(tgt_lang), target_rule))
     return Tokenizer(src, tgt, src_lang, tgt_lang, joint=False)

@@ -24,3 +24,11 @@ def test_separate_vocabularies_and_chinese():
     tokenizer = train_tokenizer(sources, targets, "en", "zh", vocab_size=30, joint=False)
     assert not tokenizer.joint
     assert tokenizer.decode_tgt(tokenizer.encode_tgt(["我爱狗。"])) == ["我爱狗。"]
+
+
+def test_chinese_targets_keep_full_width_punctuation():
+    sources = ["Are you OK?", "Yes, I am!", "Who are you?"] * 20
+    targets = ["你还好吗？", "是的，我很好！", "你是谁？"] * 20
+    tokenizer = train_tokenizer(sources, targets, "en", "zh", vocab_size=40, joint=False)
+    assert tokenizer.decode_tgt(tokenizer.encode_tgt(["你是谁？"])) == ["你是谁？"]
+    assert tokenizer.src.decode(tokenizer.encode_src(["Ｗho?"])[0]) == "Who?"  # NFKC on the English side
