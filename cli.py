@@ -49,7 +49,13 @@ def parse_duration(text: str) -> float:
 
 def default_checkpoint() -> Path:
     """``$MT_CHECKPOINT`` if set, else the model shipped in ``checkpoints/default``."""
-    return Path(os.environ.get(DEFAULT_CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
+    path = Path(os.environ.get(DEFAULT_CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
+    if not path.exists():
+        from mt.errors import CheckpointError
+
+        raise CheckpointError(f"no model at {path}: pass --checkpoint DIR (a checkpoint or run directory) "
+                              f"or set {DEFAULT_CHECKPOINT_ENV}")
+    return path
 
 
 @app.command()
