@@ -36,6 +36,7 @@ import functools
 import json
 import logging
 import math
+import textwrap
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Sequence
@@ -292,7 +293,9 @@ def plot_attention(
             ax.set_yticks(range(len(row_labels)), row_labels)
             ax.set(xlabel="source", ylabel="target", title=f"head {index}" if heads > 1 else "")
         figure.colorbar(image, ax=axes[:heads].tolist(), label="attention weight")
-        figure.suptitle(title)
+        # wrap each title line to the figure's width (about 0.12 inch per character at this size)
+        width = max(int(figure.get_figwidth() / 0.12), 20)
+        figure.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()))
         figure.savefig(path)
     return path
 
