@@ -191,6 +191,7 @@ def train(
     max_time: Optional[str] = typer.Option(None, help="Stop after this much training time, e.g. 60m."),
     epochs: Optional[int] = typer.Option(None, help="Stop after this many epochs."),
     batch_tokens: Optional[int] = typer.Option(None, help="Tokens per batch (padded, longer side)."),
+    accum_steps: Optional[int] = typer.Option(None, help="Batches accumulated into one update (per process)."),
     learning_rate: Optional[float] = typer.Option(None, "--lr", help="Peak learning rate."),
     warmup_steps: Optional[int] = typer.Option(None, "--warmup", help="Linear warmup steps."),
     validate_every: Optional[int] = typer.Option(None, help="Validate (and checkpoint) every N steps."),
@@ -210,7 +211,10 @@ def train(
     keep: Optional[int] = typer.Option(None, help="Step checkpoints to keep besides best/last."),
     encoding_errors: Optional[str] = typer.Option(None, help="strict (invalid UTF-8 is an error) or replace."),
 ):
-    """Train a translation model; writes checkpoints and train_log.jsonl into the run directory."""
+    """Train a translation model; writes checkpoints and train_log.jsonl into the run directory.
+
+    Several processes (DistributedDataParallel): torchrun --nproc_per_node=N $(which mt) train ...
+    """
     from mt.checkpoint import read_meta, resolve_checkpoint
     from mt.config import apply_overrides, build_config, config_from_dict
     from mt.train import train as run_training
@@ -223,7 +227,7 @@ def train(
         ("data", "tokenizer", str(tokenizer) if tokenizer else None), ("data", "vocab_size", vocab_size),
         ("data", "model_type", model_type), ("data", "joint_vocab", False if separate_vocab else None),
         ("train", "max_steps", max_steps), ("train", "max_time", parse_duration(max_time) if max_time else None),
-        ("train", "epochs", epochs), ("train", "batch_tokens", batch_tokens), ("train", "learning_rate", learning_rate),
+        ("train", "epochs", epochs), ("train", "batch_tokens", batch_tokens), ("train", "accum_steps", accum_steps), ("train", "learning_rate", learning_rate),
         ("train", "warmup_steps", warmup_steps), ("train", "validate_every", validate_every),
         ("train", "log_every", log_every), ("train", "precision", precision), ("train", "device", device), ("train", "seed", seed),
         ("train", "threads", threads),
@@ -256,11 +260,13 @@ def train(
             raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --output")
     with StopSignals() as stop, TrainingDisplay() as display:
         end = run_training(run_config, run_dir, callback=display, resume=resume is not None, stop_requested=stop)
+    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        return
     stopped_by = end["stopped_by"] or stop.received
     if stopped_by:
         console.print(f"stopped by {stopped_by} at step {end['step']}; saved {run_dir / 'last'}. "
                       f"Resume with: mt train --resume {run_dir}", highlight=False, soft_wrap=True)
-        raise typer.Exit(StopSignals.EXIT_CODES[stopped_by])
+        raise typer.Exit(StopSignals.EXIT_CODES.get(stopped_by, 1))
     if end["nonfinite_total"]:
         console.print(f"[yellow]warning:[/] {end['nonfinite_total']} batches had a non-finite loss and were skipped")
     console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "

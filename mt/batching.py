@@ -13,6 +13,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
+from mt.store import TokenizedCorpus
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -75,39 +76,77 @@ def _pad(rows: list[list[int]]) -> torch.Tensor:
     return torch.from_numpy(padded)
 
 
-def collate(indices: Sequence[int], src_ids: Sequence[list[int]], tgt_ids: Sequence[list[int]] | None) -> Batch:
-    """Pad the sentences at ``indices`` into a ``Batch`` (source + EOS; target BOS/EOS shifted)."""
-    src = _pad([src_ids[i] + [EOS_ID] for i in indices])
+def collate(indices: Sequence[int], src_rows: Sequence[list[int]], tgt_rows: Sequence[list[int]] | None) -> Batch:
+    """Pad sentences into a ``Batch`` (source + EOS; target BOS/EOS shifted). ``src_rows[k]`` (and
+    ``tgt_rows[k]``) is the sentence numbered ``indices[k]``."""
+    src = _pad([row + [EOS_ID] for row in src_rows])
     tgt_in = tgt_out = None
     n_tgt = 0
-    if tgt_ids is not None:
-        tgt_in = _pad([[BOS_ID] + tgt_ids[i] for i in indices])
-        tgt_out = _pad([tgt_ids[i] + [EOS_ID] for i in indices])
+    if tgt_rows is not None:
+        tgt_in = _pad([[BOS_ID] + row for row in tgt_rows])
+        tgt_out = _pad([row + [EOS_ID] for row in tgt_rows])
         n_tgt = int((tgt_out != PAD_ID).sum())
     src_mask = src != PAD_ID
     return Batch(src, src_mask, tgt_in, tgt_out, list(map(int, indices)), int(src_mask.sum()), n_tgt)
 
 
+@dataclass
+class Update:
+    """The batches of one optimizer update that this process computes (``accum_steps`` of them),
+    and the label tokens of the whole update, over every process: the loss is divided by it."""
+
+    batches: list[Batch]
+    n_tgt_tokens: int
+
+    @classmethod
+    def of(cls, batch: Batch) -> "Update":
+        """An update of one batch (one process, no accumulation)."""
+        return cls([batch], batch.n_tgt_tokens)
+
+
 class TrainingBatches:
     """The token batches of a tokenized parallel corpus, reshuffled each epoch from ``seed + epoch``.
 
-    Deterministic given (seed, epoch), so a resumed run can skip to the batch it stopped at.
+    Deterministic given (seed, epoch), so a resumed run can skip to the batch it stopped at, and
+    every process of a distributed run plans the same batches and takes its own share of them.
     """
 
-    def __init__(self, src_ids: list[list[int]], tgt_ids: list[list[int]], batch_tokens: int, seed: int):
-        self.src_ids, self.tgt_ids = src_ids, tgt_ids
-        self.src_lengths = np.fromiter((len(s) + 1 for s in src_ids), dtype=np.int64, count=len(src_ids))
-        self.tgt_lengths = np.fromiter((len(t) + 1 for t in tgt_ids), dtype=np.int64, count=len(tgt_ids))
+    def __init__(self, corpus: TokenizedCorpus, batch_tokens: int, seed: int):
+        self.corpus = corpus
+        self.src_lengths, self.tgt_lengths = corpus.src_lengths + 1, corpus.tgt_lengths + 1  # EOS / BOS
         self.batch_tokens, self.seed = batch_tokens, seed
+
+    def __len__(self) -> int:
+        return len(self.corpus)
 
     def plan(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng(self.seed + epoch)
         return plan_batches(self.src_lengths, self.tgt_lengths, self.batch_tokens, rng)
 
+    def _collate(self, indices: np.ndarray) -> Batch:
+        return collate(indices, *self.corpus.rows(indices))
+
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[Batch]:
         """Yield the batches of ``epoch`` (0-based), skipping the first ``skip`` of them."""
         for indices in self.plan(epoch)[skip:]:
-            yield collate(indices, self.src_ids, self.tgt_ids)
+            yield self._collate(indices)
+
+    def updates(self, epoch: int, skip: int = 0, accum_steps: int = 1, world_size: int = 1, rank: int = 0) -> Iterator[Update]:
+        """Yield the updates of ``epoch`` for process ``rank`` of ``world_size``, after the first
+        ``skip`` batches. Each update takes ``accum_steps * world_size`` consecutive batches of the
+        plan; process ``rank`` computes the ``rank``-th run of ``accum_steps`` of them. The few
+        batches left over at the end of an epoch are not used (none with one process and no
+        accumulation), so every process makes the same number of updates."""
+        group = accum_steps * world_size
+        plan = self.plan(epoch)
+        for start in range(skip, len(plan) - group + 1, group):
+            members = plan[start: start + group]
+            own = members[rank * accum_steps: (rank + 1) * accum_steps]
+            tokens = int(sum(self.tgt_lengths[indices].sum() for indices in members))
+            yield Update([self._collate(indices) for indices in own], tokens)
+
+    def updates_per_epoch(self, epoch: int, accum_steps: int = 1, world_size: int = 1) -> int:
+        return len(self.plan(epoch)) // (accum_steps * world_size)
 
     def padding_fraction(self, epoch: int = 0) -> float:
         """Share of padded positions among all positions of an epoch's batches (both sides)."""
@@ -122,4 +161,4 @@ def decoding_batches(src_ids: Sequence[list[int]], batch_tokens: int) -> Iterato
     """Batches for translation: sorted by source length; ``Batch.indices`` restores input order."""
     lengths = np.fromiter((len(s) + 1 for s in src_ids), dtype=np.int64, count=len(src_ids))
     for indices in plan_batches(lengths, None, batch_tokens, rng=None):
-        yield collate(indices, src_ids, None)
+        yield collate(indices, [src_ids[i] for i in indices], None)

@@ -39,6 +39,7 @@ class DataConfig:
     joint_vocab: bool = True
     max_length: int = 100  # training pairs longer than this (either side) are dropped
     encoding_errors: str = "strict"  # strict: invalid UTF-8 is an error naming file and line; replace: U+FFFD
+    cache_dir: str = ""  # tokenizers and tokenized corpora (mt.store); empty = $MT_CACHE or ~/.cache/mt
 
 
 RNN_TYPES = ("gru", "lstm")
@@ -81,7 +82,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
     clip_grad_norm: float = 1.0
-    max_steps: int = 0  # 0 = no limit
+    accum_steps: int = 1  # batches whose gradients are summed into one update (per process)
+    max_steps: int = 0  # 0 = no limit (counts updates)
     epochs: int = 0  # 0 = no limit
     max_time: float = 0.0  # seconds; 0 = no limit
     log_every: int = 50  # steps
@@ -136,6 +138,8 @@ class RunConfig:
         if model.heads < 1 or model.d_model % model.heads:
             raise ConfigError(f"model.heads={model.heads} must divide model.d_model={model.d_model}")
         self.decode.validate()
+        if train.accum_steps < 1:
+            raise ConfigError(f"train.accum_steps must be at least 1, got {train.accum_steps}")
         if train.log_every < 1 or train.validate_every < 1:
             raise ConfigError("train.log_every and train.validate_every must be at least 1 step")
         if not 0.0 <= model.dropout < 1.0:

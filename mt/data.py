@@ -15,10 +15,12 @@ dropped and counted. Control characters are removed and runs of whitespace colla
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator
+from typing import BinaryIO, Iterator
 
 from mt.errors import DataError
 
@@ -81,41 +83,83 @@ def clean_text(text: str) -> str:
     return " ".join(CONTROL_CHARACTERS.sub(" ", text).split())
 
 
-def _clean_pairs(pairs: Iterable[tuple[str, str]], origin: str) -> ParallelCorpus:
-    sources, targets, dropped = [], [], 0
-    for source, target in pairs:
-        source, target = clean_text(source), clean_text(target)
-        if source and target:
-            sources.append(source)
-            targets.append(target)
+class CorpusReader:
+    """The cleaned sentence pairs of a corpus spec, streamed: iterate as often as needed, one
+    pair in memory at a time (a corpus of millions of pairs is never held as Python lists).
+
+    After a complete iteration, ``dropped_empty`` counts the pairs with an empty side. Raises
+    ``DataError`` (while iterating) on a missing file, unequal line counts (both counts given),
+    invalid UTF-8 (file and line), a TSV line with fewer than two columns, or an empty corpus.
+    """
+
+    def __init__(self, spec: str, src_lang: str, tgt_lang: str, encoding_errors: str = "strict"):
+        if not spec:
+            raise DataError("no corpus given")
+        self.spec, self.src_lang, self.tgt_lang, self.encoding_errors = spec, src_lang, tgt_lang, encoding_errors
+        path = Path(spec)
+        if path.suffix == ".tsv":
+            self.kind, self.files = "tsv", [path]
+        elif (Path(f"{spec}.{src_lang}").exists() or Path(f"{spec}.{tgt_lang}").exists()
+              or not (path.is_dir() or path.suffix in DATASET_FILE_TYPES or not path.parent.exists() or ":" in spec)):
+            self.kind, self.files = "plain", [Path(f"{spec}.{src_lang}"), Path(f"{spec}.{tgt_lang}")]
         else:
-            dropped += 1
-    if not sources:
-        raise DataError(f"corpus {origin} has no sentence pairs (after dropping {dropped} empty ones)")
-    return ParallelCorpus(sources, targets, origin, dropped)
+            self.kind, self.files = "dataset", []
+        self.origin = " + ".join(map(str, self.files)) if self.files else f"dataset {spec}"
+        self.dropped_empty = 0
 
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        raw = {"tsv": self._tsv_pairs, "plain": self._plain_pairs, "dataset": self._dataset_pairs}[self.kind]()
+        kept = dropped = 0
+        for source, target in raw:
+            source, target = clean_text(source), clean_text(target)
+            if source and target:
+                kept += 1
+                yield source, target
+            else:
+                dropped += 1
+        self.dropped_empty = dropped
+        if not kept:
+            raise DataError(f"corpus {self.origin} has no sentence pairs (after dropping {dropped} empty ones)")
 
-def _read_plain_pair(prefix: str, src_lang: str, tgt_lang: str, encoding_errors: str) -> ParallelCorpus:
-    src_path, tgt_path = Path(f"{prefix}.{src_lang}"), Path(f"{prefix}.{tgt_lang}")
-    missing = [str(p) for p in (src_path, tgt_path) if not p.is_file()]
-    if missing:
-        raise DataError(
-            f"corpus {prefix!r}: missing {' and '.join(missing)}. A plain corpus is two files "
-            f"PREFIX.{src_lang} and PREFIX.{tgt_lang}; pass a .tsv file or a dataset otherwise."
-        )
-    sources = list(read_lines(src_path, encoding_errors))
-    targets = list(read_lines(tgt_path, encoding_errors))
-    if len(sources) != len(targets):
-        raise DataError(
-            f"{src_path} has {len(sources)} lines but {tgt_path} has {len(targets)}: "
-            "the two sides of a parallel corpus must have one line per sentence pair."
-        )
-    return _clean_pairs(zip(sources, targets), f"{src_path} + {tgt_path}")
+    def content_key(self) -> str:
+        """A SHA-256 over what the pairs are read from (file bytes, or the dataset's fingerprint)
+        and how (languages, error handling): equal keys mean equal pairs."""
+        digest = hashlib.sha256(f"{self.kind}|{self.src_lang}|{self.tgt_lang}|{self.encoding_errors}".encode())
+        if self.kind == "dataset":
+            digest.update(self._load_dataset()._fingerprint.encode())
+        for path in self.files:
+            try:
+                with path.open("rb") as handle:
+                    while chunk := handle.read(1 << 20):
+                        digest.update(chunk)
+            except FileNotFoundError:
+                raise DataError(f"file not found: {path}") from None
+        return digest.hexdigest()
 
+    def _plain_pairs(self) -> Iterator[tuple[str, str]]:
+        src_path, tgt_path = self.files
+        missing = [str(p) for p in self.files if not p.is_file()]
+        if missing:
+            raise DataError(
+                f"corpus {self.spec!r}: missing {' and '.join(missing)}. A plain corpus is two files "
+                f"PREFIX.{self.src_lang} and PREFIX.{self.tgt_lang}; pass a .tsv file or a dataset otherwise."
+            )
+        sources, targets = read_lines(src_path, self.encoding_errors), read_lines(tgt_path, self.encoding_errors)
+        count = 0
+        for source, target in itertools.zip_longest(sources, targets):
+            if source is None or target is None:
+                n_src = count + (source is not None) + sum(1 for _ in sources)
+                n_tgt = count + (target is not None) + sum(1 for _ in targets)
+                raise DataError(
+                    f"{src_path} has {n_src} lines but {tgt_path} has {n_tgt}: "
+                    "the two sides of a parallel corpus must have one line per sentence pair."
+                )
+            count += 1
+            yield source, target
 
-def _read_tsv(path: Path, encoding_errors: str) -> ParallelCorpus:
-    def pairs() -> Iterator[tuple[str, str]]:
-        for number, line in enumerate(read_lines(path, encoding_errors), start=1):
+    def _tsv_pairs(self) -> Iterator[tuple[str, str]]:
+        path = self.files[0]
+        for number, line in enumerate(read_lines(path, self.encoding_errors), start=1):
             if not line.strip():
                 yield "", ""
                 continue
@@ -124,55 +168,50 @@ def _read_tsv(path: Path, encoding_errors: str) -> ParallelCorpus:
                 raise DataError(f"{path}, line {number}: expected source<TAB>target, found {len(columns)} column(s)")
             yield columns[0], columns[1]
 
-    return _clean_pairs(pairs(), str(path))
+    def _load_dataset(self):
+        import datasets  # imported here: it is slow to import and only this reader needs it
 
+        path, spec = Path(self.spec), self.spec
+        try:
+            if path.is_dir():
+                dataset = datasets.load_from_disk(str(path))
+            elif path.suffix in DATASET_FILE_TYPES and path.is_file():
+                dataset = datasets.load_dataset(DATASET_FILE_TYPES[path.suffix], data_files=str(path), split="train")
+            else:
+                name, _, split = spec.partition(":")
+                dataset = datasets.load_dataset(name, split=split or "train")
+        except (FileNotFoundError, ValueError, ConnectionError, OSError) as error:
+            raise DataError(f"cannot load dataset {spec!r}: {error}") from None
+        if isinstance(dataset, datasets.DatasetDict):
+            raise DataError(f"dataset {spec!r} has splits {list(dataset)}: name one as {spec}:SPLIT")
+        return dataset
 
-def _read_dataset(spec: str, src_lang: str, tgt_lang: str) -> ParallelCorpus:
-    import datasets  # imported here: it is slow to import and only this reader needs it
-
-    path = Path(spec)
-    try:
-        if path.is_dir():
-            dataset = datasets.load_from_disk(str(path))
-        elif path.suffix in DATASET_FILE_TYPES and path.is_file():
-            dataset = datasets.load_dataset(DATASET_FILE_TYPES[path.suffix], data_files=str(path), split="train")
+    def _dataset_pairs(self) -> Iterator[tuple[str, str]]:
+        dataset = self._load_dataset()
+        src, tgt, columns = self.src_lang, self.tgt_lang, dataset.column_names
+        if "translation" in columns:
+            for row in dataset.select_columns(["translation"]):
+                pair = row["translation"] or {}
+                yield pair.get(src) or "", pair.get(tgt) or ""
+        elif src in columns and tgt in columns:
+            for row in dataset.select_columns([src, tgt]):
+                yield row[src] or "", row[tgt] or ""
         else:
-            name, _, split = spec.partition(":")
-            dataset = datasets.load_dataset(name, split=split or "train")
-    except (FileNotFoundError, ValueError, ConnectionError, OSError) as error:
-        raise DataError(f"cannot load dataset {spec!r}: {error}") from None
-    if isinstance(dataset, datasets.DatasetDict):
-        raise DataError(f"dataset {spec!r} has splits {list(dataset)}: name one as {spec}:SPLIT")
-    columns = dataset.column_names
-    if "translation" in columns:
-        rows = dataset["translation"]
-        pairs = ((row.get(src_lang) or "", row.get(tgt_lang) or "") for row in rows)
-    elif src_lang in columns and tgt_lang in columns:
-        pairs = zip(dataset[src_lang], dataset[tgt_lang])
-    else:
-        raise DataError(
-            f"dataset {spec!r} has columns {columns}: expected 'translation' or the language columns "
-            f"{src_lang!r} and {tgt_lang!r}"
-        )
-    return _clean_pairs(((s or "", t or "") for s, t in pairs), f"dataset {spec}")
+            raise DataError(
+                f"dataset {self.spec!r} has columns {columns}: expected 'translation' or the language columns "
+                f"{src!r} and {tgt!r}"
+            )
 
 
 def read_corpus(spec: str, src_lang: str, tgt_lang: str, encoding_errors: str = "strict") -> ParallelCorpus:
-    """Read a parallel corpus from a spec (see the module docstring).
-
-    Raises ``DataError`` on a missing file, unequal line counts (both counts given), invalid
-    UTF-8 (file and line), a TSV line with fewer than two columns, or an empty corpus.
-    """
-    if not spec:
-        raise DataError("no corpus given")
-    path = Path(spec)
-    if path.suffix == ".tsv":
-        return _read_tsv(path, encoding_errors)
-    if Path(f"{spec}.{src_lang}").exists() or Path(f"{spec}.{tgt_lang}").exists():
-        return _read_plain_pair(spec, src_lang, tgt_lang, encoding_errors)
-    if path.is_dir() or path.suffix in DATASET_FILE_TYPES or not path.parent.exists() or ":" in spec:
-        return _read_dataset(spec, src_lang, tgt_lang)
-    return _read_plain_pair(spec, src_lang, tgt_lang, encoding_errors)
+    """Read a whole parallel corpus into memory (see the module docstring and ``CorpusReader``
+    for the specs and the errors raised). For dev/test sets; training streams through ``mt.store``."""
+    reader = CorpusReader(spec, src_lang, tgt_lang, encoding_errors)
+    sources, targets = [], []
+    for source, target in reader:
+        sources.append(source)
+        targets.append(target)
+    return ParallelCorpus(sources, targets, reader.origin, reader.dropped_empty)
 
 
 def is_cjk(lang: str) -> bool:

@@ -21,10 +21,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def set_threads(threads: int = 0) -> int:
-    """Use ``threads`` intra-op threads (0 = every core this process may run on). Returns the count."""
+def set_threads(threads: int = 0, processes: int = 1) -> int:
+    """Use ``threads`` intra-op threads (0 = this process' share of the cores it may run on, when
+    ``processes`` processes share them). Returns the count."""
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    count = threads or available
+    count = threads or max(available // processes, 1)
     torch.set_num_threads(count)
     return count
 

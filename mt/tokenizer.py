@@ -9,6 +9,7 @@ EOS=3. A tokenizer directory holds ``tokenizer.json`` and ``spm.model`` (joint) 
 from __future__ import annotations
 
 import io
+import itertools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,15 +113,15 @@ class Tokenizer:
 
 
 def train_tokenizer(
-    sources: Sequence[str],
-    targets: Sequence[str],
+    sources: Iterable[str],
+    targets: Iterable[str],
     src_lang: str,
     tgt_lang: str,
     vocab_size: int = 8000,
     model_type: str = "unigram",
     joint: bool = True,
 ) -> Tokenizer:
-    """Train SentencePiece on a corpus' sentences.
+    """Train SentencePiece on a corpus' sentences (lists, or generators streaming a large corpus).
 
     Character coverage is 0.9995 for a CJK side (so rare characters become UNK rather than
     bloating the vocabulary) and 1.0 otherwise; a joint model uses 0.9995 if either side is CJK.
@@ -134,7 +135,7 @@ def train_tokenizer(
 
     target_rule = "identity" if is_cjk(tgt_lang) else "nmt_nfkc"
     if joint:
-        proto = _train_model([*sources, *targets], vocab_size, model_type, coverage(src_lang, tgt_lang), target_rule)
+        proto = _train_model(itertools.chain(sources, targets), vocab_size, model_type, coverage(src_lang, tgt_lang), target_rule)
         processor = spm.SentencePieceProcessor(model_proto=proto)
         return Tokenizer(processor, processor, src_lang, tgt_lang, joint=True)
     src = spm.SentencePieceProcessor(model_proto=_train_model(sources, vocab_size, model_type, coverage(src_lang), "nmt_nfkc"))

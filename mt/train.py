@@ -8,6 +8,7 @@ callback and to ``train_log.jsonl`` (one JSON object per event); nothing is prin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -21,15 +22,17 @@ import torch
 import torch.nn.functional as F
 
 from mt import checkpoint
-from mt.batching import Batch, TrainingBatches, decoding_batches
+from mt.batching import TrainingBatches, Update, decoding_batches
 from mt.config import RunConfig, TrainConfig
-from mt.data import ParallelCorpus, read_corpus
+from mt.data import CorpusReader, ParallelCorpus, read_corpus
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
-from mt.errors import DataError, TrainingError
+from mt.distributed import Distributed
+from mt.errors import TrainingError
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model
 from mt.search import greedy_search
-from mt.tokenizer import PAD_ID, Tokenizer, train_tokenizer
+from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
+from mt.tokenizer import PAD_ID, Tokenizer
 
 Event = dict[str, Any]
 
@@ -65,24 +68,25 @@ def label_smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: flo
     )
 
 
-def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None) -> PreparedData:
-    """Read train/dev corpora, train (or use) the tokenizer, encode, drop over-long training pairs."""
+def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
+                 distributed: Distributed = Distributed()) -> PreparedData:
+    """Stream the training corpus into the tokenizer (``data.tokenizer``, the given one, or one
+    trained and cached) and into a memory-mapped Arrow file of ids (``mt.store``); read the dev
+    set. Under DDP, rank 0 prepares first and the other processes then open its cache entries.
+    Raises ``DataError`` on bad input."""
     data = config.data
-    train = read_corpus(data.train, data.src_lang, data.tgt_lang, data.encoding_errors)
-    dev = read_corpus(data.dev, data.src_lang, data.tgt_lang, data.encoding_errors)
+    reader = CorpusReader(data.train, data.src_lang, data.tgt_lang, data.encoding_errors)
+    if not distributed.is_main:
+        distributed.barrier()
     if tokenizer is None:
-        if data.tokenizer:
-            tokenizer = Tokenizer.load(Path(data.tokenizer))
-        else:
-            tokenizer = train_tokenizer(train.sources, train.targets, data.src_lang, data.tgt_lang,
-                                        data.vocab_size, data.model_type, data.joint_vocab)
-    src_ids, tgt_ids = tokenizer.encode_src(train.sources), tokenizer.encode_tgt(train.targets)
-    keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if len(s) <= data.max_length and len(t) <= data.max_length]
-    if not keep:
-        raise DataError(f"every training pair of {train.origin} is longer than data.max_length={data.max_length} tokens")
-    batches = TrainingBatches([src_ids[i] for i in keep], [tgt_ids[i] for i in keep], config.train.batch_tokens, config.train.seed)
+        tokenizer = Tokenizer.load(Path(data.tokenizer)) if data.tokenizer else cached_tokenizer(reader, data)
+    corpus = tokenize_corpus(reader, tokenizer, data)
+    if distributed.is_main:
+        distributed.barrier()
+    dev = read_corpus(data.dev, data.src_lang, data.tgt_lang, data.encoding_errors)
+    batches = TrainingBatches(corpus, config.train.batch_tokens, config.train.seed)
     return PreparedData(tokenizer, batches, dev, tokenizer.encode_src(dev.sources), tokenizer.encode_tgt(dev.targets),
-                        dropped_long=len(src_ids) - len(keep), dropped_empty=train.dropped_empty)
+                        dropped_long=corpus.dropped_long, dropped_empty=corpus.dropped_empty)
 
 
 @torch.no_grad()
@@ -95,7 +99,7 @@ def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, devic
     total_loss, total_tokens = 0.0, 0
     hypotheses: list[str] = [""] * limit
     greedy = dataclasses.replace(config.decode, beam_size=1, n_best=1)
-    batches = TrainingBatches(src_ids, tgt_ids, config.train.batch_tokens, seed=0)
+    batches = TrainingBatches(TokenizedCorpus.from_lists(src_ids, tgt_ids), config.train.batch_tokens, seed=0)
     with autocast(device, dtype):
         for batch in batches.epoch(0):
             batch = batch.to(device)
@@ -151,49 +155,53 @@ def _prune(run_dir: Path, keep: int) -> None:
 
 
 class Updater:
-    """Model + Adam + warmup/inverse-sqrt schedule: turns batches into parameter updates."""
+    """Model + Adam + warmup/inverse-sqrt schedule: turns updates (groups of batches) into parameter
+    updates. ``forward`` is the model as the forward pass calls it (DDP-wrapped under torchrun)."""
 
-    def __init__(self, model: EncoderDecoder, settings: TrainConfig, device: torch.device, dtype: torch.dtype):
+    def __init__(self, model: EncoderDecoder, settings: TrainConfig, device: torch.device, dtype: torch.dtype,
+                 distributed: Distributed = Distributed()):
         self.model, self.settings, self.device, self.dtype = model, settings, device, dtype
+        self.forward, self.world_size = distributed.wrap(model), distributed.world_size
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
                                           weight_decay=settings.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(settings.warmup_steps))
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 
-    def step(self, batch: Batch) -> float | None:
-        """One update on one batch; returns the summed label-smoothed loss, or None if the loss or
-        the gradient norm was not finite (then nothing is updated)."""
-        with autocast(self.device, self.dtype):
-            logits = self.model(batch.src, batch.src_mask, batch.tgt_in)
-        loss = label_smoothed_loss(logits, batch.tgt_out, self.settings.label_smoothing)
-        if not torch.isfinite(loss):
-            return None
+    def step(self, update: Update) -> float | None:
+        """One update: gradients of the label-smoothed loss summed over this process' batches and
+        (by DDP's all-reduce, on the last batch only) over all processes, divided by the update's
+        label tokens, so K accumulated batches or N processes equal one batch K*N times the size.
+        Returns this process' summed loss, or None if the gradient norm was not finite (a NaN/inf
+        loss, or fp16 overflow): then nothing is updated."""
         self.optimizer.zero_grad(set_to_none=True)
-        scaled = loss / batch.n_tgt_tokens
+        scale = self.world_size / update.n_tgt_tokens  # DDP averages over processes; we want the sum
+        total = torch.zeros((), device=self.device)
+        for number, batch in enumerate(update.batches, start=1):
+            batch = batch.to(self.device)
+            last = number == len(update.batches)
+            with contextlib.nullcontext() if last else Distributed.no_sync(self.forward):
+                with autocast(self.device, self.dtype):
+                    logits = self.forward(batch.src, batch.src_mask, batch.tgt_in)
+                loss = label_smoothed_loss(logits, batch.tgt_out, self.settings.label_smoothing)
+                scaled = loss * scale
+                (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
+            total += loss.detach()
         if self.scaler is not None:
-            return self._scaled_step(scaled, loss)
-        scaled.backward()
+            self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm or float("inf"))
-        if not torch.isfinite(norm):
-            self.optimizer.zero_grad(set_to_none=True)
-            return None
-        self.optimizer.step()
-        self.scheduler.step()
-        return loss.item()
-
-    def _scaled_step(self, scaled: torch.Tensor, loss: torch.Tensor) -> float | None:
-        """fp16: backward on the scaled loss; the scaler skips updates with inf/NaN gradients."""
-        self.scaler.scale(scaled).backward()
-        self.scaler.unscale_(self.optimizer)
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm or float("inf"))
-        scale = self.scaler.get_scale()
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        if self.scaler.get_scale() < scale:  # the scaler found inf/NaN gradients and skipped the update
+        if self.scaler is not None:
+            scale_before = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)  # skipped by the scaler on inf/NaN gradients
+            self.scaler.update()
+            if self.scaler.get_scale() < scale_before:
+                return None
+        elif torch.isfinite(norm):
+            self.optimizer.step()
+        else:
             return None
         self.scheduler.step()
-        return loss.item()
+        return float(total)
 
 
 class Run:
@@ -250,38 +258,46 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
 
     With ``resume``, continues from ``run_dir/last`` (model, optimizer, schedule, data position,
     RNG), so the losses equal those of an uninterrupted run. Stops at ``max_steps``, ``epochs`` or
-    ``max_time`` seconds, whichever comes first, or after the current step when
-    ``stop_requested()`` returns a reason (e.g. ``"SIGINT"``), saving ``last`` first. A batch whose
-    loss is NaN/inf is skipped and counted. Returns the final event (step, epoch, seconds, best dev
-    BLEU, ``stopped_by``). Raises ``DataError``, ``ConfigError``, ``CheckpointError`` on bad input,
-    ``TrainingError`` after ``max_nonfinite`` non-finite losses in a row.
+    ``max_time`` seconds, whichever comes first, or after the current update when
+    ``stop_requested()`` returns a reason (e.g. ``"SIGINT"``), saving ``last`` first. An update
+    whose loss is NaN/inf is skipped and counted. Each update accumulates ``accum_steps`` batches.
+    Launched by ``torchrun`` (see ``mt.distributed``), every process trains on its share of each
+    update's batches, the processes agree on when to stop, and only rank 0 validates and writes
+    logs and checkpoints (the same checkpoints a single process writes). Returns the final event
+    (step, epoch, seconds, best dev BLEU, ``stopped_by``). Raises ``DataError``, ``ConfigError``,
+    ``CheckpointError`` on bad input, ``TrainingError`` after ``max_nonfinite`` non-finite losses in a row.
     """
     run_dir = Path(run_dir)
     settings = config.train
-    device = resolve_device(settings.device)
+    distributed = Distributed.from_env(resolve_device(settings.device))
+    device = distributed.device(resolve_device(settings.device))
     dtype = resolve_precision(settings.precision, device)
-    threads = set_threads(settings.threads)
+    threads = set_threads(settings.threads, processes=distributed.local_world_size)
     torch.manual_seed(settings.seed)
     tokenizer, resume_state = None, None
     if resume:
         model, tokenizer, _, _ = checkpoint.load_checkpoint(run_dir / "last", device)
         resume_state = checkpoint.load_trainer_state(run_dir / "last")
     started = time.time()
-    data = prepare_data(config, tokenizer)
+    data = prepare_data(config, tokenizer, distributed)
     config.model.src_vocab_size, config.model.tgt_vocab_size = data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size
     config.model.joint_vocab = data.tokenizer.joint
     if not resume:
         model = build_model(config.model).to(device)
     model.train()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir / "train_log.jsonl", callback)
-    updater = Updater(model, settings, device, dtype)
+    if distributed.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    log = RunLog(run_dir / "train_log.jsonl", callback) if distributed.is_main else (lambda event: None)
+    updater = Updater(model, settings, device, dtype, distributed)
     run = Run(run_dir, config, updater, data, log, resume_state)
+    if distributed.active:  # different dropout masks in each process
+        torch.manual_seed(settings.seed + distributed.rank)
     state = run.state
+    accum, world = settings.accum_steps, distributed.world_size
     log({
         "event": "resume" if resume else "start", "step": state.step, "device": str(device), "precision": str(dtype).split(".")[-1],
-        "threads": threads, "parameters": sum(p.numel() for p in model.parameters()),
-        "train_pairs": len(data.batches.src_ids), "dropped_long": data.dropped_long, "dropped_empty": data.dropped_empty,
+        "threads": threads, "processes": world, "accum_steps": accum, "parameters": sum(p.numel() for p in model.parameters()),
+        "train_pairs": len(data.batches), "dropped_long": data.dropped_long, "dropped_empty": data.dropped_empty,
         "dev_pairs": len(data.dev_src_ids), "vocab": [data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size],
         "batches_per_epoch": len(data.batches.plan(state.epoch)), "padding_fraction": data.batches.padding_fraction(),
         "prepare_seconds": time.time() - started, "config": config.to_dict(),
@@ -294,61 +310,68 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
     nonfinite_in_row = 0
     stopped_by = stop_requested()  # a signal while the data was being prepared
+    time_up = False  # agreed by all processes after every update
 
     def out_of_budget() -> bool:
         return bool((settings.max_steps and state.step >= settings.max_steps)
-                    or (settings.epochs and state.epoch >= settings.epochs)
-                    or (settings.max_time and time.time() - clock_start >= settings.max_time))
+                    or (settings.epochs and state.epoch >= settings.epochs) or time_up)
 
     while not out_of_budget() and stopped_by is None:
-        plan_length = len(data.batches.plan(state.epoch))
-        for batch in data.batches.epoch(state.epoch, skip=state.batch_in_epoch):
-            stopped_by = stop_requested()
-            if stopped_by:
-                break
-            loss = updater.step(batch.to(device))
-            state.batch_in_epoch += 1
+        updates_per_epoch = data.batches.updates_per_epoch(state.epoch, accum, world)
+        for update in data.batches.updates(state.epoch, state.batch_in_epoch, accum, world, distributed.rank):
+            loss = updater.step(update)
+            state.batch_in_epoch += accum * world
             state.elapsed = time.time() - clock_start
+            signal = stop_requested()
+            src_tokens = sum(batch.n_src_tokens for batch in update.batches)
+            loss_sum, src_tokens, signals, times_up = distributed.sum(
+                loss or 0.0, src_tokens, signal is not None, bool(settings.max_time and state.elapsed >= settings.max_time))
+            stopped_by = (signal or "a signal to another process") if signals else None
+            time_up = times_up > 0
             if loss is None:
                 state.nonfinite_total += 1
                 nonfinite_in_row += 1
                 log({"event": "nonfinite", "step": state.step, "in_a_row": nonfinite_in_row, "total": state.nonfinite_total})
                 if nonfinite_in_row >= settings.max_nonfinite:
                     raise TrainingError(
-                        f"the loss was NaN or infinite for {nonfinite_in_row} batches in a row at step {state.step}; "
+                        f"the loss was NaN or infinite for {nonfinite_in_row} updates in a row at step {state.step}; "
                         f"the last good checkpoint is in {run_dir / 'last'}. Lower train.learning_rate or use --precision fp32.")
-                continue
-            nonfinite_in_row = 0
-            state.step += 1
-            window["loss"] += loss
-            window["tokens"] += batch.n_tgt_tokens
-            window["src_tokens"] += batch.n_src_tokens
-            if state.step % settings.log_every == 0:
-                seconds = time.time() - window["start"]
-                log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / plan_length,
-                     "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
-                     "tgt_tokens_per_s": window["tokens"] / seconds,
-                     "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed})
-                window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
-            if state.step % settings.validate_every == 0:
-                run.validate_and_save()
-                last_save = window["start"] = time.time()
-            elif ((settings.save_every and state.step % settings.save_every == 0)
-                  or (settings.save_every_minutes and time.time() - last_save >= 60 * settings.save_every_minutes)):
-                run.save(best=False)
-                last_save = time.time()
-            if out_of_budget():
+            else:
+                nonfinite_in_row = 0
+                state.step += 1
+                window["loss"] += loss_sum
+                window["tokens"] += update.n_tgt_tokens
+                window["src_tokens"] += int(src_tokens)
+                if state.step % settings.log_every == 0:
+                    seconds = time.time() - window["start"]
+                    log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / (updates_per_epoch * accum * world),
+                         "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
+                         "tgt_tokens_per_s": window["tokens"] / seconds,
+                         "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed})
+                    window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
+                if state.step % settings.validate_every == 0:
+                    if distributed.is_main:
+                        run.validate_and_save()
+                    last_save = window["start"] = time.time()
+                elif distributed.is_main and (
+                        (settings.save_every and state.step % settings.save_every == 0)
+                        or (settings.save_every_minutes and time.time() - last_save >= 60 * settings.save_every_minutes)):
+                    run.save(best=False)
+                    last_save = time.time()
+            if stopped_by or out_of_budget():
                 break
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
-    stopped_by = stopped_by or stop_requested()
-    if stopped_by:
-        run.save(best=False)
-    elif state.step % settings.validate_every:
-        run.validate_and_save()
+    if distributed.is_main:
+        stopped_by = stopped_by or stop_requested()
+        if stopped_by:
+            run.save(best=False)
+        elif state.step % settings.validate_every:
+            run.validate_and_save()
     end = {"event": "end", "step": state.step, "epoch": state.epoch, "elapsed": time.time() - clock_start,
            "best_dev_bleu": state.best_bleu, "nonfinite_total": state.nonfinite_total, "stopped_by": stopped_by,
            "validation_share": run.validation_seconds / max(time.time() - process_start, 1e-9)}
     log(end)
+    distributed.close()
     return end

@@ -60,11 +60,12 @@ def bench_train(args) -> dict:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from mt.batching import TrainingBatches
+    from mt.batching import TrainingBatches, Update
     from mt.config import build_config
     from mt.data import read_corpus
     from mt.device import resolve_precision, set_threads
     from mt.models import build_model
+    from mt.store import TokenizedCorpus
     from mt.tokenizer import train_tokenizer
     from mt.train import Updater
 
@@ -78,19 +79,20 @@ def bench_train(args) -> dict:
     device = torch.device("cpu")
     dtype = resolve_precision(args.precision, device)
     updater = Updater(model, config.train, device, dtype)
-    batches = TrainingBatches(tokenizer.encode_src(corpus.sources), tokenizer.encode_tgt(corpus.targets), 4096, seed=1)
+    ids = TokenizedCorpus.from_lists(tokenizer.encode_src(corpus.sources), tokenizer.encode_tgt(corpus.targets))
+    batches = TrainingBatches(ids, 4096, seed=1)
     iterator = batches.epoch(0)
     for _ in range(args.warmup):
-        updater.step(next(iterator))
+        updater.step(Update.of(next(iterator)))
     with FlopCounterMode(display=False) as counter:
         sample = next(iterator)
-        updater.step(sample)
+        updater.step(Update.of(sample))
     flops_per_token = counter.get_total_flops() / (sample.n_src_tokens + sample.n_tgt_tokens)
     src_tokens = tgt_tokens = 0
     start = time.perf_counter()
     for _ in range(args.steps):
         batch = next(iterator)
-        updater.step(batch)
+        updater.step(Update.of(batch))
         src_tokens += batch.n_src_tokens
         tgt_tokens += batch.n_tgt_tokens
     seconds = time.perf_counter() - start

@@ -34,6 +34,12 @@ def write_pair(directory: Path, name: str, sources: list[str], targets: list[str
     return str(directory / name)
 
 
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Tokenizers and tokenized corpora go to a fresh cache directory, not ~/.cache/mt."""
+    monkeypatch.setenv("MT_CACHE", str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
     sentences = synthetic_sentences(400, seed=0)

@@ -1,17 +1,18 @@
 import numpy as np
 
 from mt.batching import TrainingBatches, collate, decoding_batches, plan_batches
+from mt.store import TokenizedCorpus
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 
 def random_ids(count, seed):
     rng = np.random.default_rng(seed)
-    return [list(rng.integers(4, 50, size=rng.integers(1, 40))) for _ in range(count)]
+    return [rng.integers(4, 50, size=rng.integers(1, 40)).tolist() for _ in range(count)]
 
 
 def test_every_sentence_once_and_within_the_token_budget():
     src, tgt = random_ids(500, 0), random_ids(500, 1)
-    batches = TrainingBatches(src, tgt, batch_tokens=256, seed=3)
+    batches = TrainingBatches(TokenizedCorpus.from_lists(src, tgt), batch_tokens=256, seed=3)
     seen = []
     for batch in batches.epoch(0):
         assert batch.src.numel() <= 256 and batch.tgt_out.numel() <= 256
@@ -21,7 +22,7 @@ def test_every_sentence_once_and_within_the_token_budget():
 
 def test_length_buckets_keep_padding_low_and_epochs_differ():
     src = random_ids(2000, 0)
-    batches = TrainingBatches(src, src, batch_tokens=1024, seed=3)
+    batches = TrainingBatches(TokenizedCorpus.from_lists(src, src), batch_tokens=1024, seed=3)
     assert batches.padding_fraction() < 0.1
     first, second = batches.plan(0), batches.plan(1)
     assert [list(b) for b in first] != [list(b) for b in second]

@@ -156,7 +156,7 @@ def test_a_loss_that_stays_non_finite_stops_the_run_keeping_the_last_good_checkp
     real_loss = mt.train.label_smoothed_loss
     monkeypatch.setattr(mt.train, "label_smoothed_loss",
                         lambda *a: real_loss(*a) * (float("nan") if next(calls) >= 6 else 1.0))
-    with pytest.raises(TrainingError, match="NaN or infinite for 5 batches in a row"):
+    with pytest.raises(TrainingError, match="NaN or infinite for 5 updates in a row"):
         train(tiny_run_config(tmp_path, max_steps=50, validate_every=5), tmp_path / "run")
     assert (tmp_path / "run" / "last" / "model.safetensors").exists()
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One RNN row of the README's results table: train a preset with `mt train` on Multi30k en->de
+# or Tatoeba en->zh, then beam-5 BLEU/chrF on its test set (Multi30k also lc+tok BLEU).
+#   scripts/train_rnn.sh rnn-luong multi30k 30 1      # preset, corpus, minutes, threads (0 = all)
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+preset="${1:?usage: $0 PRESET multi30k|tatoeba [MINUTES] [THREADS]}"
+corpus="${2:?usage: $0 PRESET multi30k|tatoeba [MINUTES] [THREADS]}"
+minutes="${3:-30}"
+threads="${4:-0}"
+data="${DATA:-$root/../shared/data}"
+case "$corpus" in
+  multi30k)
+    run="checkpoints/m30k-$preset"
+    corpus_flags=(--train "$data/multi30k/train" --dev "$data/multi30k/val" --src en --tgt de)
+    test_flags=(--test "$data/multi30k/test_2016_flickr"
+                --tok-references "$data/multi30k/tok/test_2016_flickr.lc.norm.tok.de"
+                -o "$run/test_2016_flickr.hyp.de") ;;
+  tatoeba)
+    # English and Chinese share almost no pieces; short pairs, so smaller batches for more updates.
+    run="checkpoints/en-zh-$preset"
+    corpus_flags=(--train "$data/tatoeba-en-zh/train.tsv" --dev "$data/tatoeba-en-zh/dev.tsv"
+                  --src en --tgt zh --separate-vocab --batch-tokens 2048)
+    test_flags=(--test "$data/tatoeba-en-zh/test.tsv" -o "$run/test.hyp.zh") ;;
+  *) echo "unknown corpus '$corpus': expected multi30k or tatoeba" >&2; exit 2 ;;
+esac
+if [ ! -d "$run/last" ]; then
+  mt train --preset "$preset" --threads "$threads" "${corpus_flags[@]}" \
+    --max-time "${minutes}m" --validate-every 500 --output "$run"
+fi
+mt eval --checkpoint "$run" --beam-size 5 --threads "$threads" "${test_flags[@]}"
