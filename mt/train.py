@@ -162,6 +162,8 @@ class Updater:
                  distributed: Distributed = Distributed()):
         self.model, self.settings, self.device, self.dtype = model, settings, device, dtype
         self.forward, self.world_size = distributed.wrap(model), distributed.world_size
+        if settings.compile:  # batch shapes vary: compile for dynamic shapes rather than once per shape
+            self.forward = torch.compile(self.forward, dynamic=True)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
                                           weight_decay=settings.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(settings.warmup_steps))

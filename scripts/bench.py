@@ -72,7 +72,8 @@ def bench_train(args) -> dict:
     threads = set_threads(args.threads)
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "train"), "en", "de")
     tokenizer = train_tokenizer(corpus.sources, corpus.targets, "en", "de", vocab_size=8000)
-    config = build_config("transformer-small", None, {"train": {"precision": args.precision, "batch_tokens": 4096}})
+    config = build_config("transformer-small", None, {"train": {"precision": args.precision, "batch_tokens": 4096,
+                                                                 "compile": args.compiled == "yes"}})
     config.model.src_vocab_size = config.model.tgt_vocab_size = tokenizer.src_vocab_size
     torch.manual_seed(0)
     model = build_model(config.model).train()
@@ -96,7 +97,7 @@ def bench_train(args) -> dict:
         src_tokens += batch.n_src_tokens
         tgt_tokens += batch.n_tgt_tokens
     seconds = time.perf_counter() - start
-    return {"precision": str(dtype).split(".")[-1], "threads": threads, "steps": args.steps,
+    return {"precision": str(dtype).split(".")[-1], "compiled": args.compiled == "yes", "threads": threads, "steps": args.steps,
             "tokens_per_s": (src_tokens + tgt_tokens) / seconds, "tgt_tokens_per_s": tgt_tokens / seconds,
             "seconds_per_step": seconds / args.steps, "padding_fraction": batches.padding_fraction(),
             "model_gflops": flops_per_token * (src_tokens + tgt_tokens) / seconds / 1e9, "peak_rss_mb": peak_rss_mb()}
@@ -149,7 +150,9 @@ def main() -> None:
     parser.add_argument("--json", default="", help="write the results here")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: train, decode")
     parser.add_argument("--part", help=argparse.SUPPRESS)
+    parser.add_argument("--compile", action="store_true", help="also train under torch.compile (train.compile)")
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
+    parser.add_argument("--compiled", default="no", help=argparse.SUPPRESS)
     parser.add_argument("--quantize", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--beam-size", type=int, default=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -171,13 +174,14 @@ def main() -> None:
         table = Table(title=f"training, transformer-small, 4096-token batches, {args.steps} steps after {args.warmup}")
         for column in ("precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation", "peak RSS MB"):
             table.add_column(column, justify="right")
-        for precision in ("fp32", "bf16"):
-            row = run_part(args, "train", precision=precision)
-            peak = results[f"matmul_{precision}_gflops"]
-            row["utilisation"] = row["model_gflops"] / peak
-            results["train"].append(row)
-            table.add_row(precision, f"{row['tokens_per_s']:,.0f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{row['seconds_per_step']:.2f}",
-                          f"{row['model_gflops']:.0f}", f"{row['utilisation']:.0%}", f"{row['peak_rss_mb']:,.0f}")
+        for compiled in ("no", "yes") if args.compile else ("no",):
+            for precision in ("fp32", "bf16"):
+                row = run_part(args, "train", precision=precision, compiled=compiled)
+                peak = results[f"matmul_{precision}_gflops"]
+                row["utilisation"] = row["model_gflops"] / peak
+                results["train"].append(row)
+                table.add_row(precision + (" + compile" if compiled == "yes" else ""), f"{row['tokens_per_s']:,.0f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{row['seconds_per_step']:.2f}",
+                              f"{row['model_gflops']:.0f}", f"{row['utilisation']:.0%}", f"{row['peak_rss_mb']:,.0f}")
         console.print(table)
     if "decode" not in skip and args.checkpoint:
         table = Table(title="decoding test_2016_flickr (1,000 sentences)")
