@@ -436,8 +436,10 @@ def evaluate(
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
     threads: int = typer.Option(0, help="CPU threads (default: all cores available)."),
+    json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the scores, signatures and speed here as JSON."),
 ):
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
+    import json
     import time
 
     from mt.data import read_corpus, read_lines
@@ -484,6 +486,15 @@ def evaluate(
     if seconds:
         console.print(f"translated {len(corpus)} sentences in {seconds:.1f}s ({len(corpus) / seconds:.1f} sentences/s, "
                       f"beam {decode.beam_size})", highlight=False)
+    if json_file:
+        report = {"test": corpus.origin, "sentences": len(corpus), "checkpoint": str(checkpoint or default_checkpoint()),
+                  "hypotheses": str(hyp) if hyp else None, "scores": [vars(score) for score in scores]}
+        if seconds:
+            import torch
+
+            report.update(seconds=seconds, sentences_per_s=len(corpus) / seconds, beam_size=decode.beam_size,
+                          threads=torch.get_num_threads())
+        json_file.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

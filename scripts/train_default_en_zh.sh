@@ -11,5 +11,5 @@ if [ ! -d "$run/last" ]; then
     --max-time "${MINUTES:-40}m" --output "$run"
 fi
 mt export "$run" checkpoints/default --dtype bf16
-mt eval --test "$data/test.tsv" --checkpoint "$run" --beam-size 5
-mt eval --test "$data/test.tsv" --checkpoint checkpoints/default --beam-size 5
+mt eval --test "$data/test.tsv" --checkpoint "$run" --beam-size 5 --json "$run/test.json"
+mt eval --test "$data/test.tsv" --checkpoint checkpoints/default --beam-size 5 --json "$run/test-default-bf16.json"

@@ -11,5 +11,5 @@ if [ ! -d "$run/last" ]; then
     --max-time "${MINUTES:-60}m" --output "$run"
 fi
 mt eval --test "$data/test_2016_flickr" --checkpoint "$run" --beam-size 5 \
-  --tok-references "$data/tok/test_2016_flickr.lc.norm.tok.de" -o "$run/test_2016_flickr.hyp.de"
+  --tok-references "$data/tok/test_2016_flickr.lc.norm.tok.de" -o "$run/test_2016_flickr.hyp.de" --json "$run/test.json"
 mt translate "I love machine learning" --checkpoint "$run"

@@ -28,4 +28,4 @@ if [ ! -d "$run/last" ]; then
   mt train --preset "$preset" --threads "$threads" "${corpus_flags[@]}" \
     --max-time "${minutes}m" --validate-every 500 --output "$run"
 fi
-mt eval --checkpoint "$run" --beam-size 5 --threads "$threads" "${test_flags[@]}"
+mt eval --checkpoint "$run" --beam-size 5 --threads "$threads" "${test_flags[@]}" --json "$run/test.json"

@@ -1,6 +1,7 @@
 """The four commands end to end, through the Typer app, on a small slice of Multi30k."""
 
 import itertools
+import json
 
 import sacrebleu
 from typer.testing import CliRunner
@@ -55,9 +56,13 @@ def test_tokenize_train_translate_eval_on_multi30k(tmp_path):
 
     references = (tmp_path / "test.de").read_text(encoding="utf-8").splitlines()
     expected = sacrebleu.corpus_bleu(hypotheses.read_text(encoding="utf-8").splitlines(), [references])
-    code, output = invoke("eval", "--test", test_prefix, "--src", "en", "--tgt", "de", "--hyp", hypotheses)
+    code, output = invoke("eval", "--test", test_prefix, "--src", "en", "--tgt", "de", "--hyp", hypotheses,
+                          "--json", tmp_path / "scores.json")
     assert code == 0, output
     assert f"{expected.score:.2f}" in output
+    report = json.loads((tmp_path / "scores.json").read_text())
+    bleu = next(score for score in report["scores"] if score["name"] == "BLEU")
+    assert abs(bleu["score"] - expected.score) < 1e-9 and "tok:13a" in bleu["signature"] and report["sentences"] == 30
 
 
 def test_errors_are_one_message_and_exit_code_2(tmp_path):

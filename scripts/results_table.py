@@ -1,0 +1,73 @@
+"""The README's results table, from what the training scripts left in their run directories.
+
+Each row is one run directory made by one script (see ROWS): its ``train_log.jsonl`` gives the
+training minutes, updates, threads and median target tokens/s; ``best/model.safetensors`` the
+model size; ``test.json`` (written by ``mt eval --json``) the test scores with their sacrebleu
+signatures and the decoding speed. A run that is missing is listed as such, never guessed.
+
+    python scripts/results_table.py            # prints Markdown
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ROWS = [  # corpus, model, run directory, the script that makes it
+    ("Multi30k en->de", "Transformer", "checkpoints/m30k-small", "scripts/train_multi30k.sh"),
+    ("Multi30k en->de", "RNN + Bahdanau", "checkpoints/m30k-rnn-bahdanau", "scripts/train_rnn.sh rnn-bahdanau multi30k 30 1"),
+    ("Multi30k en->de", "RNN + Luong (general)", "checkpoints/m30k-rnn-luong", "scripts/train_rnn.sh rnn-luong multi30k 30 1"),
+    ("Multi30k en->de", "RNN + Luong (local-p)", "checkpoints/m30k-rnn-luong-local", "scripts/train_rnn.sh rnn-luong-local multi30k 30 1"),
+    ("Tatoeba en->zh", "Transformer", "checkpoints/transformer-en-zh", "scripts/train_default_en_zh.sh"),
+    ("Tatoeba en->zh", "RNN + Bahdanau", "checkpoints/en-zh-rnn-bahdanau", "scripts/train_rnn.sh rnn-bahdanau tatoeba 20 1"),
+    ("Tatoeba en->zh", "RNN + Luong (general)", "checkpoints/en-zh-rnn-luong", "scripts/train_rnn.sh rnn-luong tatoeba 20 1"),
+    ("Tatoeba en->zh", "RNN + Luong (local-p)", "checkpoints/en-zh-rnn-luong-local", "scripts/train_rnn.sh rnn-luong-local tatoeba 20 1"),
+]
+
+
+def training(run: Path) -> dict:
+    events = [json.loads(line) for line in (run / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    speeds = [e["tgt_tokens_per_s"] for e in events if e["event"] == "train"]
+    start = next(e for e in events if e["event"] in ("start", "resume"))
+    ends = [e for e in events if e["event"] == "end"]
+    last = ends[-1] if ends else max((e for e in events if "elapsed" in e), key=lambda e: e["elapsed"])
+    return {"minutes": last["elapsed"] / 60, "steps": last["step"], "threads": start["threads"],
+            "parameters": start["parameters"], "tgt_tokens_per_s": statistics.median(speeds)}
+
+
+def scores(run: Path) -> dict:
+    report = json.loads((run / "test.json").read_text(encoding="utf-8"))
+    by_name = {score["name"]: score for score in report["scores"]}
+    return {"bleu": by_name["BLEU"], "chrf": by_name["chrF"], "lc_tok": by_name.get("lc+tok BLEU"),
+            "sentences_per_s": report["sentences_per_s"], "decode_threads": report["threads"]}
+
+
+def main() -> None:
+    print("| corpus | model | BLEU | chrF | lc+tok BLEU | parameters | size (MB) | train minutes (threads) | updates "
+          "| tgt tok/s | beam-5 sent/s | script |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    signatures = {}
+    for corpus, model, run_name, script in ROWS:
+        run = ROOT / run_name
+        if not (run / "test.json").is_file():
+            print(f"| {corpus} | {model} | not run | | | | | | | | | `{script}` |")
+            continue
+        train, test = training(run), scores(run)
+        size = (run / "best" / "model.safetensors").stat().st_size / 2**20
+        lc_tok = f"{test['lc_tok']['score']:.2f}" if test["lc_tok"] else "–"
+        print(f"| {corpus} | {model} | **{test['bleu']['score']:.2f}** | {test['chrf']['score']:.2f} | {lc_tok} "
+              f"| {train['parameters'] / 1e6:.1f}M | {size:.0f} | {train['minutes']:.1f} ({train['threads']}) | {train['steps']:,} "
+              f"| {train['tgt_tokens_per_s']:,.0f} | {test['sentences_per_s']:.1f} | `{script}` |")
+        for name in ("bleu", "chrf", "lc_tok"):
+            if test[name]:
+                signatures.setdefault(f"{corpus} {test[name]['name']}", test[name]["signature"])
+    print()
+    for name, signature in signatures.items():
+        print(f"- {name}: `{signature}`")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
