@@ -101,7 +101,7 @@ class TrainingDisplay:
         )
         self.task = None
         self.limits: dict[str, float] = {}
-        self.batches_per_epoch = 1
+        self.updates_per_epoch = 1
 
     def __enter__(self):
         self.progress.__enter__()
@@ -116,13 +116,13 @@ class TrainingDisplay:
         if self.limits.get("max_time"):
             return event.get("elapsed", 0.0), self.limits["max_time"]
         if self.limits.get("epochs"):
-            return event.get("step", 0), self.limits["epochs"] * self.batches_per_epoch
+            return event.get("step", 0), self.limits["epochs"] * self.updates_per_epoch
         return event.get("step", 0), None
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
         if kind in ("start", "resume"):
-            self.limits, self.batches_per_epoch = event["limits"], event["batches_per_epoch"]
+            self.limits, self.updates_per_epoch = event["limits"], event["updates_per_epoch"]
             console.print(
                 f"{kind}: {event['parameters']:,} parameters on {event['device']} ({event['precision']}, {event['threads']} threads); "
                 f"{event['train_pairs']:,} training pairs ({event['dropped_long']} too long, {event['dropped_empty']} empty dropped), "

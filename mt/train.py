@@ -301,7 +301,8 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
         "threads": threads, "processes": world, "accum_steps": accum, "parameters": sum(p.numel() for p in model.parameters()),
         "train_pairs": len(data.batches), "dropped_long": data.dropped_long, "dropped_empty": data.dropped_empty,
         "dev_pairs": len(data.dev_src_ids), "vocab": [data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size],
-        "batches_per_epoch": len(data.batches.plan(state.epoch)), "padding_fraction": data.batches.padding_fraction(),
+        "batches_per_epoch": len(data.batches.plan(state.epoch)),
+        "updates_per_epoch": data.batches.updates_per_epoch(state.epoch, accum, world), "padding_fraction": data.batches.padding_fraction(),
         "prepare_seconds": time.time() - started, "config": config.to_dict(),
         "limits": {"max_steps": settings.max_steps, "epochs": settings.epochs, "max_time": settings.max_time},
     })
