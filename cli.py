@@ -95,7 +95,7 @@ class TrainingDisplay:
     def __init__(self):
         self.progress = Progress(
             TextColumn("[bold]step {task.fields[step]}"), BarColumn(), TextColumn("ep {task.fields[epoch]:.2f}"),
-            TextColumn("loss {task.fields[loss]:.3f}"), TextColumn("lr {task.fields[lr]:.2e}"),
+            TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]:.2e}"),
             TextColumn("{task.fields[speed]:,.0f} tgt tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=console, transient=False,
         )
@@ -130,12 +130,14 @@ class TrainingDisplay:
                 f"data ready in {event['prepare_seconds']:.1f}s", highlight=False)
             completed, total = self._completed(event)
             self.task = self.progress.add_task("train", total=total, completed=completed, step=event["step"], epoch=0.0,
-                                               loss=float("nan"), lr=0.0, speed=0.0)
+                                               loss="–", lr=0.0, speed=0.0)
         elif kind == "train":
             completed, _ = self._completed(event)
             self.progress.update(self.task, completed=completed, step=event["step"], epoch=event["epoch"],
-                                 loss=event["loss"], lr=event["lr"], speed=event["tgt_tokens_per_s"])
-        elif kind == "validation":
+                                 loss=f"{event['loss']:.3f}", lr=event["lr"], speed=event["tgt_tokens_per_s"])
+        elif kind in ("validation", "end"):
+            self.progress.update(self.task, completed=self._completed(event)[0], step=event["step"], epoch=event["epoch"])
+        if kind == "validation":
             self.progress.console.print(
                 f"step {event['step']}: dev loss {event['dev_loss']:.3f}  ppl {event['dev_ppl']:.2f}  "
                 f"BLEU {event['dev_bleu']:.2f}  (best {event['best_dev_bleu']:.2f}, {event['validation_seconds']:.1f}s)",

@@ -100,3 +100,24 @@ def test_plot_draws_learning_curves_of_runs(tmp_path):
     (tmp_path / "broken" / "train_log.jsonl").write_text('{"event": "start"}\nnot json\n')
     code, output = invoke("plot", tmp_path / "broken", "-o", tmp_path / "x.png")
     assert code == 2 and "line 2" in output
+
+
+def test_training_display_reaches_the_last_step_without_a_logged_loss(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import cli
+    monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
+    start = {"event": "start", "step": 0, "limits": {"max_steps": 6}, "updates_per_epoch": 8, "parameters": 10,
+             "device": "cpu", "precision": "float32", "threads": 1, "train_pairs": 5, "dropped_long": 0,
+             "dropped_empty": 0, "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0}
+    with cli.TrainingDisplay() as display:
+        display(start)
+        display({"event": "validation", "step": 6, "epoch": 0, "elapsed": 9.0, "dev_loss": 8.7, "dev_ppl": 6000.0,
+                 "dev_bleu": 0.0, "best_dev_bleu": 0.0, "validation_seconds": 1.0})
+        display({"event": "end", "step": 6, "epoch": 0, "elapsed": 10.0})
+        task = display.progress.tasks[0]
+        assert (task.completed, task.total, task.fields["step"], task.fields["loss"]) == (6, 6, 6, "–")
+    output = cli.console.file.getvalue()
+    assert "step 6: dev loss 8.700" in output and "nan" not in output
