@@ -46,8 +46,8 @@ def scores(run: Path) -> dict:
 
 
 def main() -> None:
-    print("| corpus | model | BLEU | chrF | lc+tok BLEU | parameters | size (MB) | train minutes (threads) | updates "
-          "| tgt tok/s | beam-5 sent/s | script |")
+    print("| corpus | model | BLEU | chrF | lc+tok BLEU | parameters | fp32 weights (MB) | train minutes (threads) | updates "
+          "| tgt tok/s | beam-5 sent/s (threads) | script |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     signatures = {}
     for corpus, model, run_name, script in ROWS:
@@ -60,7 +60,7 @@ def main() -> None:
         lc_tok = f"{test['lc_tok']['score']:.2f}" if test["lc_tok"] else "–"
         print(f"| {corpus} | {model} | **{test['bleu']['score']:.2f}** | {test['chrf']['score']:.2f} | {lc_tok} "
               f"| {train['parameters'] / 1e6:.1f}M | {size:.0f} | {train['minutes']:.1f} ({train['threads']}) | {train['steps']:,} "
-              f"| {train['tgt_tokens_per_s']:,.0f} | {test['sentences_per_s']:.1f} | `{script}` |")
+              f"| {train['tgt_tokens_per_s']:,.0f} | {test['sentences_per_s']:.1f} ({test['decode_threads']}) | `{script}` |")
         for name in ("bleu", "chrf", "lc_tok"):
             if test[name]:
                 signatures.setdefault(f"{corpus} {test[name]['name']}", test[name]["signature"])
