@@ -28,7 +28,7 @@ import numpy as np
 from mt.config import DataConfig
 from mt.data import CorpusReader
 from mt.errors import DataError
-from mt.tokenizer import Tokenizer, train_tokenizer
+from mt.tokenizer import TRAINING_SAMPLE_SENTENCES, Tokenizer, train_tokenizer
 
 CHUNK_PAIRS = 10_000
 CACHE_ENV = "MT_CACHE"
@@ -71,7 +71,8 @@ def _temporary(final: Path) -> Path:
 def cached_tokenizer(reader: CorpusReader, data: DataConfig) -> Tokenizer:
     """The SentencePiece tokenizer for ``reader``'s corpus under ``data``'s settings: loaded
     from the cache, or trained on the streamed pairs and cached. Raises ``DataError``."""
-    key = _key(reader.content_key(), data.src_lang, data.tgt_lang, data.vocab_size, data.model_type, data.joint_vocab)
+    key = _key(reader.content_key(), data.src_lang, data.tgt_lang, data.vocab_size, data.model_type, data.joint_vocab,
+               TRAINING_SAMPLE_SENTENCES)
     final = cache_root(data) / "tokenizers" / key
     if not final.is_dir():
         tokenizer = train_tokenizer((s for s, _ in reader), (t for _, t in reader), data.src_lang, data.tgt_lang,
@@ -97,9 +98,9 @@ class TokenizedCorpus:
     dropped_empty: int = 0
 
     def __post_init__(self) -> None:
-        lengths = self.table.with_format("numpy", columns=["src_len", "tgt_len"])
-        self.src_lengths = np.asarray(lengths["src_len"], dtype=np.int64)
-        self.tgt_lengths = np.asarray(lengths["tgt_len"], dtype=np.int64)
+        # Straight from the Arrow columns: datasets' numpy formatting costs ~1 s per 30k rows.
+        self.src_lengths = self.table.data.column("src_len").to_numpy().astype(np.int64)
+        self.tgt_lengths = self.table.data.column("tgt_len").to_numpy().astype(np.int64)
 
     def __len__(self) -> int:
         return len(self.src_lengths)

@@ -52,7 +52,7 @@ def run_train(corpus: Path, dev: Path, work: Path, limit: list[str], threads: in
     code = (f"import resource, subprocess, sys, time; t = time.time(); "
             f"r = subprocess.run({command!r}, stdout=subprocess.DEVNULL); "
             f"print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.time() - t)")
-    returncode, rss_kb, seconds = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+    returncode, rss_kb, seconds = subprocess.run([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
                                                  text=True, check=True).stdout.split()
     if int(returncode):
         raise SystemExit(f"mt train failed ({returncode}): {' '.join(command)}")
@@ -63,7 +63,10 @@ def run_train(corpus: Path, dev: Path, work: Path, limit: list[str], threads: in
 
 
 def reopen_seconds(corpus: Path, cache: str) -> float:
-    """Seconds to re-open a tokenized corpus from its cache in a fresh process (after imports)."""
+    """Seconds to re-open a tokenized corpus from its cache in a fresh process (after imports):
+    hash the corpus files, load the cached tokenizer, memory-map the Arrow file, read the lengths.
+    Raises SystemExit if the cache was missed (a new cache entry appeared)."""
+    before = sorted(Path(cache).rglob("*"))
     code = ("import sys, time; from mt.config import DataConfig; from mt.data import CorpusReader; "
             "from mt.store import cached_tokenizer, tokenize_corpus; import datasets; "
             f"data = DataConfig(train={str(corpus)!r}, vocab_size=2000, cache_dir={cache!r}); t = time.time(); "
@@ -71,6 +74,8 @@ def reopen_seconds(corpus: Path, cache: str) -> float:
             "corpus = tokenize_corpus(reader, tok, data); print(time.time() - t, len(corpus))")
     seconds, _ = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 cwd=ROOT).stdout.split()
+    if sorted(Path(cache).rglob("*")) != before:
+        raise SystemExit(f"re-opening {corpus} missed the cache in {cache}")
     return float(seconds)
 
 
