@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -28,12 +29,26 @@ TOKENIZER_FILE = "tokenizer.json"
 TRAINING_SAMPLE_SENTENCES = 500_000
 
 
+def _sample(sentences: Iterable[str], size: int) -> list[str]:
+    """A uniform sample of ``size`` sentences from a stream of unknown length, the same one every
+    time (reservoir sampling, Vitter 1985, algorithm R, seeded). SentencePiece's own sampling
+    (``input_sentence_size``) draws a different sample in every process, hence different pieces."""
+    rng = random.Random(0)
+    reservoir: list[str] = []
+    for seen, sentence in enumerate(sentences):
+        if seen < size:
+            reservoir.append(sentence)
+        elif (slot := rng.randrange(seen + 1)) < size:
+            reservoir[slot] = sentence
+    return reservoir
+
+
 def _train_model(sentences: Iterable[str], vocab_size: int, model_type: str, character_coverage: float,
                  normalization: str) -> bytes:
     model = io.BytesIO()
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(sentences),
+            sentence_iterator=iter(_sample(sentences, TRAINING_SAMPLE_SENTENCES)),
             model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,
@@ -41,7 +56,6 @@ def _train_model(sentences: Iterable[str], vocab_size: int, model_type: str, cha
             normalization_rule_name=normalization,
             pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
             hard_vocab_limit=False,  # a small corpus gets a smaller vocabulary, not an error
-            input_sentence_size=TRAINING_SAMPLE_SENTENCES, shuffle_input_sentence=True,
             num_threads=2, minloglevel=2,
         )
     except RuntimeError as error:

@@ -32,3 +32,26 @@ def test_chinese_targets_keep_full_width_punctuation():
     tokenizer = train_tokenizer(sources, targets, "en", "zh", vocab_size=40, joint=False)
     assert tokenizer.decode_tgt(tokenizer.encode_tgt(["你是谁？"])) == ["你是谁？"]
     assert tokenizer.src.decode(tokenizer.encode_src(["Ｗho?"])[0]) == "Who?"  # NFKC on the English side
+
+
+def test_a_corpus_larger_than_the_sample_gives_the_same_pieces_in_every_process():
+    import subprocess
+    import sys
+
+    code = ("import hashlib, random, mt.tokenizer as t; t.TRAINING_SAMPLE_SENTENCES = 300; rng = random.Random(0); "
+            "words = [f'w{i}x{i * 7 % 13}' for i in range(400)]; "
+            "lines = [' '.join(rng.choices(words, k=8)) for _ in range(4000)]; "
+            "tok = t.train_tokenizer(lines[:2000], lines[2000:], 'en', 'de', vocab_size=200); "
+            "print(hashlib.sha256(tok.src.serialized_model_proto()).hexdigest())")
+    digests = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+               for _ in range(3)}
+    assert len(digests) == 1
+
+
+def test_the_sample_is_uniform_and_whole_when_the_corpus_is_small():
+    from mt.tokenizer import _sample
+    assert _sample(map(str, range(10)), 20) == [str(i) for i in range(10)]
+    picked = _sample(iter(range(100_000)), 10_000)
+    assert len(set(picked)) == 10_000
+    assert 48_000 < sum(picked) / len(picked) < 52_000  # a uniform sample's mean: 50,000 +- 289 (1 s.d.)
+    assert 900 < sum(p >= 90_000 for p in picked) < 1_100  # the stream's last tenth: 1,000 +- 30 expected
