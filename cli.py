@@ -131,12 +131,11 @@ class TrainingDisplay:
             completed, total = self._completed(event)
             self.task = self.progress.add_task("train", total=total, completed=completed, step=event["step"], epoch=0.0,
                                                loss="–", lr=0.0, speed=0.0)
-        elif kind == "train":
-            completed, _ = self._completed(event)
-            self.progress.update(self.task, completed=completed, step=event["step"], epoch=event["epoch"],
-                                 loss=f"{event['loss']:.3f}", lr=event["lr"], speed=event["tgt_tokens_per_s"])
-        elif kind in ("validation", "end"):
-            self.progress.update(self.task, completed=self._completed(event)[0], step=event["step"], epoch=event["epoch"])
+        elif kind in ("train", "validation", "end"):
+            logged = ({"loss": f"{event['loss']:.3f}", "lr": event["lr"], "speed": event["tgt_tokens_per_s"]}
+                      if kind == "train" else {})
+            self.progress.update(self.task, completed=self._completed(event)[0], step=event["step"], epoch=event["epoch"],
+                                 **logged)
         if kind == "validation":
             self.progress.console.print(
                 f"step {event['step']}: dev loss {event['dev_loss']:.3f}  ppl {event['dev_ppl']:.2f}  "
