@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mt.errors import ConfigError, DataError, MTError
+from mt.errors import ConfigError, DataError, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
 console = Console(stderr=True)
@@ -27,12 +28,23 @@ DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 
 
+def show_warning(message, category, filename, lineno, file=None, line=None):
+    """The library's own warnings as one yellow line; any other as Python shows it."""
+    if issubclass(category, SlowPrecisionWarning):
+        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def reports_errors(command):
-    """Turn library errors into a short message and exit code instead of a traceback."""
+    """Turn library errors into a short message and exit code instead of a traceback, and its
+    warnings into one line."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
-            return command(*args, **kwargs)
+            with warnings.catch_warnings():
+                warnings.showwarning = show_warning
+                return command(*args, **kwargs)
         except MTError as error:
             console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None

@@ -1,0 +1,46 @@
+"""Precision choice: bf16 only where the CPU has bf16 units, and a warning when asked for elsewhere."""
+
+import warnings
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+import mt.device
+from cli import app
+from mt.device import resolve_precision
+from mt.errors import ConfigError, SlowPrecisionWarning
+
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("has_bf16_units, expected", [(True, torch.bfloat16), (False, torch.float32)])
+def test_auto_is_bf16_only_on_a_cpu_with_bf16_units(monkeypatch, has_bf16_units, expected):
+    monkeypatch.setattr(mt.device, "cpu_supports_bf16", lambda: has_bf16_units)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("auto", CPU) == expected
+
+
+def test_explicit_bf16_without_bf16_units_runs_with_a_warning(monkeypatch):
+    monkeypatch.setattr(mt.device, "cpu_supports_bf16", lambda: False)
+    with pytest.warns(SlowPrecisionWarning, match="no bf16 units"):
+        assert resolve_precision("bf16", CPU) == torch.bfloat16
+    monkeypatch.setattr(mt.device, "cpu_supports_bf16", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert resolve_precision("bf16", CPU) == torch.bfloat16
+
+
+def test_unknown_precision_and_fp16_on_cpu_are_errors():
+    with pytest.raises(ConfigError, match="unknown precision"):
+        resolve_precision("fp8", CPU)
+    with pytest.raises(ConfigError, match="CUDA"):
+        resolve_precision("fp16", CPU)
+
+
+def test_the_cli_shows_the_warning_as_one_line(monkeypatch, tiny_checkpoint):
+    monkeypatch.setattr(mt.device, "cpu_supports_bf16", lambda: False)
+    result = CliRunner().invoke(app, ["translate", "a b", "--checkpoint", str(tiny_checkpoint), "--precision", "bf16"])
+    assert result.exit_code == 0, result.output
+    assert "warning: this CPU has no bf16 units" in result.output and "warnings.warn" not in result.output
