@@ -11,6 +11,9 @@ Measures, each part in its own process so that peak RSS belongs to that part alo
   EOS included) for greedy and beam 5 at fp32, bf16 and int8, with BLEU; and the time from process
   start to the first translation of ``mt translate``.
 
+On a CPU without bf16 units (no AVX512-BF16 or AMX: torch would emulate bf16, about 10x slower
+than fp32) the bf16 rows are skipped, and the header says so.
+
     python scripts/bench.py --data ../shared/data --checkpoint checkpoints/m30k-small --json results/bench.json
 """
 
@@ -40,11 +43,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def precisions() -> tuple[str, ...]:
+    """fp32, and bf16 where the CPU has bf16 units."""
+    from mt.device import cpu_supports_bf16
+
+    return ("fp32", "bf16") if cpu_supports_bf16() else ("fp32",)
+
+
 def bench_matmul(args) -> dict:
     import torch
 
     size, results = 2048, {}
-    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+    for name in precisions():
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
         a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
         for _ in range(3):
             a @ b
@@ -136,8 +147,10 @@ def run_part(args, part: str, **options) -> dict:
         command += ["--checkpoint", args.checkpoint]
     for key, value in options.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    finished = subprocess.run(command, capture_output=True, text=True)
+    if finished.returncode:
+        sys.exit(f"bench.py --part {part} {options} failed (exit {finished.returncode}):\n{finished.stderr}")
+    return json.loads(finished.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -165,17 +178,20 @@ def main() -> None:
     from rich.table import Table
 
     skip = set(args.skip.split(","))
-    results = {"cpu": cpu_model(), "threads": args.threads or len(__import__("os").sched_getaffinity(0)),
+    results = {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+               "bf16_units": "bf16" in precisions(), "threads": args.threads or len(__import__("os").sched_getaffinity(0)),
                "torch": torch.__version__, **run_part(args, "matmul"), "train": [], "decode": []}
     console = Console()
-    console.print(f"{results['cpu']}, {results['threads']} threads, torch {results['torch']}; "
-                  f"matmul peak fp32 {results['matmul_fp32_gflops']:.0f} GFLOP/s, bf16 {results['matmul_bf16_gflops']:.0f} GFLOP/s")
+    peaks = ", ".join(f"{name} {results[f'matmul_{name}_gflops']:.0f} GFLOP/s" for name in precisions())
+    bf16_units = "yes" if results["bf16_units"] else "no: bf16 rows skipped (emulated, about 10x slower than fp32)"
+    console.print(f"{results['cpu']} ({results['cpu_capability']}; bf16 units: {bf16_units}), {results['threads']} threads, "
+                  f"torch {results['torch']}; matmul peak {peaks}")
     if "train" not in skip:
         table = Table(title=f"training, transformer-small, 4096-token batches, {args.steps} steps after {args.warmup}")
         for column in ("precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation", "peak RSS MB"):
             table.add_column(column, justify="right")
         for compiled in ("no", "yes") if args.compile else ("no",):
-            for precision in ("fp32", "bf16"):
+            for precision in precisions():
                 row = run_part(args, "train", precision=precision, compiled=compiled)
                 peak = results[f"matmul_{precision}_gflops"]
                 row["utilisation"] = row["model_gflops"] / peak
@@ -188,7 +204,7 @@ def main() -> None:
         for column in ("search", "weights", "sent/s", "tgt tok/s", "BLEU", "load->first s", "peak RSS MB"):
             table.add_column(column, justify="right")
         for beam_size in (1, 5):
-            for precision, quantize in (("fp32", None), ("bf16", None), ("fp32", "int8")):
+            for precision, quantize in [(precision, None) for precision in precisions()] + [("fp32", "int8")]:
                 options = {"precision": precision, "beam_size": beam_size, **({"quantize": quantize} if quantize else {})}
                 row = run_part(args, "decode", **options)
                 results["decode"].append(row)
