@@ -16,6 +16,8 @@ from mt.config import DecodeConfig
 from mt.models.base import EncoderDecoder
 from mt.tokenizer import BOS_ID, EOS_ID
 
+COMPACT_EVERY = 8  # greedy search drops finished sentences from the batch once they are 1/8 of it
+
 
 @dataclass
 class Hypothesis:
@@ -54,6 +56,7 @@ def greedy_search(
     scores = torch.zeros(batch, device=src.device)
     attention_history = None
     results: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
     step = 0
     while len(sentence_ids):
         log_probs, state, attention = model.decode_step(tokens, state)
@@ -63,17 +66,20 @@ def greedy_search(
         if return_attention:
             attention_history = _append(attention_history, attention)
         step += 1
-        done = (tokens == EOS_ID) | (step >= max_lengths.to(tokens.device))
+        done = ~finished & ((tokens == EOS_ID) | (step >= max_lengths.to(tokens.device)))
         for row in done.nonzero().flatten().tolist():
             output = history[row].tolist()
             if output[-1] == EOS_ID:
                 output.pop()
             weights = attention_history[row].float().cpu() if return_attention else None
             results[int(sentence_ids[row])] = [Hypothesis(output, float(scores[row]), weights)]
-        if done.any():
-            keep = (~done).nonzero().flatten()
+        finished |= done
+        # Finished rows leave only once they are 1/COMPACT_EVERY of the batch: every removal copies the
+        # whole state (keys and values of every layer), which costs more than a few steps of dead rows.
+        if int(finished.sum()) * COMPACT_EVERY >= len(sentence_ids):
+            keep = (~finished).nonzero().flatten()
             state, tokens, history, scores = state.select(keep), tokens[keep], history[keep], scores[keep]
-            sentence_ids, max_lengths = sentence_ids[keep.cpu()], max_lengths[keep.cpu()]
+            sentence_ids, max_lengths, finished = sentence_ids[keep.cpu()], max_lengths[keep.cpu()], finished[keep]
             if return_attention:
                 attention_history = attention_history[keep]
     return results
@@ -116,7 +122,7 @@ def beam_search(
         alive = len(sentence_ids)
         log_probs, state, attention = model.decode_step(tokens, state)
         vocab = log_probs.size(-1)
-        candidates = (scores.view(-1, 1) + log_probs).view(alive, beam * vocab)
+        candidates = log_probs.add_(scores.view(-1, 1)).view(alive, beam * vocab)  # in place: (B*K, V) is the largest tensor of a step
         top_scores, top_index = candidates.topk(2 * beam, dim=1)
         origin, words = top_index // vocab, top_index % vocab  # (alive, 2K) beam of origin, new token
         step += 1

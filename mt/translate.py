@@ -110,12 +110,13 @@ class Translator:
             for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.beam_size, 1)):
                 batch = batch.to(self.device)
                 outputs = search(self.model, batch.src, batch.src_mask, decode, return_attention)
+                # one SentencePiece call per batch: a call per sentence cost 70 us each, 1-2% of greedy decoding
+                texts = iter(self.tokenizer.decode_tgt([h.tokens for hypotheses in outputs for h in hypotheses]))
                 for position, hypotheses in zip(batch.indices, outputs):
-                    self._fill(results[todo[position]], src_ids[position], hypotheses)
+                    self._fill(results[todo[position]], src_ids[position], hypotheses, [next(texts) for _ in hypotheses])
         return results
 
-    def _fill(self, result: Translation, src_ids: list[int], hypotheses: list[Hypothesis]) -> None:
-        texts = self.tokenizer.decode_tgt([h.tokens for h in hypotheses])
+    def _fill(self, result: Translation, src_ids: list[int], hypotheses: list[Hypothesis], texts: list[str]) -> None:
         best = hypotheses[0]
         result.text, result.score = texts[0], best.score
         result.n_best = [(text, h.score) for text, h in zip(texts, hypotheses)]

@@ -82,3 +82,24 @@ def test_length_penalty_of_wu_et_al():
     assert length_penalty(1, 1.0) == 1.0
     assert abs(length_penalty(7, 0.5) - (12 / 6) ** 0.5) < 1e-12
     assert length_penalty(30, 0.0) == 1.0
+
+
+def test_greedy_results_do_not_depend_on_when_finished_sentences_leave_the_batch(monkeypatch):
+    import mt.search
+
+    model = tiny_model(tie=False)
+    with torch.no_grad():  # an output row for EOS (3) that some sources reach early, others never
+        model.output.weight[3] += torch.randn(32)
+    torch.manual_seed(2)
+    src = torch.randint(4, 30, (40, 9))
+    mask = torch.ones_like(src, dtype=torch.bool)
+    config = DecodeConfig(beam_size=1, max_length=12)
+    runs = {}
+    for every in (1, 8, 1000):  # drop finished rows at once, at 1/8 of the batch, only at the end
+        monkeypatch.setattr(mt.search, "COMPACT_EVERY", every)
+        runs[every] = greedy_search(model, src, mask, config, return_attention=True)
+    assert len({len(h[0].tokens) for h in runs[1]}) > 2  # the rows finish at different steps
+    for later in (runs[8], runs[1000]):
+        for first, second in zip(runs[1], later):
+            assert first[0].tokens == second[0].tokens and abs(first[0].score - second[0].score) < 1e-5
+            assert torch.allclose(first[0].attention, second[0].attention, atol=1e-6)

@@ -177,7 +177,9 @@ class Transformer(EncoderDecoder):
         heads, head_dim = self.config.heads, self.config.d_model // self.config.heads
         tensors = {"src_mask": src_mask}
         for i, layer in enumerate(self.decoder_layers):
-            tensors[f"cross{i}k"], tensors[f"cross{i}v"] = layer.cross_attention.project_kv(memory)
+            # Contiguous once here, or every step's q @ k^T and weights @ v would copy them to (B*H, S, D/H).
+            keys, values = layer.cross_attention.project_kv(memory)
+            tensors[f"cross{i}k"], tensors[f"cross{i}v"] = keys.contiguous(), values.contiguous()
             empty = memory.new_zeros(batch, heads, 0, head_dim)
             tensors[f"self{i}k"], tensors[f"self{i}v"] = empty, empty
         return DecoderState(tensors, step=0, static=frozenset(name for name in tensors if not name.startswith("self")))
