@@ -8,8 +8,9 @@ Measures, each part in its own process so that peak RSS belongs to that part alo
   ``--warmup``, fp32 and bf16; model FLOP/s (counted by torch's FlopCounterMode) and utilisation
   against the matmul peak of the same precision;
 - decoding ``test_2016_flickr`` with a checkpoint: sentences/s and target tokens/s (tokens produced,
-  EOS included) for greedy and beam 5 at fp32, bf16 and int8, with BLEU; and the time from process
-  start to the first translation of ``mt translate``.
+  EOS included) for greedy and beam 5 at fp32, bf16 and int8, with BLEU; model FLOPs per target
+  token and FLOP/s (counted by FlopCounterMode on a second, untimed pass; not for int8, whose kernels
+  it does not count); and the time from loading the checkpoint to the first translation.
 
 On a CPU without bf16 units (no AVX512-BF16 or AMX: torch would emulate bf16, about 10x slower
 than fp32) the bf16 rows are skipped, and the header says so.
@@ -131,10 +132,18 @@ def bench_decode(args) -> dict:
     results = list(translator.translate(corpus.sources, decode))
     seconds = time.perf_counter() - start
     produced = sum(len(r.tgt_pieces) + 1 for r in results)
-    return {"precision": args.precision, "quantize": args.quantize or "none", "beam_size": args.beam_size,
-            "sentences_per_s": len(results) / seconds, "tgt_tokens_per_s": produced / seconds, "seconds": seconds,
-            "bleu": bleu([r.text for r in results], corpus.targets).score, "load_to_first_translation_s": first_seconds,
-            "first_translation": first.text, "peak_rss_mb": peak_rss_mb()}
+    row = {"precision": args.precision, "quantize": args.quantize or "none", "beam_size": args.beam_size,
+           "sentences_per_s": len(results) / seconds, "tgt_tokens_per_s": produced / seconds, "seconds": seconds,
+           "bleu": bleu([r.text for r in results], corpus.targets).score, "load_to_first_translation_s": first_seconds,
+           "first_translation": first.text, "peak_rss_mb": peak_rss_mb()}
+    if not args.quantize:  # FlopCounterMode does not count the quantized int8 kernels
+        from torch.utils.flop_counter import FlopCounterMode
+
+        with FlopCounterMode(display=False) as counter:  # a second, untimed pass over the same sentences
+            list(translator.translate(corpus.sources, decode))
+        row["mflop_per_tgt_token"] = counter.get_total_flops() / produced / 1e6
+        row["model_gflops"] = counter.get_total_flops() / seconds / 1e9
+    return row
 
 
 PARTS = {"matmul": bench_matmul, "train": bench_train, "decode": bench_decode}
@@ -181,7 +190,7 @@ def main() -> None:
     results = {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
                "bf16_units": "bf16" in precisions(), "threads": args.threads or len(__import__("os").sched_getaffinity(0)),
                "torch": torch.__version__, **run_part(args, "matmul"), "train": [], "decode": []}
-    console = Console()
+    console = Console(width=140)  # the tables are wide: keep their columns readable when piped to a file
     peaks = ", ".join(f"{name} {results[f'matmul_{name}_gflops']:.0f} GFLOP/s" for name in precisions())
     bf16_units = "yes" if results["bf16_units"] else "no: bf16 rows skipped (emulated, about 10x slower than fp32)"
     console.print(f"{results['cpu']} ({results['cpu_capability']}; bf16 units: {bf16_units}), {results['threads']} threads, "
@@ -201,15 +210,17 @@ def main() -> None:
         console.print(table)
     if "decode" not in skip and args.checkpoint:
         table = Table(title="decoding test_2016_flickr (1,000 sentences)")
-        for column in ("search", "weights", "sent/s", "tgt tok/s", "BLEU", "load->first s", "peak RSS MB"):
+        for column in ("search", "weights", "sent/s", "tgt tok/s", "MFLOP/tok", "model GFLOP/s", "BLEU", "load->first s",
+                       "peak RSS MB"):
             table.add_column(column, justify="right")
         for beam_size in (1, 5):
             for precision, quantize in [(precision, None) for precision in precisions()] + [("fp32", "int8")]:
                 options = {"precision": precision, "beam_size": beam_size, **({"quantize": quantize} if quantize else {})}
                 row = run_part(args, "decode", **options)
                 results["decode"].append(row)
+                flops = (f"{row['mflop_per_tgt_token']:.1f}", f"{row['model_gflops']:.0f}") if "model_gflops" in row else ("-", "-")
                 table.add_row("greedy" if beam_size == 1 else f"beam {beam_size}", quantize or precision,
-                              f"{row['sentences_per_s']:.1f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{row['bleu']:.2f}",
+                              f"{row['sentences_per_s']:.1f}", f"{row['tgt_tokens_per_s']:,.0f}", *flops, f"{row['bleu']:.2f}",
                               f"{row['load_to_first_translation_s']:.2f}", f"{row['peak_rss_mb']:,.0f}")
         console.print(table)
     if args.json:
