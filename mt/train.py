@@ -12,7 +12,9 @@ import contextlib
 import dataclasses
 import json
 import math
+import resource
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,12 @@ from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
 from mt.tokenizer import PAD_ID, Tokenizer
 
 Event = dict[str, Any]
+
+
+def peak_rss_mb() -> float:
+    """This process' peak resident memory so far, in MB (getrusage; a long run's growth shows in the train log)."""
+    kilobytes_or_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kilobytes_or_bytes / (2**20 if sys.platform == "darwin" else 2**10)
 
 
 @dataclass
@@ -350,7 +358,8 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
                     log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / (updates_per_epoch * accum * world),
                          "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
                          "tgt_tokens_per_s": window["tokens"] / seconds,
-                         "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed})
+                         "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed,
+                         "peak_rss_mb": peak_rss_mb()})
                     window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
                 if state.step % settings.validate_every == 0:
                     if distributed.is_main:

@@ -34,6 +34,8 @@ def test_a_tiny_transformer_learns_to_copy(tmp_path):
     validations = log_events(tmp_path / "run", "validation")
     assert [v["step"] for v in validations] == [100, 200, 300, 400]
     assert validations[-1]["dev_loss"] < validations[0]["dev_loss"]
+    peaks = [event["peak_rss_mb"] for event in log_events(tmp_path / "run", "train")]
+    assert 50 < peaks[0] <= peaks[-1] < 24 * 1024  # MB of a process that imported torch, never falling
 
 
 def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
