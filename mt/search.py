@@ -1,9 +1,9 @@
 """Greedy and beam search over the ``EncoderDecoder`` interface, batched over many sentences.
 
 Both run all sentences of a batch (and, for beam search, all their beams) as one tensor; a
-sentence that is finished leaves the batch, so late steps only pay for the sentences still
-being written. Python loops run per step and per finished hypothesis, never per token of the
-batch or beam.
+sentence that is finished leaves the batch (in greedy search, once an eighth of the batch has
+finished), so late steps only pay for the sentences still being written. Python loops run per
+step and per finished hypothesis, never per token of the batch or beam.
 """
 
 from __future__ import annotations
@@ -122,7 +122,8 @@ def beam_search(
         alive = len(sentence_ids)
         log_probs, state, attention = model.decode_step(tokens, state)
         vocab = log_probs.size(-1)
-        candidates = log_probs.add_(scores.view(-1, 1)).view(alive, beam * vocab)  # in place: (B*K, V) is the largest tensor of a step
+        # in place: (B*K, V) is the largest tensor of a step
+        candidates = log_probs.add_(scores.view(-1, 1)).view(alive, beam * vocab)
         top_scores, top_index = candidates.topk(2 * beam, dim=1)
         origin, words = top_index // vocab, top_index % vocab  # (alive, 2K) beam of origin, new token
         step += 1
