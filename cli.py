@@ -5,7 +5,9 @@ Every ``MTError`` the library raises becomes a one-paragraph message and exit co
 
 from __future__ import annotations
 
+import atexit
 import functools
+import gc
 import os
 import re
 import signal
@@ -20,6 +22,11 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from mt.errors import ConfigError, DataError, MTError, SlowPrecisionWarning
+
+# At exit, Python's last garbage collection walks every object torch created (0.15-0.2 s of a 2 s
+# `mt translate` on a 2-core EPYC); frozen objects are skipped. Nothing is lost: files are closed
+# and atexit handlers run as before.
+atexit.register(gc.freeze)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
 console = Console(stderr=True)
