@@ -9,16 +9,14 @@ step and per finished hypothesis, never per token of the batch or beam.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Sequence
 
 import torch
 
 from mt.config import DecodeConfig
-from mt.models.base import DecoderState, EncoderDecoder, pad_to
-from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from mt.models.base import EncoderDecoder
+from mt.tokenizer import BOS_ID, EOS_ID
 
 COMPACT_EVERY = 8  # greedy search drops finished sentences from the batch once they are 1/8 of it
-REFILL_BELOW = 2  # and takes in the next batch once fewer than 1/2 of the last one's rows are left
 
 
 @dataclass
@@ -49,109 +47,42 @@ def greedy_search(
     model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig, return_attention: bool = False
 ) -> list[list[Hypothesis]]:
     """The most probable next token at every step. ``src``/``src_mask``: (B, S). One hypothesis per sentence."""
-    results: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
-    for (_, row), hypothesis in greedy_search_stream(model, [(src, src_mask)], config, return_attention):
-        results[row] = [hypothesis]
-    return results
-
-
-@dataclass
-class _Rows:
-    """The sentences greedy search is writing, one row each. ``history`` and ``attention`` are
-    right-aligned: rows that joined later are padded at the front, and the last ``produced``
-    entries of a row are its own."""
-
-    state: DecoderState
-    ids: torch.Tensor  # (N, 2) int64, CPU: batch number and row within it of each row's sentence
-    tokens: torch.Tensor  # (N,) the last token
-    history: torch.Tensor  # (N, t) tokens so far
-    produced: torch.Tensor  # (N,) tokens produced
-    scores: torch.Tensor  # (N,) summed log-probabilities
-    max_lengths: torch.Tensor  # (N,) CPU
-    finished: torch.Tensor  # (N,) bool
-    src_width: int  # S of the state
-    attention: torch.Tensor | None = None  # (N, t, L, H, S)
-
-    @classmethod
-    def start(cls, model: EncoderDecoder, number: int, src: torch.Tensor, src_mask: torch.Tensor,
-              config: DecodeConfig) -> "_Rows":
-        """Batch ``number``'s sentences, encoded, before their first step."""
-        batch, device = src.size(0), src.device
-        state = model.init_state(model.encode(src, src_mask), src_mask)
-        ids = torch.stack([torch.full((batch,), number), torch.arange(batch)], dim=1)
-        tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
-        return cls(state, ids, tokens, tokens.new_empty(batch, 0), torch.zeros_like(tokens), torch.zeros(batch, device=device),
-                   max_output_lengths(src_mask, config).cpu(), torch.zeros(batch, dtype=torch.bool, device=device), src.size(1))
-
-    def unfinished(self) -> "_Rows":
-        """Only the rows still being written."""
-        keep = (~self.finished).nonzero().flatten()
-        on_cpu = keep.cpu()
-        return _Rows(self.state.select(keep), self.ids[on_cpu], self.tokens[keep], self.history[keep], self.produced[keep],
-                     self.scores[keep], self.max_lengths[on_cpu], self.finished[keep], self.src_width,
-                     None if self.attention is None else self.attention[keep])
-
-    def join(self, new: "_Rows") -> "_Rows":
-        """These rows, then ``new`` ones that have not made a step yet."""
-        steps, width = self.history.size(1), max(self.src_width, new.src_width)
-        attention = None
-        if self.attention is not None:
-            empty = self.attention.new_zeros(len(new.ids), steps, *self.attention.shape[2:4], width)
-            attention = torch.cat([pad_to(self.attention, 4, width), empty])
-        return _Rows(self.state.concat(new.state), torch.cat([self.ids, new.ids]), torch.cat([self.tokens, new.tokens]),
-                     torch.cat([self.history, pad_to(new.history, 1, steps, PAD_ID, front=True)]),
-                     torch.cat([self.produced, new.produced]), torch.cat([self.scores, new.scores]),
-                     torch.cat([self.max_lengths, new.max_lengths]), torch.cat([self.finished, new.finished]), width, attention)
-
-
-@torch.no_grad()
-def greedy_search_stream(
-    model: EncoderDecoder, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], config: DecodeConfig,
-    return_attention: bool = False,
-) -> Iterator[tuple[tuple[int, int], Hypothesis]]:
-    """Greedy search over a stream of (``src``, ``src_mask``) batches, each (B_i, S_i), kept full:
-    once fewer than 1/REFILL_BELOW of the last batch's rows are still being written, the next
-    batch joins them (continuous batching). A step with a few rows reads every decoder weight as
-    a full one does (``scripts/decode_steps.py``), so a batch's tail of long sentences is cheaper
-    run beside new sentences than alone. Yields ((batch number, row), hypothesis) as sentences
-    finish; the results are those of decoding every batch on its own.
-    """
-    pending = enumerate(batches)
-    rows: _Rows | None = None
-    refill_below = 0
-    while True:
-        alive = 0 if rows is None else len(rows.ids) - int(rows.finished.sum())
-        if alive == 0 or alive < refill_below:
-            number, batch = next(pending, (None, None))
-            if batch is None:
-                if alive == 0:
-                    return
-                refill_below = 0
-            else:
-                new = _Rows.start(model, number, *batch, config)
-                rows = new if alive == 0 else rows.unfinished().join(new)
-                refill_below = len(new.ids) // REFILL_BELOW
-        log_probs, rows.state, attention = model.decode_step(rows.tokens, rows.state)
-        best_scores, rows.tokens = log_probs.max(dim=-1)
-        rows.scores = rows.scores + best_scores
-        rows.history = torch.cat([rows.history, rows.tokens[:, None]], dim=1)
-        rows.produced = rows.produced + 1
+    batch = src.size(0)
+    state = model.init_state(model.encode(src, src_mask), src_mask)
+    max_lengths = max_output_lengths(src_mask, config)
+    sentence_ids = torch.arange(batch)
+    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
+    history = tokens.new_empty(batch, 0)
+    scores = torch.zeros(batch, device=src.device)
+    attention_history = None
+    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
+    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
+    step = 0
+    while len(sentence_ids):
+        log_probs, state, attention = model.decode_step(tokens, state)
+        best_scores, tokens = log_probs.max(dim=-1)
+        scores = scores + best_scores
+        history = torch.cat([history, tokens[:, None]], dim=1)
         if return_attention:
-            rows.attention = _append(rows.attention, attention)
-        done = ~rows.finished & ((rows.tokens == EOS_ID) | (rows.produced >= rows.max_lengths.to(rows.tokens.device)))
+            attention_history = _append(attention_history, attention)
+        step += 1
+        done = ~finished & ((tokens == EOS_ID) | (step >= max_lengths.to(tokens.device)))
         for row in done.nonzero().flatten().tolist():
-            length = int(rows.produced[row])
-            output = rows.history[row, -length:].tolist()
+            output = history[row].tolist()
             if output[-1] == EOS_ID:
                 output.pop()
-            weights = rows.attention[row, -length:].float().cpu() if return_attention else None
-            number, index = rows.ids[row].tolist()
-            yield (number, index), Hypothesis(output, float(rows.scores[row]), weights)
-        rows.finished |= done
+            weights = attention_history[row].float().cpu() if return_attention else None
+            results[int(sentence_ids[row])] = [Hypothesis(output, float(scores[row]), weights)]
+        finished |= done
         # Finished rows leave only once they are 1/COMPACT_EVERY of the batch: every removal copies the
         # whole state (keys and values of every layer), which costs more than a few steps of dead rows.
-        if int(rows.finished.sum()) * COMPACT_EVERY >= len(rows.ids):
-            rows = rows.unfinished()
+        if int(finished.sum()) * COMPACT_EVERY >= len(sentence_ids):
+            keep = (~finished).nonzero().flatten()
+            state, tokens, history, scores = state.select(keep), tokens[keep], history[keep], scores[keep]
+            sentence_ids, max_lengths, finished = sentence_ids[keep.cpu()], max_lengths[keep.cpu()], finished[keep]
+            if return_attention:
+                attention_history = attention_history[keep]
+    return results
 
 
 def _append(history: torch.Tensor | None, attention: torch.Tensor) -> torch.Tensor:
@@ -235,16 +166,9 @@ def beam_search(
 
 
 def search(
-    model: EncoderDecoder, batches: Sequence[tuple[torch.Tensor, torch.Tensor]], config: DecodeConfig,
-    return_attention: bool = False,
-) -> Iterator[tuple[tuple[int, int], list[Hypothesis]]]:
-    """Greedy search over all ``batches`` (refilled as sentences finish) when ``config.beam_size ==
-    1``, beam search batch by batch otherwise. ``batches``: (``src``, ``src_mask``) pairs, each
-    (B_i, S_i). Yields ((batch number, row), hypotheses best first), in no particular order."""
+    model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig, return_attention: bool = False
+) -> list[list[Hypothesis]]:
+    """Greedy search when ``config.beam_size == 1``, beam search otherwise."""
     if config.beam_size == 1:
-        for key, hypothesis in greedy_search_stream(model, batches, config, return_attention):
-            yield key, [hypothesis]
-        return
-    for number, (src, src_mask) in enumerate(batches):
-        for row, hypotheses in enumerate(beam_search(model, src, src_mask, config, return_attention)):
-            yield (number, row), hypotheses
+        return greedy_search(model, src, src_mask, config, return_attention)
+    return beam_search(model, src, src_mask, config, return_attention)

@@ -1,11 +1,8 @@
-import pytest
 import torch
 
 from mt.config import DecodeConfig
-from mt.models.base import DecoderState
-from mt.search import beam_search, greedy_search, greedy_search_stream, length_penalty
+from mt.search import beam_search, greedy_search, length_penalty
 
-from test_rnn import tiny_model as tiny_rnn
 from test_transformer import tiny_model
 
 
@@ -106,35 +103,3 @@ def test_greedy_results_do_not_depend_on_when_finished_sentences_leave_the_batch
         for first, second in zip(runs[1], later):
             assert first[0].tokens == second[0].tokens and abs(first[0].score - second[0].score) < 1e-5
             assert torch.allclose(first[0].attention, second[0].attention, atol=1e-6)
-
-
-def source_batches(vocab):
-    """Batches of several sizes and widths, their rows of random lengths (padded)."""
-    torch.manual_seed(3)
-    batches = []
-    for rows, width in ((12, 4), (9, 6), (15, 5), (3, 9)):
-        src = torch.randint(4, vocab, (rows, width))
-        src[torch.arange(width) >= torch.randint(1, width + 1, (rows, 1))] = 0
-        batches.append((src, src != 0))
-    return batches
-
-
-@pytest.mark.parametrize("build", [tiny_model, lambda: tiny_rnn("gru", "bahdanau"), lambda: tiny_rnn("lstm", "luong-local")],
-                         ids=["transformer", "bahdanau", "luong-local"])
-def test_refilled_greedy_search_equals_each_batch_on_its_own(build, monkeypatch):
-    model = build()
-    joins = []
-    concat = DecoderState.concat
-    monkeypatch.setattr(DecoderState, "concat", lambda self, other: joins.append(1) or concat(self, other))
-    batches = source_batches(model.output.weight.size(0))
-    # an output cap of source length + 1 tokens: the rows of a batch finish at different steps
-    config = DecodeConfig(beam_size=1, max_length_ratio=1.0, max_length_offset=1)
-    streamed = dict(greedy_search_stream(model, batches, config, return_attention=True))
-    assert len(joins) >= 2  # later batches joined rows still being written
-    for number, (src, mask) in enumerate(batches):
-        for row, alone in enumerate(greedy_search(model, src, mask, config, return_attention=True)):
-            together = streamed[number, row]
-            assert together.tokens == alone[0].tokens and abs(together.score - alone[0].score) < 1e-4
-            width = src.size(1)
-            assert torch.allclose(together.attention[..., :width], alone[0].attention, atol=1e-5)
-            assert not together.attention[..., width:].any()

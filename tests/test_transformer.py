@@ -60,9 +60,8 @@ def test_joint_vocabulary_ties_source_target_and_output_embeddings():
 
 def test_positional_encoding_follows_the_paper_and_extends():
     encoding = SinusoidalPositionalEncoding(d_model=8, max_length=4)
-    table = encoding(torch.arange(10))  # longer than its initial table
+    table = encoding(10)  # longer than its initial table
     assert table.shape == (10, 8)
-    assert torch.equal(encoding(torch.tensor([[3], [7]])), table[[3, 7]][:, None])  # per-row positions
     assert torch.isclose(table[3, 0], torch.sin(torch.tensor(3.0)))
     assert torch.isclose(table[3, 3], torch.cos(torch.tensor(3.0 / 10000 ** (2 / 8))))
 

@@ -13,7 +13,7 @@ must agree with running ``decode_step`` over the same tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,17 +26,12 @@ class DecoderState:
     Beam search reorders and shrinks states with ``select``/``reorder`` without knowing what is
     inside. Tensors named in ``static`` depend on the source sentence only (memory, masks,
     projected keys): all beams of a sentence hold the same rows, so reordering beams within
-    sentences need not copy them. ``lengths`` names, for each tensor with a source or target
-    length, that dimension: ``concat`` pads it, and the state's masks say which positions are real.
+    sentences need not copy them.
     """
 
     tensors: dict[str, torch.Tensor]
+    step: int = 0
     static: frozenset[str] = frozenset()
-    lengths: dict[str, int] = field(default_factory=dict)
-
-    def replace(self, tensors: dict[str, torch.Tensor]) -> "DecoderState":
-        """The same kind of state holding ``tensors``."""
-        return DecoderState(tensors, self.static, self.lengths)
 
     def select(self, index: torch.Tensor) -> "DecoderState":
         """Rows ``index`` (int64, (B',)) of every tensor: expands sentences to beams, drops finished ones."""
@@ -49,31 +44,7 @@ class DecoderState:
         for name, tensor in self.tensors.items():
             rows = static_index if name in self.static else index
             tensors[name] = tensor if rows is None else tensor.index_select(0, rows)
-        return self.replace(tensors)
-
-    def concat(self, other: "DecoderState") -> "DecoderState":
-        """This state's rows, then ``other``'s (a batch refilled with new sentences). Along the
-        dimensions named in ``lengths`` the narrower tensor is padded with zeros (False in masks)."""
-        tensors = {}
-        for name, tensor in self.tensors.items():
-            pair = [tensor, other.tensors[name]]
-            if name in self.lengths:
-                dim = self.lengths[name]
-                width = max(t.size(dim) for t in pair)
-                pair = [pad_to(t, dim, width) for t in pair]
-            tensors[name] = torch.cat(pair, dim=0)
-        return self.replace(tensors)
-
-
-def pad_to(tensor: torch.Tensor, dim: int, width: int, value: float = 0, front: bool = False) -> torch.Tensor:
-    """``tensor`` padded with ``value`` along ``dim`` to ``width``, at the end (or the front)."""
-    missing = width - tensor.size(dim)
-    if not missing:
-        return tensor
-    shape = list(tensor.shape)
-    shape[dim] = missing
-    padding = tensor.new_full(shape, value)
-    return torch.cat([padding, tensor] if front else [tensor, padding], dim=dim)
+        return DecoderState(tensors, self.step, self.static)
 
 
 def shares_embeddings(config) -> bool:

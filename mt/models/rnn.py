@@ -221,13 +221,13 @@ class RNNEncoderDecoder(EncoderDecoder):
         return self.encoder(self.dropout(self.src_embedding(src)), src_mask)
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
-        return DecoderState(self.decoder.init_state(memory, src_mask), static=SOURCE_TENSORS,
-                            lengths={name: 1 for name in SOURCE_TENSORS})
+        return DecoderState(self.decoder.init_state(memory, src_mask), step=0, static=SOURCE_TENSORS)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         output, tensors, weights = self.decoder(self.dropout(self.tgt_embedding(prev_tokens)), state.tensors)
         logits = self.output(output)
-        return F.log_softmax(logits.float(), dim=-1), state.replace(tensors), weights[:, None, None, :]
+        return (F.log_softmax(logits.float(), dim=-1), DecoderState(tensors, state.step + 1, state.static),
+                weights[:, None, None, :])
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: the decoder steps through ``tgt_in`` (B, T) as ``decode_step`` would

@@ -35,11 +35,11 @@ class SinusoidalPositionalEncoding(nn.Module):
         table[:, 1::2] = torch.cos(position * frequency)
         return table
 
-    def forward(self, positions: torch.Tensor) -> torch.Tensor:
-        """Encodings of ``positions`` (any shape, int64): (*positions.shape, D)."""
-        if positions.numel() and int(positions.max()) >= self.table.size(0):
-            self.table = self._table(2 * (int(positions.max()) + 1)).to(self.table.device)
-        return self.table[positions]
+    def forward(self, length: int, offset: int = 0) -> torch.Tensor:
+        """Encodings of positions ``offset .. offset+length-1``: (length, D)."""
+        if offset + length > self.table.size(0):
+            self.table = self._table(2 * (offset + length)).to(self.table.device)
+        return self.table[offset : offset + length]
 
 
 class FeedForward(nn.Sequential):
@@ -103,8 +103,8 @@ class DecoderLayer(nn.Module):
         prefix: str = "",
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, T, D). Without ``cache``: teacher forcing with a causal mask. With ``cache``
-        (incremental decoding, T = 1): appends this step's keys/values under ``prefix``, attends
-        where ``cache["self_mask"]`` (B, T') is True, and returns the cross-attention weights (B, H, 1, S)."""
+        (incremental decoding, T = 1): appends this step's keys/values under ``prefix`` and
+        returns the cross-attention weights (B, H, 1, S)."""
         weights = None
 
         def self_attend(h: torch.Tensor) -> torch.Tensor:
@@ -114,7 +114,7 @@ class DecoderLayer(nn.Module):
             keys = torch.cat([cache[prefix + "k"], keys], dim=2)
             values = torch.cat([cache[prefix + "v"], values], dim=2)
             cache[prefix + "k"], cache[prefix + "v"] = keys, values
-            return self.self_attention(h, keys, values, mask=cache["self_mask"][:, None, None, :])[0]
+            return self.self_attention(h, keys, values)[0]
 
         def cross_attend(h: torch.Tensor) -> torch.Tensor:
             nonlocal weights
@@ -155,13 +155,12 @@ class Transformer(EncoderDecoder):
             elif parameter.dim() > 1:
                 nn.init.xavier_uniform_(parameter)
 
-    def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """tokens (B, T) at ``positions`` ((T,) or (B, T)) -> (B, T, D)."""
-        return self.dropout(embedding(tokens) * self.scale + self.positions(positions))
+    def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        return self.dropout(embedding(tokens) * self.scale + self.positions(tokens.size(1), offset))
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
         key_mask = src_mask[:, None, None, :]
-        x = self._embed(self.src_embedding, src, torch.arange(src.size(1), device=src.device))
+        x = self._embed(self.src_embedding, src)
         for layer in self.encoder_layers:
             x = layer(x, key_mask)
         return self.encoder_norm(x)
@@ -169,39 +168,31 @@ class Transformer(EncoderDecoder):
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         memory = self.encode(src, src_mask)
         key_mask = src_mask[:, None, None, :]
-        x = self._embed(self.tgt_embedding, tgt_in, torch.arange(tgt_in.size(1), device=tgt_in.device))
+        x = self._embed(self.tgt_embedding, tgt_in)
         for layer in self.decoder_layers:
             x, _ = layer(x, layer.cross_attention.project_kv(memory), key_mask)
         return self.output(self.decoder_norm(x))
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
-        """Cross-attention keys/values of every layer, empty self-attention caches, and each row's
-        next target position (rows of a refilled batch are at different positions)."""
         batch = memory.size(0)
         heads, head_dim = self.config.heads, self.config.d_model // self.config.heads
-        tensors = {"src_mask": src_mask, "self_mask": src_mask.new_zeros(batch, 0),
-                   "positions": torch.zeros(batch, dtype=torch.long, device=memory.device)}
-        lengths = {"src_mask": 1, "self_mask": 1}
+        tensors = {"src_mask": src_mask}
         for i, layer in enumerate(self.decoder_layers):
             # Contiguous once here, or every step's q @ k^T and weights @ v would copy them to (B*H, S, D/H).
             keys, values = layer.cross_attention.project_kv(memory)
             tensors[f"cross{i}k"], tensors[f"cross{i}v"] = keys.contiguous(), values.contiguous()
             empty = memory.new_zeros(batch, heads, 0, head_dim)
             tensors[f"self{i}k"], tensors[f"self{i}v"] = empty, empty
-            lengths.update({f"cross{i}k": 2, f"cross{i}v": 2, f"self{i}k": 2, f"self{i}v": 2})
-        static = frozenset(name for name in tensors if name == "src_mask" or name.startswith("cross"))
-        return DecoderState(tensors, static, lengths)
+        return DecoderState(tensors, step=0, static=frozenset(name for name in tensors if not name.startswith("self")))
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         cache = dict(state.tensors)
         key_mask = cache["src_mask"][:, None, None, :]
-        positions = cache["positions"]
-        x = self._embed(self.tgt_embedding, prev_tokens[:, None], positions[:, None])
-        cache["self_mask"] = torch.cat([cache["self_mask"], torch.ones_like(positions, dtype=torch.bool)[:, None]], dim=1)
-        cache["positions"] = positions + 1
+        x = self._embed(self.tgt_embedding, prev_tokens[:, None], offset=state.step)
         attention = []
         for i, layer in enumerate(self.decoder_layers):
             x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, prefix=f"self{i}")
             attention.append(weights[:, :, 0])
         logits = self.output(self.decoder_norm(x[:, 0]))
-        return F.log_softmax(logits.float(), dim=-1), state.replace(cache), torch.stack(attention, dim=1)
+        return (F.log_softmax(logits.float(), dim=-1), DecoderState(cache, state.step + 1, state.static),
+                torch.stack(attention, dim=1))
