@@ -44,11 +44,10 @@ class SinusoidalPositionalEncoding(nn.Module):
 
 class FeedForward(nn.Sequential):
     """FFN(x) = max(0, x W_1 + b_1) W_2 + b_2 (section 3.3). Dropout is applied to its output by the
-    residual block, as in section 5.4, not inside it. The ReLU overwrites its input: nothing else
-    reads x W_1 + b_1, and a (B, T, ff_dim) tensor fewer is allocated each call."""
+    residual block, as in section 5.4, not inside it."""
 
     def __init__(self, d_model: int, ff_dim: int):
-        super().__init__(nn.Linear(d_model, ff_dim), nn.ReLU(inplace=True), nn.Linear(ff_dim, d_model))
+        super().__init__(nn.Linear(d_model, ff_dim), nn.ReLU(), nn.Linear(ff_dim, d_model))
 
 
 class Residual(nn.Module):
