@@ -14,7 +14,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterable, Iterator, Optional
 
 import typer
 from rich.console import Console
@@ -304,12 +304,13 @@ def _check_language_pair(translator, src: Optional[str], tgt: Optional[str], whe
                               "pick a checkpoint trained for that pair")
 
 
-def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> Iterator[str]:
-    """The sentences to translate, streamed: arguments, else the file, else stdin."""
+def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> Iterable[str]:
+    """The sentences to translate: arguments (a list, translated as one chunk), else the file, else
+    stdin (both streamed, their first lines answered at once)."""
     from mt.data import decode_lines, read_lines
 
     if text:
-        return iter(text)
+        return text
     if input_file:
         return read_lines(input_file, encoding_errors)
     return decode_lines(sys.stdin.buffer, "stdin", encoding_errors)
