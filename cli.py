@@ -14,7 +14,7 @@ import signal
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any, Iterable, Optional
 
 import typer
 from rich.console import Console
