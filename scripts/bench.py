@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -31,10 +30,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def cpu_model() -> str:
@@ -79,7 +74,7 @@ def bench_train(args) -> dict:
     from mt.models import build_model
     from mt.store import TokenizedCorpus
     from mt.tokenizer import train_tokenizer
-    from mt.train import Updater
+    from mt.train import Updater, peak_rss_mb
 
     threads = set_threads(args.threads)
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "train"), "en", "de")
@@ -119,6 +114,7 @@ def bench_decode(args) -> dict:
     from mt.config import DecodeConfig
     from mt.data import read_corpus
     from mt.metrics import bleu
+    from mt.train import peak_rss_mb
     from mt.translate import Translator
 
     started = time.perf_counter()
