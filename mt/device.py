@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import warnings
 
@@ -13,6 +15,31 @@ import warnings
 # 2.01 GB, and of bf16 greedy decoding from 1.08 to 0.83 GB, for 3-5% of bf16 training speed.
 # Set the variable yourself to choose otherwise.
 os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "64")
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's malloc keep freed blocks of up to 32 MB for reuse instead of handing them back
+    to the kernel. Returns whether it did (False off glibc, or when ``MALLOC_MMAP_THRESHOLD_`` or
+    ``MALLOC_TRIM_THRESHOLD_`` is set: then yours apply).
+
+    By default glibc serves blocks above 128 KB-32 MB (a threshold it moves as it goes) with a
+    fresh ``mmap`` and returns them on free, so every activation of that size is a new mapping
+    whose pages fault in, zeroed by the kernel, on first write: on a 2-core AVX2 EPYC, a ReLU over
+    (4096, 1024) fp32 took 5.5 ms that way and 2.3 ms in reused memory. Both thresholds at their
+    largest (mallopt M_MMAP_THRESHOLD = 32 MB, M_TRIM_THRESHOLD = 1 GB) keep the peak RSS about
+    the same, as the same blocks are reused, but the RSS no longer falls back after a peak.
+    """
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ or "MALLOC_TRIM_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+    return bool(mallopt(m_mmap_threshold, 32 * 1024 * 1024)) and bool(mallopt(m_trim_threshold, 1024 ** 3))
+
+
+keep_freed_memory()
 
 import torch  # noqa: E402
 

@@ -1,5 +1,7 @@
-"""Precision choice: bf16 only where the CPU has bf16 units, and a warning when asked for elsewhere."""
+"""Precision choice: bf16 only where the CPU has bf16 units, and a warning when asked for elsewhere;
+the allocator setting that keeps freed memory for reuse."""
 
+import platform
 import warnings
 
 import pytest
@@ -8,7 +10,7 @@ from typer.testing import CliRunner
 
 import mt.device
 from cli import app
-from mt.device import resolve_precision
+from mt.device import keep_freed_memory, resolve_precision
 from mt.errors import ConfigError, SlowPrecisionWarning
 
 CPU = torch.device("cpu")
@@ -44,3 +46,10 @@ def test_the_cli_shows_the_warning_as_one_line(monkeypatch, tiny_checkpoint):
     result = CliRunner().invoke(app, ["translate", "a b", "--checkpoint", str(tiny_checkpoint), "--precision", "bf16"])
     assert result.exit_code == 0, result.output
     assert "warning: this CPU has no bf16 units" in result.output and "warnings.warn" not in result.output
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
+def test_glibc_keeps_freed_memory_unless_the_user_set_its_thresholds(monkeypatch):
+    assert keep_freed_memory()
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert not keep_freed_memory()
