@@ -304,16 +304,17 @@ def _check_language_pair(translator, src: Optional[str], tgt: Optional[str], whe
                               "pick a checkpoint trained for that pair")
 
 
-def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> Iterable[str]:
-    """The sentences to translate: arguments (a list, translated as one chunk), else the file, else
-    stdin (both streamed, their first lines answered at once)."""
+def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> tuple[Iterable[str], str]:
+    """The sentences to translate and how to chunk them (``Translator.translate``): arguments, else
+    the file (both in whole chunks), else stdin (streamed: a terminal's lines one at a time, a
+    pipe's in growing chunks)."""
     from mt.data import decode_lines, read_lines
 
     if text:
-        return text
+        return text, "whole"
     if input_file:
-        return read_lines(input_file, encoding_errors)
-    return decode_lines(sys.stdin.buffer, "stdin", encoding_errors)
+        return read_lines(input_file, encoding_errors), "whole"
+    return decode_lines(sys.stdin.buffer, "stdin", encoding_errors), "lines" if sys.stdin.isatty() else "growing"
 
 
 def _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size):
@@ -364,7 +365,8 @@ def translate(
     want_attention = show_attention or attention_plot is not None
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     try:
-        results = translator.translate(_input_lines(text, input_file, encoding_errors), decode, return_attention=want_attention)
+        lines, chunking = _input_lines(text, input_file, encoding_errors)
+        results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking)
         for number, result in enumerate(results, start=1):
             if result.truncated:
                 console.print(f"[yellow]warning:[/] input truncated to its first pieces: {result.source[:60]}...")

@@ -26,6 +26,14 @@ from mt.search import Hypothesis, search
 from mt.tokenizer import Tokenizer
 
 CHUNK_SENTENCES = 10_000
+# How an input is cut into chunks: (first chunk, growth factor), chunks at most CHUNK_SENTENCES.
+# Every chunk ends with a tail of decoder steps for its few longest sentences: on test_2016_flickr,
+# chunks of 1, 2, 4, ... cost greedy search 202 of its 360 steps.
+CHUNKING = {
+    "whole": (CHUNK_SENTENCES, 1),  # a list or a file: as few chunks (and tails) as possible
+    "growing": (1, 2),  # a pipe: its first lines are answered at once
+    "lines": (1, 1),  # a terminal: every line is answered as soon as it is typed
+}
 MAX_SOURCE_TOKENS = 512  # longer inputs are truncated (and flagged): attention cost grows as S^2
 
 
@@ -84,22 +92,24 @@ class Translator:
         return cls(model, tokenizer, config, torch_device, resolve_precision(precision, torch_device))
 
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None,
-                  return_attention: bool = False) -> Iterator[Translation]:
+                  return_attention: bool = False, chunking: str | None = None) -> Iterator[Translation]:
         """Translate ``sentences`` (streamed), yielding one ``Translation`` per input, in input order.
 
         Empty or whitespace-only inputs translate to an empty string without running the model.
-        A list (or other sequence) is read CHUNK_SENTENCES at a time; any other iterable, such as
-        the lines of a pipe, in chunks of 1, 2, 4, ... sentences, so that its first lines are
-        answered at once.
+        ``chunking`` (a key of ``CHUNKING``) says how many sentences are read before translating:
+        ``whole`` (CHUNK_SENTENCES at a time; the default for a list or other sequence),
+        ``growing`` (1, 2, 4, ...; the default for any other iterable, such as a pipe) or
+        ``lines`` (one at a time, for a terminal). Raises ``ConfigError`` for another value.
         """
         decode = decode or self.config.decode
+        chunking = chunking or ("whole" if isinstance(sentences, Sequence) else "growing")
+        if chunking not in CHUNKING:
+            raise ConfigError(f"unknown chunking {chunking!r}: use one of {', '.join(CHUNKING)}")
+        chunk_size, growth = CHUNKING[chunking]
         iterator = iter(sentences)
-        # Every chunk ends with a tail of steps for its few longest sentences: growing chunks cost
-        # greedy search on test_2016_flickr 202 of its 360 decoder steps.
-        chunk_size = CHUNK_SENTENCES if isinstance(sentences, Sequence) else 1
         while chunk := list(itertools.islice(iterator, chunk_size)):
             yield from self._translate_chunk(chunk, decode, return_attention)
-            chunk_size = min(2 * chunk_size, CHUNK_SENTENCES)
+            chunk_size = min(growth * chunk_size, CHUNK_SENTENCES)
 
     def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool) -> list[Translation]:
         cleaned = [clean_text(sentence) for sentence in sentences]

@@ -1,16 +1,73 @@
-"""Translator: how input is cut into chunks."""
+"""Translator: how input is cut into chunks, and which chunking each input of `mt translate` gets."""
 
+import io
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+import cli
+from mt.errors import ConfigError
 from mt.translate import Translator
 
 
-def test_a_list_is_one_chunk_and_a_stream_starts_with_single_lines(tiny_checkpoint, monkeypatch):
-    translator = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+@pytest.fixture
+def translator(tiny_checkpoint):
+    return Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+
+
+def record_chunks(translator, monkeypatch) -> list[int]:
     sizes = []
     translate_chunk = translator._translate_chunk
     monkeypatch.setattr(translator, "_translate_chunk", lambda chunk, *rest: sizes.append(len(chunk)) or translate_chunk(chunk, *rest))
-    sentences = [f"a b {letter}" for letter in "abcdefghij"]
-    listed = [t.text for t in translator.translate(sentences)]
+    return sizes
+
+
+SENTENCES = [f"a b {letter}" for letter in "abcdefghij"]
+
+
+def test_a_list_is_one_chunk_and_a_stream_starts_with_single_lines(translator, monkeypatch):
+    sizes = record_chunks(translator, monkeypatch)
+    listed = [t.text for t in translator.translate(SENTENCES)]
     assert sizes == [10]  # a sequence: no chunk tails of greedy search beyond the last
     sizes.clear()
-    streamed = [t.text for t in translator.translate(iter(sentences))]
+    streamed = [t.text for t in translator.translate(iter(SENTENCES))]
     assert sizes == [1, 2, 4, 3] and streamed == listed  # a pipe: its first line is answered at once
+    sizes.clear()
+    assert [t.text for t in translator.translate(iter(SENTENCES), chunking="whole")] == listed and sizes == [10]
+    with pytest.raises(ConfigError, match="unknown chunking"):
+        list(translator.translate(SENTENCES, chunking="pages"))
+
+
+def test_lines_chunking_answers_each_line_before_reading_the_next(translator):
+    read = []
+
+    def typed():
+        for sentence in SENTENCES[:3]:
+            read.append(sentence)
+            yield sentence
+
+    results = translator.translate(typed(), chunking="lines")
+    for answered in range(1, 4):
+        next(results)
+        assert len(read) == answered
+
+
+def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(translator, tiny_checkpoint, tmp_path, monkeypatch):
+    chunkings = []
+    translate = Translator.translate
+    monkeypatch.setattr(Translator, "translate", lambda self, lines, decode, return_attention, chunking:
+                        chunkings.append(chunking) or translate(self, lines, decode, return_attention, chunking))
+    source = tmp_path / "source.txt"
+    source.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
+    runner = CliRunner()
+    assert runner.invoke(cli.app, ["translate", "-i", str(source), "--checkpoint", str(tiny_checkpoint)]).exit_code == 0
+    assert runner.invoke(cli.app, ["translate", "--checkpoint", str(tiny_checkpoint)], input="a b\n").exit_code == 0
+
+    class Terminal(io.TextIOWrapper):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal(io.BytesIO(b"a b\n")))
+    assert chunkings == ["whole", "growing"]  # a file, a pipe
+    assert cli._input_lines([], None, "strict")[1] == "lines"
