@@ -105,31 +105,31 @@ def beam_search(
     """
     batch, beam = src.size(0), config.beam_size
     device = src.device
-    memory = model.encode(src, src_mask)
-    state = model.init_state(memory, src_mask).select(torch.arange(batch, device=device).repeat_interleave(beam))
+    # The first step runs one row per sentence (all K beams would start identical); the first
+    # reordering expands the state to K rows per sentence.
+    state = model.init_state(model.encode(src, src_mask), src_mask)
     max_lengths = max_output_lengths(src_mask, config).cpu()
     sentence_ids = torch.arange(batch)
-    scores = torch.full((batch, beam), float("-inf"), device=device)
-    scores[:, 0] = 0.0  # all beams start identical: only one may expand at the first step
-    tokens = torch.full((batch * beam,), BOS_ID, dtype=torch.long, device=device)
-    history = tokens.new_empty(batch * beam, 0)
+    scores = torch.zeros(batch, 1, device=device)  # (alive sentences, beams of each)
+    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
+    history = tokens.new_empty(batch, 0)
     attention_history = None
     finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
     finished_counts = torch.zeros(batch, dtype=torch.long)  # per alive sentence
     rank = torch.arange(2 * beam, device=device)
     step = 0
     while len(sentence_ids):
-        alive = len(sentence_ids)
+        alive, width = scores.shape
         log_probs, state, attention = model.decode_step(tokens, state)
         vocab = log_probs.size(-1)
         # in place: (B*K, V) is the largest tensor of a step
-        candidates = log_probs.add_(scores.view(-1, 1)).view(alive, beam * vocab)
+        candidates = log_probs.add_(scores.view(-1, 1)).view(alive, width * vocab)
         top_scores, top_index = candidates.topk(2 * beam, dim=1)
         origin, words = top_index // vocab, top_index % vocab  # (alive, 2K) beam of origin, new token
         step += 1
         at_max = (step >= max_lengths).to(device)
         ends = (words == EOS_ID) | at_max[:, None]
-        rows = torch.arange(alive, device=device)[:, None] * beam + origin  # (alive, 2K) rows of the state
+        rows = torch.arange(alive, device=device)[:, None] * width + origin  # (alive, 2K) rows of the state
         if return_attention:
             step_history = _append(attention_history, attention)
         finishing = ends & (rank < beam)
@@ -157,8 +157,9 @@ def beam_search(
         history = torch.cat([history[next_rows], tokens[:, None]], dim=1)
         if return_attention:
             attention_history = step_history[next_rows]
-        shrinking = len(keep_sentences) < alive
-        static_rows = (keep_sentences_device[:, None] * beam + rank[:beam]).flatten() if shrinking else None
+        # the static rows of a sentence are all alike: its first, K times, when sentences leave or beams appear
+        regrouping = len(keep_sentences) < alive or width < beam
+        static_rows = (keep_sentences_device * width).repeat_interleave(beam) if regrouping else None
         state = state.reorder(next_rows, static_rows)
         sentence_ids, max_lengths = sentence_ids[keep_sentences], max_lengths[keep_sentences]
         finished_counts = finished_counts[keep_sentences]
