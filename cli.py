@@ -11,6 +11,7 @@ import gc
 import os
 import re
 import signal
+import stat
 import sys
 import warnings
 from pathlib import Path
@@ -306,15 +307,26 @@ def _check_language_pair(translator, src: Optional[str], tgt: Optional[str], whe
 
 def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> tuple[Iterable[str], str]:
     """The sentences to translate and how to chunk them (``Translator.translate``): arguments, else
-    the file (both in whole chunks), else stdin (streamed: a terminal's lines one at a time, a
-    pipe's in growing chunks)."""
+    the file (both in whole chunks), else stdin (streamed; see ``_stdin_chunking``)."""
     from mt.data import decode_lines, read_lines
 
     if text:
         return text, "whole"
     if input_file:
         return read_lines(input_file, encoding_errors), "whole"
-    return decode_lines(sys.stdin.buffer, "stdin", encoding_errors), "lines" if sys.stdin.isatty() else "growing"
+    return decode_lines(sys.stdin.buffer, "stdin", encoding_errors), _stdin_chunking()
+
+
+def _stdin_chunking() -> str:
+    """A terminal's lines one at a time, a file redirected to stdin (``mt translate < file``) in
+    whole chunks, anything else (a pipe) in growing chunks."""
+    if sys.stdin.isatty():
+        return "lines"
+    try:
+        is_file = stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode)
+    except (OSError, ValueError):  # io.UnsupportedOperation, a closed stream
+        is_file = False
+    return "whole" if is_file else "growing"
 
 
 def _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size):

@@ -71,3 +71,6 @@ def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(translator, tin
     monkeypatch.setattr(sys, "stdin", Terminal(io.BytesIO(b"a b\n")))
     assert chunkings == ["whole", "growing"]  # a file, a pipe
     assert cli._input_lines([], None, "strict")[1] == "lines"
+    with source.open(encoding="utf-8") as redirected:  # mt translate < source.txt
+        monkeypatch.setattr(sys, "stdin", redirected)
+        assert cli._input_lines([], None, "strict")[1] == "whole"
