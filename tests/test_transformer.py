@@ -72,3 +72,15 @@ def test_separate_vocabularies_of_equal_size_never_share_embeddings():
     model = build_model(config)
     assert model.src_embedding is not model.tgt_embedding
     assert model.output.weight is model.tgt_embedding.weight  # output/target tying is still fine
+
+
+def test_the_self_attention_cache_keeps_the_autocast_dtype():
+    model = tiny_model()
+    src = torch.tensor([[5, 6, 7, 3]])
+    mask = torch.ones_like(src, dtype=torch.bool)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        state = model.init_state(model.encode(src, mask), mask)
+        for token in (2, 8, 9):
+            _, state, _ = model.decode_step(torch.tensor([token]), state)
+    assert state.tensors["self0k"].dtype == torch.bfloat16  # not promoted to fp32 by an fp32 start
+    assert state.tensors["self0k"].shape == (1, 4, 3, 8)  # (B, H, steps, D/H)

@@ -110,8 +110,9 @@ class DecoderLayer(nn.Module):
             keys, values = self.self_attention.project_kv(h)
             if cache is None:
                 return self.self_attention(h, keys, values, causal=True)[0]
-            keys = torch.cat([cache[prefix + "k"], keys], dim=2)
-            values = torch.cat([cache[prefix + "v"], values], dim=2)
+            if prefix + "k" in cache:  # absent before the first step
+                keys = torch.cat([cache[prefix + "k"], keys], dim=2)
+                values = torch.cat([cache[prefix + "v"], values], dim=2)
             cache[prefix + "k"], cache[prefix + "v"] = keys, values
             return self.self_attention(h, keys, values)[0]
 
@@ -173,16 +174,16 @@ class Transformer(EncoderDecoder):
         return self.output(self.decoder_norm(x))
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
-        batch = memory.size(0)
-        heads, head_dim = self.config.heads, self.config.d_model // self.config.heads
+        """The source mask and every decoder layer's cross-attention keys/values, all static. The
+        self-attention caches ``self{i}k``/``self{i}v`` (B, H, steps so far, D/H) start at the
+        first step, in the dtype of the key/value projection: an empty fp32 start made
+        ``torch.cat`` promote a bf16 cache to fp32, which autocast then cast back at every step."""
         tensors = {"src_mask": src_mask}
         for i, layer in enumerate(self.decoder_layers):
             # Contiguous once here, or every step's q @ k^T and weights @ v would copy them to (B*H, S, D/H).
             keys, values = layer.cross_attention.project_kv(memory)
             tensors[f"cross{i}k"], tensors[f"cross{i}v"] = keys.contiguous(), values.contiguous()
-            empty = memory.new_zeros(batch, heads, 0, head_dim)
-            tensors[f"self{i}k"], tensors[f"self{i}v"] = empty, empty
-        return DecoderState(tensors, step=0, static=frozenset(name for name in tensors if not name.startswith("self")))
+        return DecoderState(tensors, step=0, static=frozenset(tensors))
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         cache = dict(state.tensors)
