@@ -53,7 +53,7 @@ def test_lines_chunking_answers_each_line_before_reading_the_next(translator):
         assert len(read) == answered
 
 
-def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(translator, tiny_checkpoint, tmp_path, monkeypatch):
+def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(tiny_checkpoint, tmp_path, monkeypatch):
     chunkings = []
     translate = Translator.translate
     monkeypatch.setattr(Translator, "translate", lambda self, lines, decode, return_attention, chunking:
