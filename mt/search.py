@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from mt.config import DecodeConfig
 from mt.models.base import EncoderDecoder
@@ -34,6 +35,27 @@ class Hypothesis:
 def length_penalty(length: int, alpha: float) -> float:
     """lp(Y) = ((5 + |Y|) / 6) ** alpha (Wu et al., 2016, eq. 14). ``length`` counts EOS."""
     return ((5.0 + length) / 6.0) ** alpha
+
+
+def top_k(x: torch.Tensor, k: int, block: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+    """``x.topk(k, dim=-1)`` of a wide (N, W) tensor, exactly: values and indices (N, k), best first.
+
+    The k best entries of a row lie in the k blocks (of ``block`` columns) with the highest
+    maxima. On CPU torch's topk (and max with indices) is not vectorised but a plain max is, so
+    this takes every block's maximum, the k best blocks, and the k best of their k * block
+    entries: for (315, 8000) fp32 on 2 AVX2 cores, k = 1 takes 0.29 ms instead of 1.24 ms; for
+    (63, 5 * 8000), k = 10 takes 0.4 ms instead of 1.7 ms. Rows need k finite entries.
+    """
+    rows, width = x.shape
+    if x.is_cuda or width <= k * block:
+        return x.topk(k, dim=-1)
+    if width % block:
+        x = F.pad(x, (0, block - width % block), value=float("-inf"))
+    blocks = x.view(rows, -1, block)
+    best_blocks = blocks.amax(dim=-1).topk(k, dim=-1).indices  # (N, k)
+    entries = blocks.gather(1, best_blocks[..., None].expand(-1, -1, block)).view(rows, k * block)
+    values, within = entries.topk(k, dim=-1)
+    return values, best_blocks.gather(1, within // block) * block + within % block
 
 
 def max_output_lengths(src_mask: torch.Tensor, config: DecodeConfig) -> torch.Tensor:
@@ -60,7 +82,7 @@ def greedy_search(
     step = 0
     while len(sentence_ids):
         log_probs, state, attention = model.decode_step(tokens, state)
-        best_scores, tokens = log_probs.max(dim=-1)
+        best_scores, tokens = (column[:, 0] for column in top_k(log_probs, 1))
         scores = scores + best_scores
         history = torch.cat([history, tokens[:, None]], dim=1)
         if return_attention:
@@ -124,7 +146,7 @@ def beam_search(
         vocab = log_probs.size(-1)
         # in place: (B*K, V) is the largest tensor of a step
         candidates = log_probs.add_(scores.view(-1, 1)).view(alive, width * vocab)
-        top_scores, top_index = candidates.topk(2 * beam, dim=1)
+        top_scores, top_index = top_k(candidates, 2 * beam)
         origin, words = top_index // vocab, top_index % vocab  # (alive, 2K) beam of origin, new token
         step += 1
         at_max = (step >= max_lengths).to(device)

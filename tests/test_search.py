@@ -1,7 +1,8 @@
+import pytest
 import torch
 
 from mt.config import DecodeConfig
-from mt.search import beam_search, greedy_search, length_penalty
+from mt.search import beam_search, greedy_search, length_penalty, top_k
 
 from test_transformer import tiny_model
 
@@ -103,3 +104,13 @@ def test_greedy_results_do_not_depend_on_when_finished_sentences_leave_the_batch
         for first, second in zip(runs[1], later):
             assert first[0].tokens == second[0].tokens and abs(first[0].score - second[0].score) < 1e-5
             assert torch.allclose(first[0].attention, second[0].attention, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows, width, k", [(5, 640, 1), (3, 8000, 10), (4, 1003, 6), (2, 200, 4)])
+def test_top_k_by_blocks_equals_torch_topk(rows, width, k):
+    torch.manual_seed(width)
+    x = torch.randn(rows, width)
+    x[0, 64:64 + k] = 10 + torch.arange(k, dtype=torch.float)  # row 0: all of its k best in one block
+    values, indices = top_k(x, k, block=16)
+    expected = x.topk(k, dim=-1)
+    assert torch.equal(values, expected.values) and torch.equal(indices, expected.indices)
