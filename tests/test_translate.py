@@ -4,6 +4,7 @@ import io
 import sys
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 import cli
@@ -74,3 +75,19 @@ def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(tiny_checkpoint
     with source.open(encoding="utf-8") as redirected:  # mt translate < source.txt
         monkeypatch.setattr(sys, "stdin", redirected)
         assert cli._input_lines([], None, "strict")[1] == "whole"
+
+
+def test_int8_quantization_fuses_the_feed_forward_relu_and_stays_close_to_fp32(tiny_checkpoint):
+    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1).model
+    int8 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, quantize="int8").model
+    from torch.ao.nn.intrinsic.quantized.dynamic import LinearReLU
+    from torch.ao.nn.quantized.dynamic import Linear
+
+    assert isinstance(int8.decoder_layers[0].feed_forward[0], LinearReLU) and isinstance(int8.output, Linear)
+    src = torch.tensor([[5, 6, 7, 3]])
+    tgt = torch.tensor([[2, 8, 9]])
+    with torch.inference_mode():
+        reference, quantized = fp32(src, src != 0, tgt), int8(src, src != 0, tgt)
+    assert (quantized - reference).abs().max() < 0.05 * reference.abs().max()
+    with pytest.raises(ConfigError, match="the only one is int8"):
+        Translator.from_checkpoint(tiny_checkpoint, device="cpu", quantize="int4")
