@@ -128,7 +128,7 @@ def beam_search(
     batch, beam = src.size(0), config.beam_size
     device = src.device
     # The first step runs one row per sentence (all K beams would start identical); the first
-    # reordering expands the state to K rows per sentence.
+    # reordering makes K rows per sentence of the hypothesis tensors.
     state = model.init_state(model.encode(src, src_mask), src_mask)
     max_lengths = max_output_lengths(src_mask, config).cpu()
     sentence_ids = torch.arange(batch)
@@ -179,10 +179,8 @@ def beam_search(
         history = torch.cat([history[next_rows], tokens[:, None]], dim=1)
         if return_attention:
             attention_history = step_history[next_rows]
-        # the static rows of a sentence are all alike: its first, K times, when sentences leave or beams appear
-        regrouping = len(keep_sentences) < alive or width < beam
-        static_rows = (keep_sentences_device * width).repeat_interleave(beam) if regrouping else None
-        state = state.reorder(next_rows, static_rows)
+        # the static tensors (one row per sentence) change only when sentences leave
+        state = state.reorder(next_rows, keep_sentences_device if len(keep_sentences) < alive else None, beam)
         sentence_ids, max_lengths = sentence_ids[keep_sentences], max_lengths[keep_sentences]
         finished_counts = finished_counts[keep_sentences]
     return [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]

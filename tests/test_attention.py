@@ -86,7 +86,7 @@ def test_score_equals_the_papers_formula(name):
     query, memory, src_mask = inputs([5, 5])
     expected = hand_scores(attention, query, memory)
     with torch.no_grad():
-        scores = attention.score(query, attention.project_keys(memory))
+        scores = attention.score(query[:, None], attention.project_keys(memory))[:, 0]
     assert torch.allclose(scores, expected, atol=1e-5)
     _, weights = run(attention, query, memory, src_mask)
     assert torch.allclose(weights, expected.softmax(dim=1), atol=1e-6)
@@ -101,7 +101,7 @@ def test_local_attention_is_a_window_around_the_predicted_position(name):
     _, weights = run(attention, query, memory, src_mask)
     with torch.no_grad():
         W_p, v_p = attention.position_projection.weight, attention.position_energy.weight[0]
-        scores = attention.score(query, attention.project_keys(memory))
+        scores = attention.score(query[:, None], attention.project_keys(memory))[:, 0]
     for b, length in enumerate(lengths):
         p_t = length * torch.sigmoid(v_p @ torch.tanh(W_p @ query[b]))  # Luong eq. 10, S = real length
         positions = torch.arange(src_mask.size(1)).float()
@@ -121,3 +121,15 @@ def test_local_window_excludes_far_positions():
     query, memory, src_mask = inputs([30])
     _, weights = run(attention, query, memory, src_mask)
     assert 1 <= int((weights > 0).sum()) <= 2 * attention.window + 1
+
+
+@pytest.mark.parametrize("name", ATTENTIONS)
+def test_several_queries_per_sentence_equal_one_query_per_copy_of_the_sentence(name):
+    """Beam search: K hypotheses per sentence attend to one copy of its source."""
+    attention = make_attention(name)
+    _, memory, src_mask = inputs([7, 4, 1])
+    queries = torch.randn(3 * 4, SIZE)  # 4 per sentence
+    context, weights = run(attention, queries, memory, src_mask)
+    copies = [tensor.repeat_interleave(4, dim=0) for tensor in (memory, src_mask)]
+    expected_context, expected_weights = run(attention, queries, copies[0], copies[1])
+    assert torch.allclose(context, expected_context, atol=1e-6) and torch.allclose(weights, expected_weights, atol=1e-6)

@@ -114,3 +114,14 @@ def test_top_k_by_blocks_equals_torch_topk(rows, width, k):
     values, indices = top_k(x, k, block=16)
     expected = x.topk(k, dim=-1)
     assert torch.equal(values, expected.values) and torch.equal(indices, expected.indices)
+
+
+def test_reordering_beams_keeps_one_row_per_sentence_of_the_static_tensors():
+    from mt.models.base import DecoderState
+
+    state = DecoderState({"memory": torch.arange(3)[:, None], "hidden": torch.arange(3)[:, None]}, static=frozenset({"memory"}))
+    beams = state.reorder(torch.tensor([0, 0, 1, 1, 2, 2]), None, beams=2)  # the first step's one row -> 2 beams
+    assert beams.tensors["memory"].flatten().tolist() == [0, 1, 2] and beams.tensors["hidden"].flatten().tolist() == [0, 0, 1, 1, 2, 2]
+    left = beams.reorder(torch.tensor([5, 4]), torch.tensor([2]), beams=2)  # sentences 0 and 1 are done
+    assert left.tensors["memory"].flatten().tolist() == [2] and left.tensors["hidden"].flatten().tolist() == [2, 2]
+    assert left.beams == 2 and left.advance({}).step == 1

@@ -83,13 +83,12 @@ class MultiHeadAttention(nn.Module):
         return self.output(attended.transpose(1, 2).reshape(batch, length, -1)), weights
 
 
-def masked_attention(scores: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Softmax of ``scores`` (B, S) over the positions where ``mask`` (B, S) is True, every other
-    weight exactly 0; returns the context (B, M) and the weights (B, S) float32. Each row of
-    ``mask`` needs one True position."""
+def masked_attention(scores: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Softmax of ``scores`` (B, K, S) over the positions where ``mask`` (B, K or 1, S) is True,
+    every other weight exactly 0; returns the contexts (B, K, M) from ``memory`` (B, S, M) and the
+    weights (B, K, S) float32. Each row of ``mask`` needs one True position."""
     weights = scores.float().masked_fill(~mask, float("-inf")).softmax(dim=-1)
-    context = torch.bmm(weights.unsqueeze(1).to(memory.dtype), memory).squeeze(1)
-    return context, weights
+    return torch.bmm(weights.to(memory.dtype), memory), weights
 
 
 class RecurrentAttention(nn.Module):
@@ -99,22 +98,30 @@ class RecurrentAttention(nn.Module):
     Shapes: query q_t (B, Q), the decoder state; memory h_s (B, S, M), the encoder states;
     ``src_mask`` (B, S) bool, True at real tokens. Subclasses define ``score``; the part of it that
     depends on the source alone is computed once per sentence by ``project_keys`` (B, S, M) ->
-    keys (B, S, K), and decoding keeps the keys in its state.
+    keys (B, S, A), and decoding keeps the keys in its state. In beam search the query holds K
+    hypotheses per sentence, (B * K, Q), against one row per sentence of everything else.
     """
 
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
-        """Memory (B, S, M) -> keys (B, S, K); the memory itself unless the score projects it."""
+        """Memory (B, S, M) -> keys (B, S, A); the memory itself unless the score projects it."""
         return memory
 
-    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        """Query (B, Q), keys (B, S, K) -> unnormalised scores (B, S)."""
+    def score(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Queries (B, K, Q) (K per sentence), keys (B, S, A) -> unnormalised scores (B, K, S)."""
         raise NotImplementedError
+
+    def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scores (B, K, S) and where they count, (B, 1 or K, S): here the real source tokens."""
+        return self.score(queries, keys), src_mask[:, None, :]
 
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context c_t (B, M) and weights a_t (B, S) float32, exactly 0 at padding."""
-        return masked_attention(self.score(query, keys), memory, src_mask)
+        """Context c_t (B * K, M) and weights a_t (B * K, S) float32, exactly 0 at padding (and,
+        for local attention, outside the window), for ``query`` (B * K, Q), K rows per sentence."""
+        queries = query.view(keys.size(0), -1, query.size(-1))
+        context, weights = masked_attention(*self.masked_scores(queries, keys, src_mask), memory)
+        return context.flatten(0, 1), weights.flatten(0, 1)
 
 
 class BahdanauAttention(RecurrentAttention):
@@ -135,8 +142,9 @@ class BahdanauAttention(RecurrentAttention):
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
         return self.key_projection(memory)
 
-    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return self.energy(torch.tanh(self.query_projection(query).unsqueeze(1) + keys)).squeeze(-1)
+    def score(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        # (B, K, 1, A) + (B, 1, S, A) -> v_a^T tanh(.) (B, K, S)
+        return self.energy(torch.tanh(self.query_projection(queries).unsqueeze(2) + keys.unsqueeze(1))).squeeze(-1)
 
 
 class LuongConcatAttention(BahdanauAttention):
@@ -151,8 +159,8 @@ class LuongConcatAttention(BahdanauAttention):
 class LuongDotAttention(RecurrentAttention):
     """score(h_t, h_s) = h_t^T h_s (Luong et al., 2015, eq. 8, "dot"); needs Q == M."""
 
-    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return torch.bmm(keys, query.unsqueeze(-1)).squeeze(-1)
+    def score(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(keys, queries.transpose(1, 2)).transpose(1, 2)  # (B, S, K) -> (B, K, S)
 
 
 class LuongGeneralAttention(LuongDotAttention):
@@ -191,21 +199,19 @@ class LuongLocalAttention(RecurrentAttention):
     def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
         return self.alignment.project_keys(memory)
 
-    def score(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return self.alignment.score(query, keys)
+    def score(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return self.alignment.score(queries, keys)
 
-    def aligned_position(self, query: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
-        """p_t (B, 1) float32, between 0 and each sentence's source length S (eq. 10)."""
-        src_lengths = src_mask.sum(dim=1, keepdim=True)
-        return src_lengths * torch.sigmoid(self.position_energy(torch.tanh(self.position_projection(query))).float())
+    def aligned_position(self, queries: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
+        """p_t (B, K, 1) float32, between 0 and each sentence's source length S (eq. 10)."""
+        src_lengths = src_mask.sum(dim=1)[:, None, None]
+        return src_lengths * torch.sigmoid(self.position_energy(torch.tanh(self.position_projection(queries))).float())
 
-    def forward(
-        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context c_t (B, M) and weights a_t (B, S) float32, exactly 0 outside the window and at padding."""
+    def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scores plus the Gaussian's log-weight, (B, K, S), and the window at real tokens (B, K, S)."""
         positions = torch.arange(src_mask.size(1), device=src_mask.device, dtype=torch.float32)
-        distance = positions - self.aligned_position(query, src_mask)  # (B, S)
+        distance = positions - self.aligned_position(queries, src_mask)  # (B, K, S)
         sigma = self.window / 2
         gaussian_log_weight = -distance.square() / (2 * sigma**2)
-        in_window = src_mask & (distance.abs() <= self.window)
-        return masked_attention(self.score(query, keys).float() + gaussian_log_weight, memory, in_window)
+        in_window = src_mask[:, None, :] & (distance.abs() <= self.window)
+        return self.score(queries, keys).float() + gaussian_log_weight, in_window

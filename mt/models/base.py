@@ -23,28 +23,35 @@ from torch import nn
 class DecoderState:
     """Whatever a decoder carries from one step to the next; every tensor has the batch as dim 0.
 
-    Beam search reorders and shrinks states with ``select``/``reorder`` without knowing what is
-    inside. Tensors named in ``static`` depend on the source sentence only (memory, masks,
-    projected keys): all beams of a sentence hold the same rows, so reordering beams within
-    sentences need not copy them.
+    Tensors named in ``static`` depend on the source sentence only (memory, masks, projected
+    keys) and hold one row per sentence. The others hold one row per hypothesis: ``beams``
+    consecutive rows per sentence (1 in greedy search and at beam search's first step), so a
+    model attends from all hypotheses of a sentence to its source at once, without a copy of the
+    source per hypothesis. Beam search reorders and shrinks states with ``select``/``reorder``
+    without knowing what is inside.
     """
 
     tensors: dict[str, torch.Tensor]
     step: int = 0
     static: frozenset[str] = frozenset()
+    beams: int = 1
 
     def select(self, index: torch.Tensor) -> "DecoderState":
-        """Rows ``index`` (int64, (B',)) of every tensor: expands sentences to beams, drops finished ones."""
-        return self.reorder(index, index)
+        """Rows ``index`` (int64, (B',)) of every tensor, one hypothesis per sentence: drops finished sentences."""
+        return self.reorder(index, index, beams=1)
 
-    def reorder(self, index: torch.Tensor, static_index: torch.Tensor | None) -> "DecoderState":
-        """Rows ``index`` of the step-dependent tensors and rows ``static_index`` of the static ones
-        (left as they are when None: a reordering of beams within their sentences)."""
+    def reorder(self, index: torch.Tensor, sentences: torch.Tensor | None, beams: int) -> "DecoderState":
+        """Rows ``index`` (B' * ``beams``,) of the hypothesis tensors, rows ``sentences`` (B',) of the
+        static ones (left as they are when None: the same sentences, in the same order)."""
         tensors = {}
         for name, tensor in self.tensors.items():
-            rows = static_index if name in self.static else index
+            rows = sentences if name in self.static else index
             tensors[name] = tensor if rows is None else tensor.index_select(0, rows)
-        return DecoderState(tensors, self.step, self.static)
+        return DecoderState(tensors, self.step, self.static, beams)
+
+    def advance(self, tensors: dict[str, torch.Tensor]) -> "DecoderState":
+        """The state after one more step, holding ``tensors``."""
+        return DecoderState(tensors, self.step + 1, self.static, self.beams)
 
 
 def shares_embeddings(config) -> bool:

@@ -104,9 +104,10 @@ class RecurrentDecoder(nn.Module):
     units (Bahdanau: the context; Luong: the previous attentional state), the bridge, the attention.
 
     The decoder state is a dict of batch-first tensors: ``hidden`` (and for LSTMs ``cell``)
-    (B, L, H), ``memory`` (B, S, H), ``keys`` (B, S, K), ``src_mask`` (B, S), and whatever a
-    subclass adds. ``forward`` runs one step: embedded y_{t-1} (B, E) -> o_t (B, H), the new
-    state, the attention weights (B, S).
+    (B, L, H), ``memory`` (B', S, H), ``keys`` (B', S, A), ``src_mask`` (B', S), and whatever a
+    subclass adds; B = B' except in beam search, where B = B' * K rows hold each sentence's K
+    hypotheses. ``forward`` runs one step: embedded y_{t-1} (B, E) -> o_t (B, H), the new state,
+    the attention weights (B, S).
     """
 
     def __init__(self, config: ModelConfig, attention: RecurrentAttention):
@@ -226,8 +227,7 @@ class RNNEncoderDecoder(EncoderDecoder):
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         output, tensors, weights = self.decoder(self.dropout(self.tgt_embedding(prev_tokens)), state.tensors)
         logits = self.output(output)
-        return (F.log_softmax(logits.float(), dim=-1), DecoderState(tensors, state.step + 1, state.static),
-                weights[:, None, None, :])
+        return F.log_softmax(logits.float(), dim=-1), state.advance(tensors), weights[:, None, None, :]
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: the decoder steps through ``tgt_in`` (B, T) as ``decode_step`` would

@@ -100,10 +100,12 @@ class DecoderLayer(nn.Module):
         key_mask: torch.Tensor,
         cache: dict[str, torch.Tensor] | None = None,
         prefix: str = "",
+        beams: int = 1,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, T, D). Without ``cache``: teacher forcing with a causal mask. With ``cache``
-        (incremental decoding, T = 1): appends this step's keys/values under ``prefix`` and
-        returns the cross-attention weights (B, H, 1, S)."""
+        """x: (B, T, D); ``memory_kv`` and ``key_mask`` have one row per sentence. Without ``cache``:
+        teacher forcing with a causal mask. With ``cache`` (incremental decoding, T = 1, x holding
+        ``beams`` consecutive hypotheses per sentence): appends this step's keys/values under
+        ``prefix`` and returns the cross-attention weights (B, H, 1, S)."""
         weights = None
 
         def self_attend(h: torch.Tensor) -> torch.Tensor:
@@ -118,8 +120,13 @@ class DecoderLayer(nn.Module):
 
         def cross_attend(h: torch.Tensor) -> torch.Tensor:
             nonlocal weights
-            output, weights = self.cross_attention(h, *memory_kv, mask=key_mask, need_weights=cache is not None)
-            return output
+            if cache is None:
+                return self.cross_attention(h, *memory_kv, mask=key_mask)[0]
+            # a sentence's hypotheses are the queries (B/beams, beams, D) of one attention to its source
+            batch, _, d_model = h.shape
+            output, weights = self.cross_attention(h.view(-1, beams, d_model), *memory_kv, mask=key_mask, need_weights=True)
+            weights = weights.transpose(1, 2).reshape(batch, -1, 1, weights.size(-1))
+            return output.view(batch, 1, d_model)
 
         x = self.cross_block(self.self_block(x, self_attend), cross_attend)
         return self.feed_forward_block(x, self.feed_forward), weights
@@ -174,7 +181,8 @@ class Transformer(EncoderDecoder):
         return self.output(self.decoder_norm(x))
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
-        """The source mask and every decoder layer's cross-attention keys/values, all static. The
+        """The source mask and every decoder layer's cross-attention keys/values, all static (one
+        row per sentence, however many hypotheses it has). The
         self-attention caches ``self{i}k``/``self{i}v`` (B, H, steps so far, D/H) start at the
         first step, in the dtype of the key/value projection: an empty fp32 start made
         ``torch.cat`` promote a bf16 cache to fp32, which autocast then cast back at every step."""
@@ -191,8 +199,7 @@ class Transformer(EncoderDecoder):
         x = self._embed(self.tgt_embedding, prev_tokens[:, None], offset=state.step)
         attention = []
         for i, layer in enumerate(self.decoder_layers):
-            x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, prefix=f"self{i}")
+            x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, f"self{i}", state.beams)
             attention.append(weights[:, :, 0])
         logits = self.output(self.decoder_norm(x[:, 0]))
-        return (F.log_softmax(logits.float(), dim=-1), DecoderState(cache, state.step + 1, state.static),
-                torch.stack(attention, dim=1))
+        return F.log_softmax(logits.float(), dim=-1), state.advance(cache), torch.stack(attention, dim=1)
