@@ -8,7 +8,8 @@ Measures, each part in its own process so that peak RSS belongs to that part alo
   ``--warmup``, fp32 and bf16; model FLOP/s (counted by torch's FlopCounterMode) and utilisation
   against the matmul peak of the same precision;
 - decoding ``test_2016_flickr`` with a checkpoint: sentences/s and target tokens/s (tokens produced,
-  EOS included) for greedy and beam 5 at fp32, bf16 and int8, with BLEU; model FLOPs per target
+  EOS included; the median of ``--rounds`` passes, every pass's seconds in the JSON) for greedy and
+  beam 5 at fp32, bf16 and int8, with BLEU; model FLOPs per target
   token and FLOP/s (counted by FlopCounterMode on a second, untimed pass; not for int8, whose kernels
   it does not count); and the time from loading the checkpoint to the first translation.
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -124,12 +126,16 @@ def bench_decode(args) -> dict:
     first_seconds = time.perf_counter() - started
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "test_2016_flickr"), "en", "de")
     decode = DecodeConfig(beam_size=args.beam_size)
-    start = time.perf_counter()
-    results = list(translator.translate(corpus.sources, decode))
-    seconds = time.perf_counter() - start
+    rounds = []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        results = list(translator.translate(corpus.sources, decode))
+        rounds.append(time.perf_counter() - start)
+    seconds = statistics.median(rounds)
     produced = sum(len(r.tgt_pieces) + 1 for r in results)
     row = {"precision": args.precision, "quantize": args.quantize or "none", "beam_size": args.beam_size,
            "sentences_per_s": len(results) / seconds, "tgt_tokens_per_s": produced / seconds, "seconds": seconds,
+           "seconds_per_round": rounds,
            "bleu": bleu([r.text for r in results], corpus.targets).score, "load_to_first_translation_s": first_seconds,
            "first_translation": first.text, "peak_rss_mb": peak_rss_mb()}
     if not args.quantize:  # FlopCounterMode does not count the quantized int8 kernels
@@ -147,7 +153,7 @@ PARTS = {"matmul": bench_matmul, "train": bench_train, "decode": bench_decode}
 
 def run_part(args, part: str, **options) -> dict:
     command = [sys.executable, __file__, "--part", part, "--data", args.data, "--threads", str(args.threads),
-               "--steps", str(args.steps), "--warmup", str(args.warmup)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--rounds", str(args.rounds)]
     if args.checkpoint:
         command += ["--checkpoint", args.checkpoint]
     for key, value in options.items():
@@ -165,6 +171,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3, help="decoding: passes over the test set; the median is reported")
     parser.add_argument("--json", default="", help="write the results here")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: train, decode")
     parser.add_argument("--part", help=argparse.SUPPRESS)
@@ -205,7 +212,7 @@ def main() -> None:
                               f"{row['model_gflops']:.0f}", f"{row['utilisation']:.0%}", f"{row['peak_rss_mb']:,.0f}")
         console.print(table)
     if "decode" not in skip and args.checkpoint:
-        table = Table(title="decoding test_2016_flickr (1,000 sentences)")
+        table = Table(title=f"decoding test_2016_flickr (1,000 sentences), median of {args.rounds} passes")
         for column in ("search", "weights", "sent/s", "tgt tok/s", "MFLOP/tok", "model GFLOP/s", "BLEU", "load->first s",
                        "peak RSS MB"):
             table.add_column(column, justify="right")
