@@ -110,7 +110,7 @@ class DecodeConfig:
     max_length_offset: int = 10
     max_length: int = 256  # absolute cap in tokens
     n_best: int = 1
-    batch_tokens: int = 4096  # source tokens per decoding batch, counted once per beam (memory ~ tokens x beams)
+    batch_tokens: int = 6144  # source tokens x beams per decoding batch (memory grows with it: see the README)
 
     def validate(self) -> None:
         """Raise ``ConfigError`` for a beam size below 1 or an n-best outside 1..beam_size."""
