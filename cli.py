@@ -329,6 +329,9 @@ def _stdin_chunking() -> str:
     return "whole" if is_file else "growing"
 
 
+BATCH_SIZE_HELP = "Source tokens x beams per decoding batch (default: the checkpoint's, 6144 for new ones). Memory grows with it."
+
+
 def _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size):
     from dataclasses import replace
 
@@ -351,7 +354,7 @@ def translate(
     length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha (Wu et al. 2016)."),
     max_length: Optional[int] = typer.Option(None, help="Maximum output length in tokens."),
     n_best: Optional[int] = typer.Option(None, help="Output the N best hypotheses (tab-separated with scores)."),
-    batch_size: Optional[int] = typer.Option(None, help="Source tokens per batch."),
+    batch_size: Optional[int] = typer.Option(None, help=BATCH_SIZE_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
@@ -461,7 +464,7 @@ def evaluate(
     output_file: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the translations here."),
     beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy)."),
     length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha."),
-    batch_size: Optional[int] = typer.Option(None, help="Source tokens per batch."),
+    batch_size: Optional[int] = typer.Option(None, help=BATCH_SIZE_HELP),
     tokenize: Optional[str] = typer.Option(None, help="sacrebleu tokenizer (default zh for Chinese, ja-mecab for Japanese, else 13a)."),
     lowercase: bool = typer.Option(False, "--lowercase", help="Case-insensitive BLEU/chrF/TER."),
     tok_references: Optional[Path] = typer.Option(None, help="Also report lc+tok BLEU (as most Multi30k papers) against "

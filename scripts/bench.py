@@ -125,7 +125,7 @@ def bench_decode(args) -> dict:
     first = next(translator.translate(["I love machine learning"]))
     first_seconds = time.perf_counter() - started
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "test_2016_flickr"), "en", "de")
-    decode = DecodeConfig(beam_size=args.beam_size)
+    decode = DecodeConfig(beam_size=args.beam_size, **({"batch_tokens": args.batch_tokens} if args.batch_tokens else {}))
     rounds = []
     for _ in range(args.rounds):
         start = time.perf_counter()
@@ -153,7 +153,8 @@ PARTS = {"matmul": bench_matmul, "train": bench_train, "decode": bench_decode}
 
 def run_part(args, part: str, **options) -> dict:
     command = [sys.executable, __file__, "--part", part, "--data", args.data, "--threads", str(args.threads),
-               "--steps", str(args.steps), "--warmup", str(args.warmup), "--rounds", str(args.rounds)]
+               "--steps", str(args.steps), "--warmup", str(args.warmup), "--rounds", str(args.rounds),
+               "--batch-tokens", str(args.batch_tokens)]
     if args.checkpoint:
         command += ["--checkpoint", args.checkpoint]
     for key, value in options.items():
@@ -172,6 +173,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3, help="decoding: passes over the test set; the median is reported")
+    parser.add_argument("--batch-tokens", type=int, default=0, help="decoding: source tokens x beams per batch (0: mt's default)")
     parser.add_argument("--json", default="", help="write the results here")
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: train, decode")
     parser.add_argument("--part", help=argparse.SUPPRESS)
