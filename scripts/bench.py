@@ -125,7 +125,7 @@ def bench_decode(args) -> dict:
     first = next(translator.translate(["I love machine learning"]))
     first_seconds = time.perf_counter() - started
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "test_2016_flickr"), "en", "de")
-    decode = DecodeConfig(beam_size=args.beam_size, **({"batch_tokens": args.batch_tokens} if args.batch_tokens else {}))
+    decode = DecodeConfig(beam_size=args.beam_size, batch_tokens=args.batch_tokens or DecodeConfig.batch_tokens)
     rounds = []
     for _ in range(args.rounds):
         start = time.perf_counter()
