@@ -61,7 +61,8 @@ def quantize_linear_layers(model: EncoderDecoder, scheme: str, device: torch.dev
     """Dynamic int8 quantization of the Linear layers (``torch.ao.quantization.quantize_dynamic``),
     the first Linear of every Transformer feed-forward block fused with its ReLU (one
     ``quantized::linear_relu_dynamic`` call instead of a Linear and a pass over its (B, T, ff_dim)
-    output). Raises ``ConfigError`` for another scheme or a non-CPU device."""
+    output). Converts ``model`` in place (no fp32 copy is kept) and returns it. Raises
+    ``ConfigError`` for another scheme or a non-CPU device."""
     if scheme != "int8":
         raise ConfigError(f"unknown quantization {scheme!r}: the only one is int8")
     if device.type != "cpu":
@@ -73,7 +74,7 @@ def quantize_linear_layers(model: EncoderDecoder, scheme: str, device: torch.dev
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao announces its move to torchao; the API still works
         fuse_modules(model.eval(), linear_relu, inplace=True)
-        return quantize_dynamic(model, {torch.nn.Linear, LinearReLU}, dtype=torch.qint8)
+        return quantize_dynamic(model, {torch.nn.Linear, LinearReLU}, dtype=torch.qint8, inplace=True)
 
 
 class Translator:
