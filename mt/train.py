@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 
 from mt import checkpoint
 from mt.batching import TrainingBatches, Update, decoding_batches
@@ -30,11 +29,12 @@ from mt.data import CorpusReader, ParallelCorpus, read_corpus
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
 from mt.distributed import Distributed
 from mt.errors import TrainingError
+from mt.loss import LabelSmoothedLoss, label_smoothed_loss
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model
 from mt.search import greedy_search
 from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
-from mt.tokenizer import PAD_ID, Tokenizer
+from mt.tokenizer import Tokenizer
 
 Event = dict[str, Any]
 
@@ -64,16 +64,6 @@ def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
         step = max(step, 1)
         return min(step / max(warmup_steps, 1), math.sqrt(max(warmup_steps, 1) / step))
     return factor
-
-
-def label_smoothed_loss(logits: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
-    """Summed cross-entropy with label smoothing (Szegedy et al., 2016) over non-PAD labels.
-
-    ``logits``: (B, T, V), ``labels``: (B, T). Returns a scalar (sum over tokens, fp32).
-    """
-    return F.cross_entropy(
-        logits.float().flatten(0, 1), labels.flatten(), ignore_index=PAD_ID, label_smoothing=epsilon, reduction="sum"
-    )
 
 
 def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
@@ -111,8 +101,8 @@ def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, devic
     with autocast(device, dtype):
         for batch in batches.epoch(0):
             batch = batch.to(device)
-            logits = model(batch.src, batch.src_mask, batch.tgt_in)
-            total_loss += float(label_smoothed_loss(logits, batch.tgt_out, 0.0))
+            features = model.features(batch.src, batch.src_mask, batch.tgt_in)
+            total_loss += float(label_smoothed_loss(features, model.output.weight, batch.tgt_out, 0.0))
             total_tokens += batch.n_tgt_tokens
         for batch in decoding_batches(src_ids, config.decode.batch_tokens):
             batch = batch.to(device)
@@ -164,14 +154,16 @@ def _prune(run_dir: Path, keep: int) -> None:
 
 class Updater:
     """Model + Adam + warmup/inverse-sqrt schedule: turns updates (groups of batches) into parameter
-    updates. ``forward`` is the model as the forward pass calls it (DDP-wrapped under torchrun)."""
+    updates. ``objective`` is the model with its loss (``mt.loss.LabelSmoothedLoss``) as the
+    forward pass calls it: DDP-wrapped under torchrun, compiled with ``compile``."""
 
     def __init__(self, model: EncoderDecoder, settings: TrainConfig, device: torch.device, dtype: torch.dtype,
                  distributed: Distributed = Distributed()):
         self.model, self.settings, self.device, self.dtype = model, settings, device, dtype
-        self.forward, self.world_size = distributed.wrap(model), distributed.world_size
+        self.objective = distributed.wrap(LabelSmoothedLoss(model, settings.label_smoothing))
+        self.world_size = distributed.world_size
         if settings.compile:  # batch shapes vary: compile for dynamic shapes rather than once per shape
-            self.forward = torch.compile(self.forward, dynamic=True)
+            self.objective = torch.compile(self.objective, dynamic=True)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
                                           weight_decay=settings.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(settings.warmup_steps))
@@ -190,10 +182,9 @@ class Updater:
         for number, batch in enumerate(update.batches, start=1):
             batch = batch.to(self.device)
             last = number == len(update.batches)
-            with contextlib.nullcontext() if last else Distributed.no_sync(self.forward):
+            with contextlib.nullcontext() if last else Distributed.no_sync(self.objective):
                 with autocast(self.device, self.dtype):
-                    logits = self.forward(batch.src, batch.src_mask, batch.tgt_in)
-                loss = label_smoothed_loss(logits, batch.tgt_out, self.settings.label_smoothing)
+                    loss = self.objective(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out)
                 scaled = loss * scale
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             total += loss.detach()

@@ -16,7 +16,7 @@ from mt.models import build_model
 from mt.models.rnn import RNNEncoderDecoder
 from mt.search import beam_search, greedy_search
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_tokenizer
-from mt.train import label_smoothed_loss
+from mt.loss import label_smoothed_loss
 
 VARIANTS = [(rnn_type, attention) for rnn_type in RNN_TYPES for attention in RNN_ATTENTIONS]
 VOCAB = 20
@@ -137,7 +137,8 @@ def test_learns_to_reverse(rnn_type, attention):
     for _ in range(300):
         sources = sample(64)
         batch = collate(range(64), sources, [s[::-1] for s in sources])
-        loss = label_smoothed_loss(model(batch.src, batch.src_mask, batch.tgt_in), batch.tgt_out, 0.0) / batch.n_tgt_tokens
+        features = model.features(batch.src, batch.src_mask, batch.tgt_in)
+        loss = label_smoothed_loss(features, model.output.weight, batch.tgt_out, 0.0) / batch.n_tgt_tokens
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-import mt.train
+import mt.loss
 from cli import app
 from mt.data import read_corpus
 from mt.errors import DataError, TrainingError
@@ -137,13 +137,13 @@ def test_unknown_config_key_is_named_with_a_suggestion(tmp_path):
 
 def test_non_finite_losses_are_skipped_and_counted(tmp_path, monkeypatch):
     calls = itertools.count()
-    real_loss = mt.train.label_smoothed_loss
+    real_loss = mt.loss.label_smoothed_loss
 
-    def sometimes_nan(logits, labels, epsilon):
-        loss = real_loss(logits, labels, epsilon)
+    def sometimes_nan(features, weight, labels, epsilon):
+        loss = real_loss(features, weight, labels, epsilon)
         return loss * float("nan") if next(calls) in (3, 4) else loss
 
-    monkeypatch.setattr(mt.train, "label_smoothed_loss", sometimes_nan)
+    monkeypatch.setattr(mt.loss, "label_smoothed_loss", sometimes_nan)
     end = train(tiny_run_config(tmp_path, max_steps=10, validate_every=10), tmp_path / "run")
     assert end["nonfinite_total"] == 2 and end["step"] == 10
     from mt.checkpoint import load_checkpoint
@@ -153,8 +153,8 @@ def test_non_finite_losses_are_skipped_and_counted(tmp_path, monkeypatch):
 
 def test_a_loss_that_stays_non_finite_stops_the_run_keeping_the_last_good_checkpoint(tmp_path, monkeypatch):
     calls = itertools.count()
-    real_loss = mt.train.label_smoothed_loss
-    monkeypatch.setattr(mt.train, "label_smoothed_loss",
+    real_loss = mt.loss.label_smoothed_loss
+    monkeypatch.setattr(mt.loss, "label_smoothed_loss",
                         lambda *a: real_loss(*a) * (float("nan") if next(calls) >= 6 else 1.0))
     with pytest.raises(TrainingError, match="NaN or infinite for 5 updates in a row"):
         train(tiny_run_config(tmp_path, max_steps=50, validate_every=5), tmp_path / "run")

@@ -1,11 +1,10 @@
 import json
-import math
 
 import pytest
 import torch
 
 from mt.config import build_config
-from mt.train import inverse_sqrt_schedule, label_smoothed_loss, train
+from mt.train import inverse_sqrt_schedule, train
 
 from conftest import synthetic_sentences, write_pair
 
@@ -72,12 +71,3 @@ def test_schedule_warms_up_linearly_then_decays_as_inverse_square_root():
     factor = inverse_sqrt_schedule(100)
     assert factor(50) == pytest.approx(0.5) and factor(100) == pytest.approx(1.0)
     assert factor(400) == pytest.approx(0.5)
-
-
-def test_label_smoothed_loss_ignores_padding_and_matches_the_definition():
-    logits = torch.randn(1, 3, 5)
-    labels = torch.tensor([[4, 2, 0]])
-    epsilon = 0.1
-    log_probs = logits.log_softmax(-1)[0, :2]
-    expected = sum(-(1 - epsilon) * log_probs[i, label] - epsilon * log_probs[i].mean() for i, label in enumerate([4, 2]))
-    assert math.isclose(float(label_smoothed_loss(logits, labels, epsilon)), float(expected), rel_tol=1e-5)

@@ -7,8 +7,10 @@ A model encodes the source once, then produces the target one token at a time::
     log_probs, state, attention = model.decode_step(prev_tokens, state)
     # log_probs: (B, V) float32, attention: (B, L, H, S) (RNNs: L = H = 1)
 
-Training uses ``model(src, src_mask, tgt_in) -> logits (B, T, V)`` (teacher forcing), which
-must agree with running ``decode_step`` over the same tokens.
+Training uses ``model.features(src, src_mask, tgt_in) -> (B, T, D)``, the teacher-forced decoder
+outputs that the output layer ``model.output`` (V x D, no bias) turns into logits; ``model(src,
+src_mask, tgt_in)`` gives those logits (B, T, V). They must agree with running ``decode_step``
+over the same tokens.
 """
 
 from __future__ import annotations
@@ -77,6 +79,11 @@ class EncoderDecoder(nn.Module):
         """``prev_tokens``: (B,) int64 -> log-probs (B, V) float32, next state, attention (B, L, H, S)."""
         raise NotImplementedError
 
+    def features(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced decoder outputs (B, T, D) for decoder inputs ``tgt_in`` (B, T), before the
+        output layer ``self.output`` (``mt.loss`` applies it a chunk of rows at a time)."""
+        raise NotImplementedError
+
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, T, V) for decoder inputs ``tgt_in`` (B, T)."""
-        raise NotImplementedError
+        return self.output(self.features(src, src_mask, tgt_in))

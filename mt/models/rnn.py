@@ -229,13 +229,13 @@ class RNNEncoderDecoder(EncoderDecoder):
         logits = self.output(output)
         return F.log_softmax(logits.float(), dim=-1), state.advance(tensors), weights[:, None, None, :]
 
-    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+    def features(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: the decoder steps through ``tgt_in`` (B, T) as ``decode_step`` would
-        (every step needs the previous one's state) and the output layer runs once on all T outputs."""
+        (every step needs the previous one's state); the output layer then runs once on all T outputs."""
         tensors = self.decoder.init_state(self.encode(src, src_mask), src_mask)
         embedded = self.dropout(self.tgt_embedding(tgt_in))
         outputs = []
         for position in range(tgt_in.size(1)):
             output, tensors, _ = self.decoder(embedded[:, position], tensors)
             outputs.append(output)
-        return self.output(torch.stack(outputs, dim=1))
+        return torch.stack(outputs, dim=1)

@@ -172,13 +172,13 @@ class Transformer(EncoderDecoder):
             x = layer(x, key_mask)
         return self.encoder_norm(x)
 
-    def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
+    def features(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         memory = self.encode(src, src_mask)
         key_mask = src_mask[:, None, None, :]
         x = self._embed(self.tgt_embedding, tgt_in)
         for layer in self.decoder_layers:
             x, _ = layer(x, layer.cross_attention.project_kv(memory), key_mask)
-        return self.output(self.decoder_norm(x))
+        return self.decoder_norm(x)
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
         """The source mask and every decoder layer's cross-attention keys/values, all static (one
