@@ -29,7 +29,7 @@ from mt.data import CorpusReader, ParallelCorpus, read_corpus
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
 from mt.distributed import Distributed
 from mt.errors import TrainingError
-from mt.loss import LabelSmoothedLoss, label_smoothed_loss
+from mt.loss import LabelSmoothedLoss
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model
 from mt.search import greedy_search
@@ -98,11 +98,11 @@ def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, devic
     hypotheses: list[str] = [""] * limit
     greedy = dataclasses.replace(config.decode, beam_size=1, n_best=1)
     batches = TrainingBatches(TokenizedCorpus.from_lists(src_ids, tgt_ids), config.train.batch_tokens, seed=0)
+    dev_loss = LabelSmoothedLoss(model, epsilon=0.0)
     with autocast(device, dtype):
         for batch in batches.epoch(0):
             batch = batch.to(device)
-            features = model.features(batch.src, batch.src_mask, batch.tgt_in)
-            total_loss += float(label_smoothed_loss(features, model.output.weight, batch.tgt_out, 0.0))
+            total_loss += float(dev_loss(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out))
             total_tokens += batch.n_tgt_tokens
         for batch in decoding_batches(src_ids, config.decode.batch_tokens):
             batch = batch.to(device)
