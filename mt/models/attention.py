@@ -24,6 +24,14 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+# The fused attention kernels tried on CUDA, in torch's order of preference, without cuDNN's. torch
+# prefers cuDNN's for bf16/fp16 on recent GPUs, and it builds an execution plan for every new shape,
+# which sentence batches and decoding steps bring at nearly every call: on an H100 (torch 2.11) a
+# bf16 update of transformer-small on 4096-token batches took 567 ms with it and 38 ms without, and
+# bf16 greedy decoding ran at 97 and 1,056 sentences/s.
+CUDA_ATTENTION_BACKENDS = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 
 
 class MultiHeadAttention(nn.Module):
@@ -66,7 +74,8 @@ class MultiHeadAttention(nn.Module):
         dropout = self.dropout if self.training else 0.0
         weights = None
         if q.is_cuda and not need_weights:
-            attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal)
+            with sdpa_kernel(CUDA_ATTENTION_BACKENDS):
+                attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal)
         else:
             # On CPU the explicit form is faster than the fused kernels for sentence-length inputs
             # (2-4x for bf16 forward+backward at S, T ~ 30), and it yields the weights.
