@@ -43,7 +43,7 @@ def test_unknown_precision_and_fp16_on_cpu_are_errors():
 
 def test_the_cli_shows_the_warning_as_one_line(monkeypatch, tiny_checkpoint):
     monkeypatch.setattr(mt.device, "cpu_supports_bf16", lambda: False)
-    result = CliRunner().invoke(app, ["translate", "a b", "--checkpoint", str(tiny_checkpoint), "--precision", "bf16"])
+    result = CliRunner().invoke(app, ["translate", "a b", "--checkpoint", str(tiny_checkpoint), "--precision", "bf16", "--device", "cpu"])
     assert result.exit_code == 0, result.output
     assert "warning: this CPU has no bf16 units" in result.output and "warnings.warn" not in result.output
 

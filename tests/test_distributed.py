@@ -58,7 +58,7 @@ def test_updates_give_each_process_its_own_batches_and_count_every_label_token(t
 def test_two_processes_equal_one_process_with_the_same_total_batch(tmp_path):
     # Each update of the 2-process run is batches (2k, 2k+1) of the plan, one per process; the
     # 1-process run accumulates the same two batches. Dropout is off, so the runs must agree.
-    config = tiny_run_config(tmp_path, max_steps=4, log_every=1, validate_every=4, batch_tokens=200)
+    config = tiny_run_config(tmp_path, max_steps=4, log_every=1, validate_every=4, batch_tokens=200, device="cpu")  # gloo
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config.to_dict()))
     mt_script = Path(sys.executable).parent / "mt"
