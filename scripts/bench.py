@@ -14,7 +14,9 @@ Measures, each part in its own process so that peak RSS belongs to that part alo
   it does not count); and the time from loading the checkpoint to the first translation.
 
 On a CPU without bf16 units (no AVX512-BF16 or AMX: torch would emulate bf16, about 10x slower
-than fp32) the bf16 rows are skipped, and the header says so.
+than fp32) the bf16 rows are skipped, and the header says so. With ``--device cuda`` every part runs
+on the GPU instead: fp32, bf16 and fp16 (autocast), no int8 (a CPU scheme), an 8192x8192 matmul for
+the peak, and the peak GPU memory allocated beside the peak RSS.
 
     python scripts/bench.py --data ../shared/data --checkpoint checkpoints/m30k-small --json results/bench.json
 """
@@ -41,26 +43,45 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def precisions() -> tuple[str, ...]:
-    """fp32, and bf16 where the CPU has bf16 units."""
+def precisions(device: str) -> tuple[str, ...]:
+    """On CUDA fp32, bf16 and fp16; on CPU fp32, and bf16 where the CPU has bf16 units."""
     from mt.device import cpu_supports_bf16
 
+    if device.startswith("cuda"):
+        return ("fp32", "bf16", "fp16")
     return ("fp32", "bf16") if cpu_supports_bf16() else ("fp32",)
+
+
+def synchronize(device: str) -> None:
+    """Wait for the GPU's queued work, so that a host clock read after it counts that work."""
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize(device)
+
+
+def peak_gpu_mb(device: str) -> float | None:
+    """Peak GPU memory allocated by torch in this process (MB), or None on CPU."""
+    import torch
+
+    return torch.cuda.max_memory_allocated(device) / 2**20 if device.startswith("cuda") else None
 
 
 def bench_matmul(args) -> dict:
     import torch
 
-    size, results = 2048, {}
-    for name in precisions():
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[name]
-        a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    size, results = (8192 if args.device.startswith("cuda") else 2048), {}
+    for name in precisions(args.device):
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        a, b = (torch.randn(size, size, dtype=dtype, device=args.device) for _ in range(2))
         for _ in range(3):
             a @ b
         repeats = 20
+        synchronize(args.device)
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
+        synchronize(args.device)
         results[f"matmul_{name}_gflops"] = 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
     return results
 
@@ -85,8 +106,8 @@ def bench_train(args) -> dict:
                                                                  "compile": args.compiled == "yes"}})
     config.model.src_vocab_size = config.model.tgt_vocab_size = tokenizer.src_vocab_size
     torch.manual_seed(0)
-    model = build_model(config.model).train()
-    device = torch.device("cpu")
+    device = torch.device(args.device)
+    model = build_model(config.model).to(device).train()
     dtype = resolve_precision(args.precision, device)
     updater = Updater(model, config.train, device, dtype)
     ids = TokenizedCorpus.from_lists(tokenizer.encode_src(corpus.sources), tokenizer.encode_tgt(corpus.targets))
@@ -99,17 +120,20 @@ def bench_train(args) -> dict:
         updater.step(Update.of(sample))
     flops_per_token = counter.get_total_flops() / (sample.n_src_tokens + sample.n_tgt_tokens)
     src_tokens = tgt_tokens = 0
+    synchronize(args.device)
     start = time.perf_counter()
     for _ in range(args.steps):
         batch = next(iterator)
         updater.step(Update.of(batch))
         src_tokens += batch.n_src_tokens
         tgt_tokens += batch.n_tgt_tokens
+    synchronize(args.device)
     seconds = time.perf_counter() - start
     return {"precision": str(dtype).split(".")[-1], "compiled": args.compiled == "yes", "threads": threads, "steps": args.steps,
             "tokens_per_s": (src_tokens + tgt_tokens) / seconds, "tgt_tokens_per_s": tgt_tokens / seconds,
             "seconds_per_step": seconds / args.steps, "padding_fraction": batches.padding_fraction(),
-            "model_gflops": flops_per_token * (src_tokens + tgt_tokens) / seconds / 1e9, "peak_rss_mb": peak_rss_mb()}
+            "model_gflops": flops_per_token * (src_tokens + tgt_tokens) / seconds / 1e9, "peak_rss_mb": peak_rss_mb(),
+            "peak_gpu_mb": peak_gpu_mb(args.device)}
 
 
 def bench_decode(args) -> dict:
@@ -120,7 +144,7 @@ def bench_decode(args) -> dict:
     from mt.translate import Translator
 
     started = time.perf_counter()
-    translator = Translator.from_checkpoint(Path(args.checkpoint), device="cpu", threads=args.threads,
+    translator = Translator.from_checkpoint(Path(args.checkpoint), device=args.device, threads=args.threads,
                                             precision=args.precision, quantize=args.quantize)
     first = next(translator.translate(["I love machine learning"]))
     first_seconds = time.perf_counter() - started
@@ -137,7 +161,7 @@ def bench_decode(args) -> dict:
            "sentences_per_s": len(results) / seconds, "tgt_tokens_per_s": produced / seconds, "seconds": seconds,
            "seconds_per_round": rounds,
            "bleu": bleu([r.text for r in results], corpus.targets).score, "load_to_first_translation_s": first_seconds,
-           "first_translation": first.text, "peak_rss_mb": peak_rss_mb()}
+           "first_translation": first.text, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(args.device)}
     if not args.quantize:  # FlopCounterMode does not count the quantized int8 kernels
         from torch.utils.flop_counter import FlopCounterMode
 
@@ -152,7 +176,7 @@ PARTS = {"matmul": bench_matmul, "train": bench_train, "decode": bench_decode}
 
 
 def run_part(args, part: str, **options) -> dict:
-    command = [sys.executable, __file__, "--part", part, "--data", args.data, "--threads", str(args.threads),
+    command = [sys.executable, __file__, "--part", part, "--data", args.data, "--device", args.device, "--threads", str(args.threads),
                "--steps", str(args.steps), "--warmup", str(args.warmup), "--rounds", str(args.rounds),
                "--batch-tokens", str(args.batch_tokens)]
     if args.checkpoint:
@@ -169,6 +193,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
     parser.add_argument("--checkpoint", default="", help="trained en->de checkpoint for the decoding part")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda[:N] to run every part on that GPU")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=5)
@@ -192,41 +217,49 @@ def main() -> None:
     from rich.table import Table
 
     skip = set(args.skip.split(","))
+    on_gpu = args.device.startswith("cuda")
+    names = precisions(args.device)
     results = {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-               "bf16_units": "bf16" in precisions(), "threads": args.threads or len(__import__("os").sched_getaffinity(0)),
-               "torch": torch.__version__, **run_part(args, "matmul"), "train": [], "decode": []}
+               "bf16_units": "bf16" in precisions("cpu"), "threads": args.threads or len(__import__("os").sched_getaffinity(0)),
+               "torch": torch.__version__, "device": torch.cuda.get_device_name(args.device) if on_gpu else "cpu",
+               **run_part(args, "matmul"), "train": [], "decode": []}
     console = Console(width=140)  # the tables are wide: keep their columns readable when piped to a file
-    peaks = ", ".join(f"{name} {results[f'matmul_{name}_gflops']:.0f} GFLOP/s" for name in precisions())
+    peaks = ", ".join(f"{name} {results[f'matmul_{name}_gflops']:,.0f} GFLOP/s" for name in names)
     bf16_units = "yes" if results["bf16_units"] else "no: bf16 rows skipped (emulated, about 10x slower than fp32)"
     console.print(f"{results['cpu']} ({results['cpu_capability']}; bf16 units: {bf16_units}), {results['threads']} threads, "
-                  f"torch {results['torch']}; matmul peak {peaks}")
+                  f"torch {results['torch']}" + (f"; GPU {results['device']}" if on_gpu else "") + f"; matmul peak {peaks}")
+    memory_columns = ("peak RSS MB", "peak GPU MB") if on_gpu else ("peak RSS MB",)
+
+    def memory(row: dict) -> tuple[str, ...]:
+        return tuple(f"{row[key]:,.0f}" for key in ("peak_rss_mb", "peak_gpu_mb")[: len(memory_columns)])
+
     if "train" not in skip:
         table = Table(title=f"training, transformer-small, 4096-token batches, {args.steps} steps after {args.warmup}")
-        for column in ("precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation", "peak RSS MB"):
+        for column in ("precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation", *memory_columns):
             table.add_column(column, justify="right")
         for compiled in ("no", "yes") if args.compile else ("no",):
-            for precision in precisions():
+            for precision in names:
                 row = run_part(args, "train", precision=precision, compiled=compiled)
                 peak = results[f"matmul_{precision}_gflops"]
                 row["utilisation"] = row["model_gflops"] / peak
                 results["train"].append(row)
                 table.add_row(precision + (" + compile" if compiled == "yes" else ""), f"{row['tokens_per_s']:,.0f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{row['seconds_per_step']:.2f}",
-                              f"{row['model_gflops']:.0f}", f"{row['utilisation']:.0%}", f"{row['peak_rss_mb']:,.0f}")
+                              f"{row['model_gflops']:.0f}", f"{row['utilisation']:.1%}", *memory(row))
         console.print(table)
     if "decode" not in skip and args.checkpoint:
         table = Table(title=f"decoding test_2016_flickr (1,000 sentences), median of {args.rounds} passes")
         for column in ("search", "weights", "sent/s", "tgt tok/s", "MFLOP/tok", "model GFLOP/s", "BLEU", "load->first s",
-                       "peak RSS MB"):
+                       *memory_columns):
             table.add_column(column, justify="right")
         for beam_size in (1, 5):
-            for precision, quantize in [(precision, None) for precision in precisions()] + [("fp32", "int8")]:
+            for precision, quantize in [(precision, None) for precision in names] + ([] if on_gpu else [("fp32", "int8")]):
                 options = {"precision": precision, "beam_size": beam_size, **({"quantize": quantize} if quantize else {})}
                 row = run_part(args, "decode", **options)
                 results["decode"].append(row)
                 flops = (f"{row['mflop_per_tgt_token']:.1f}", f"{row['model_gflops']:.0f}") if "model_gflops" in row else ("-", "-")
                 table.add_row("greedy" if beam_size == 1 else f"beam {beam_size}", quantize or precision,
                               f"{row['sentences_per_s']:.1f}", f"{row['tgt_tokens_per_s']:,.0f}", *flops, f"{row['bleu']:.2f}",
-                              f"{row['load_to_first_translation_s']:.2f}", f"{row['peak_rss_mb']:,.0f}")
+                              f"{row['load_to_first_translation_s']:.2f}", *memory(row))
         console.print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
