@@ -228,14 +228,11 @@ def main() -> None:
     bf16_units = "yes" if results["bf16_units"] else "no: bf16 rows skipped (emulated, about 10x slower than fp32)"
     console.print(f"{results['cpu']} ({results['cpu_capability']}; bf16 units: {bf16_units}), {results['threads']} threads, "
                   f"torch {results['torch']}" + (f"; GPU {results['device']}" if on_gpu else "") + f"; matmul peak {peaks}")
-    memory_columns = ("peak RSS MB", "peak GPU MB") if on_gpu else ("peak RSS MB",)
-
-    def memory(row: dict) -> tuple[str, ...]:
-        return tuple(f"{row[key]:,.0f}" for key in ("peak_rss_mb", "peak_gpu_mb")[: len(memory_columns)])
+    memory = {"peak RSS MB": "peak_rss_mb", **({"peak GPU MB": "peak_gpu_mb"} if on_gpu else {})}  # column: key
 
     if "train" not in skip:
         table = Table(title=f"training, transformer-small, 4096-token batches, {args.steps} steps after {args.warmup}")
-        for column in ("precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation", *memory_columns):
+        for column in ("precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation", *memory):
             table.add_column(column, justify="right")
         for compiled in ("no", "yes") if args.compile else ("no",):
             for precision in names:
@@ -244,12 +241,13 @@ def main() -> None:
                 row["utilisation"] = row["model_gflops"] / peak
                 results["train"].append(row)
                 table.add_row(precision + (" + compile" if compiled == "yes" else ""), f"{row['tokens_per_s']:,.0f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{row['seconds_per_step']:.2f}",
-                              f"{row['model_gflops']:.0f}", f"{row['utilisation']:.1%}", *memory(row))
+                              f"{row['model_gflops']:.0f}", f"{row['utilisation']:.1%}",
+                              *(f"{row[key]:,.0f}" for key in memory.values()))
         console.print(table)
     if "decode" not in skip and args.checkpoint:
         table = Table(title=f"decoding test_2016_flickr (1,000 sentences), median of {args.rounds} passes")
         for column in ("search", "weights", "sent/s", "tgt tok/s", "MFLOP/tok", "model GFLOP/s", "BLEU", "load->first s",
-                       *memory_columns):
+                       *memory):
             table.add_column(column, justify="right")
         for beam_size in (1, 5):
             for precision, quantize in [(precision, None) for precision in names] + ([] if on_gpu else [("fp32", "int8")]):
@@ -259,7 +257,7 @@ def main() -> None:
                 flops = (f"{row['mflop_per_tgt_token']:.1f}", f"{row['model_gflops']:.0f}") if "model_gflops" in row else ("-", "-")
                 table.add_row("greedy" if beam_size == 1 else f"beam {beam_size}", quantize or precision,
                               f"{row['sentences_per_s']:.1f}", f"{row['tgt_tokens_per_s']:,.0f}", *flops, f"{row['bleu']:.2f}",
-                              f"{row['load_to_first_translation_s']:.2f}", *memory(row))
+                              f"{row['load_to_first_translation_s']:.2f}", *(f"{row[key]:,.0f}" for key in memory.values()))
         console.print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ def test_a_tiny_transformer_learns_to_copy_on_the_gpu_and_translates_on_the_cpu(
     end = train(config, tmp_path / "run")
     assert end["best_dev_bleu"] > 90
     translator = Translator.from_checkpoint(tmp_path / "run", device="cpu", threads=1)
-    assert translator.translate(["a b c d e"]).__next__().text == "a b c d e"
+    assert next(translator.translate(["a b c d e"])).text == "a b c d e"
 
 
 @pytest.mark.parametrize("beam_size", [1, 4])
@@ -59,7 +59,7 @@ def test_a_checkpoint_translates_on_the_gpu_at_each_precision(tiny_checkpoint, p
     on_cpu = [t.text for t in Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1).translate(sentences)]
     on_gpu = Translator.from_checkpoint(tiny_checkpoint, device="cuda", precision=precision)
     assert on_gpu.device.type == "cuda"
-    texts = [t.text for t in on_gpu.translate(sentences, return_attention=True)]
+    texts = [t.text for t in on_gpu.translate(sentences, return_attention=True)]  # the explicit attention path on CUDA
     if precision == "fp32":
         assert texts == on_cpu
     else:  # an untrained model's ties may break the other way in half precision; most must agree
