@@ -10,7 +10,12 @@ A corpus spec is a string:
   a ``translation`` mapping ``{src: ..., tgt: ...}`` (WMT style) or one column per language code.
 
 Lines are decoded as strict UTF-8 (a BOM is removed), stripped, and pairs with an empty side are
-dropped and counted. Control characters are removed and runs of whitespace collapsed.
+dropped and counted. Control characters are removed and runs of whitespace collapsed; a line of
+only invisible format characters (zero-width spaces and joiners, BOMs) counts as empty. A line
+that is mostly NUL bytes (UTF-16 read as UTF-8, or a binary file) or longer than
+``MAX_LINE_BYTES`` is an error naming the file and line. Corpus files must be regular files: a
+training corpus is read more than once (to hash it, to train the tokenizer, to encode it), which a
+pipe cannot give.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from __future__ import annotations
 import hashlib
 import itertools
 import re
-from dataclasses import dataclass
+import stat
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
@@ -27,7 +34,17 @@ from mt.errors import DataError
 CJK_LANGS = {"zh", "ja", "ko", "yue", "cmn", "wuu"}
 # C0/C1 control characters (tab, newline and carriage return are whitespace and handled by split()).
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+DATASET_DIRECTORY_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")  # save_to_disk's
 DATASET_FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
+# A longer line is no sentence: a file without line breaks (/dev/zero, a binary) would otherwise
+# be read into memory whole before anything could look at it.
+MAX_LINE_BYTES = 16 * 2**20
+# ASCII text stored as UTF-16 is valid UTF-8 with a NUL after every character ("T\0w\0o\0"):
+# a line with this share of NUL bytes or more is refused rather than trained on as "T w o".
+NUL_SHARE = 0.25
+# Cell values of a TSV first row that name its columns rather than hold a sentence.
+HEADER_NAMES = {"src", "tgt", "source", "target", "text", "sentence", "translation", "english", "chinese", "mandarin",
+                "german", "french", "czech"}
 
 
 @dataclass
@@ -38,6 +55,8 @@ class ParallelCorpus:
     targets: list[str]
     origin: str  # human-readable description of the files read
     dropped_empty: int = 0
+    header: str | None = None  # a TSV's first row, skipped because it named the columns
+    files: list[Path] = field(default_factory=list)  # the files read (none for a dataset)
 
     def __len__(self) -> int:
         return len(self.sources)
@@ -47,9 +66,19 @@ def decode_lines(stream: BinaryIO, name: str, encoding_errors: str = "strict") -
     """Yield the lines of a binary stream as text without line ends, one at a time.
 
     A UTF-8 BOM on the first line is removed. Raises ``DataError`` naming ``name`` and the
-    1-based line number on invalid UTF-8, unless ``encoding_errors="replace"``.
+    1-based line number on invalid UTF-8 (unless ``encoding_errors="replace"``), on a line over
+    ``MAX_LINE_BYTES`` bytes, and on a line of which ``NUL_SHARE`` or more of the bytes are NUL.
     """
-    for number, raw in enumerate(stream, start=1):
+    for number in itertools.count(1):
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        if len(raw) > MAX_LINE_BYTES:
+            raise DataError(f"{name}, line {number}: over {MAX_LINE_BYTES // 2**20} MiB without a line break: "
+                            "this is not one sentence per line (a binary file or a device?)")
+        if raw.count(0) >= NUL_SHARE * len(raw.rstrip(b"\r\n")) > 0:
+            raise DataError(f"{name}, line {number}: {raw.count(0)} of its {len(raw)} bytes are NUL: this looks like "
+                            "UTF-16 or a binary file, not UTF-8 text. Convert it, e.g. iconv -f UTF-16 -t UTF-8")
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         try:
@@ -73,23 +102,53 @@ def read_lines(path: Path, encoding_errors: str = "strict") -> Iterator[str]:
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
     except IsADirectoryError:
-        raise DataError(f"expected a file, got a directory: {path}") from None
+        raise DataError(f"{path} is a directory, not a text file") from None
+    except OSError as error:
+        raise DataError(f"cannot read {path}: {error.strerror}") from None
     with handle:
         yield from decode_lines(handle, str(path), encoding_errors)
 
 
 def clean_text(text: str) -> str:
-    """Drop control characters and collapse runs of whitespace to one space."""
-    return " ".join(CONTROL_CHARACTERS.sub(" ", text).split())
+    """Drop control characters and collapse runs of whitespace to one space. A text of nothing
+    but invisible format characters (Unicode category Cf: zero-width space, joiners, BOM) becomes
+    empty; inside visible text they stay (a ZWJ emoji, a ZWNJ in Persian)."""
+    cleaned = " ".join(CONTROL_CHARACTERS.sub(" ", text).split())
+    if all(unicodedata.category(character) == "Cf" or character == " " for character in cleaned):
+        return ""
+    return cleaned
+
+
+def check_regular_file(path: Path) -> None:
+    """Raise ``DataError`` unless the corpus file ``path`` is a regular file (or a symlink to
+    one): a directory, and a pipe or device, each get their own message."""
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError as error:
+        raise DataError(f"cannot read corpus file {path}: {error.strerror}") from None
+    if stat.S_ISDIR(mode):
+        raise DataError(f"{path} is a directory, not a corpus file")
+    if not stat.S_ISREG(mode):
+        raise DataError(f"{path} is not a regular file (a pipe, socket or device): a corpus is read more than "
+                        "once, so save it to a file first")
+
+
+def looks_like_header(columns: list[str], src_lang: str, tgt_lang: str) -> bool:
+    """Whether the first two cells of a TSV's first row name columns (``en<TAB>zh``,
+    ``source<TAB>target``) instead of holding a sentence pair."""
+    names = HEADER_NAMES | {src_lang.lower(), tgt_lang.lower()}
+    return len(columns) >= 2 and all(cell.strip().lower() in names for cell in columns[:2])
 
 
 class CorpusReader:
     """The cleaned sentence pairs of a corpus spec, streamed: iterate as often as needed, one
     pair in memory at a time (a corpus of millions of pairs is never held as Python lists).
 
-    After a complete iteration, ``dropped_empty`` counts the pairs with an empty side. Raises
-    ``DataError`` (while iterating) on a missing file, unequal line counts (both counts given),
-    invalid UTF-8 (file and line), a TSV line with fewer than two columns, or an empty corpus.
+    After a complete iteration, ``dropped_empty`` counts the pairs with an empty side, and
+    ``header`` holds a TSV's first row when it named columns (``en<TAB>zh``) and was skipped.
+    Raises ``DataError`` on a missing file or one that is not a regular file (a directory, a pipe),
+    and while iterating on unequal line counts (both counts given), invalid UTF-8 or NUL-heavy
+    lines (file and line), a TSV line with fewer than two columns, or an empty corpus.
     """
 
     def __init__(self, spec: str, src_lang: str, tgt_lang: str, encoding_errors: str = "strict"):
@@ -102,10 +161,19 @@ class CorpusReader:
         elif (Path(f"{spec}.{src_lang}").exists() or Path(f"{spec}.{tgt_lang}").exists()
               or not (path.is_dir() or path.suffix in DATASET_FILE_TYPES or not path.parent.exists() or ":" in spec)):
             self.kind, self.files = "plain", [Path(f"{spec}.{src_lang}"), Path(f"{spec}.{tgt_lang}")]
+        elif path.is_dir() and not any((path / name).is_file() for name in DATASET_DIRECTORY_FILES):
+            raise DataError(f"{path} is a directory, not a corpus: give PREFIX (for PREFIX.{src_lang} and "
+                            f"PREFIX.{tgt_lang}), a .tsv file, or a directory saved by datasets.Dataset.save_to_disk")
         else:
             self.kind, self.files = "dataset", []
         self.origin = " + ".join(map(str, self.files)) if self.files else f"dataset {spec}"
         self.dropped_empty = 0
+        self.header: str | None = None
+        for existing in (file for file in self.files if file.exists()):
+            check_regular_file(existing)
+        if self.kind == "tsv" and path.exists():
+            first = next(read_lines(path, encoding_errors), "")
+            self.header = first if looks_like_header(first.split("\t"), src_lang, tgt_lang) else None
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         raw = {"tsv": self._tsv_pairs, "plain": self._plain_pairs, "dataset": self._dataset_pairs}[self.kind]()
@@ -138,7 +206,12 @@ class CorpusReader:
 
     def _plain_pairs(self) -> Iterator[tuple[str, str]]:
         src_path, tgt_path = self.files
-        missing = [str(p) for p in self.files if not p.is_file()]
+        missing = [str(p) for p in self.files if not p.exists()]
+        if missing and Path(self.spec).exists():
+            raise DataError(
+                f"corpus {self.spec!r} is one file{'' if Path(self.spec).is_file() else ' (not even a regular one)'}, "
+                f"and {' and '.join(missing)} do not exist: a plain corpus is two files PREFIX.{self.src_lang} and "
+                f"PREFIX.{self.tgt_lang}; one file must be FILE.tsv (source<TAB>target)")
         if missing:
             raise DataError(
                 f"corpus {self.spec!r}: missing {' and '.join(missing)}. A plain corpus is two files "
@@ -160,6 +233,8 @@ class CorpusReader:
     def _tsv_pairs(self) -> Iterator[tuple[str, str]]:
         path = self.files[0]
         for number, line in enumerate(read_lines(path, self.encoding_errors), start=1):
+            if number == 1 and self.header is not None:
+                continue
             if not line.strip():
                 yield "", ""
                 continue
@@ -211,7 +286,7 @@ def read_corpus(spec: str, src_lang: str, tgt_lang: str, encoding_errors: str = 
     for source, target in reader:
         sources.append(source)
         targets.append(target)
-    return ParallelCorpus(sources, targets, reader.origin, reader.dropped_empty)
+    return ParallelCorpus(sources, targets, reader.origin, reader.dropped_empty, reader.header, reader.files)
 
 
 def is_cjk(lang: str) -> bool:

@@ -103,7 +103,8 @@ class Translator:
                   return_attention: bool = False, chunking: str | None = None) -> Iterator[Translation]:
         """Translate ``sentences`` (streamed), yielding one ``Translation`` per input, in input order.
 
-        Empty or whitespace-only inputs translate to an empty string without running the model.
+        Empty or whitespace-only inputs, and inputs that SentencePiece normalizes to no piece at
+        all (zero-width characters), translate to an empty string without running the model.
         ``chunking`` (a key of ``CHUNKING``) says how many sentences are read before translating:
         ``whole`` (CHUNK_SENTENCES at a time; the default for a list or other sequence),
         ``growing`` (1, 2, 4, ...; the default for any other iterable, such as a pipe) or
@@ -122,8 +123,10 @@ class Translator:
     def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool) -> list[Translation]:
         cleaned = [clean_text(sentence) for sentence in sentences]
         results = [Translation(source, "", 0.0) for source in sentences]
-        todo = [i for i, text in enumerate(cleaned) if text]
-        src_ids = self.tokenizer.encode_src([cleaned[i] for i in todo])
+        encoded = self.tokenizer.encode_src(cleaned)
+        # an input that comes out of normalization as no pieces at all is empty, like a blank line
+        todo = [i for i, ids in enumerate(encoded) if ids]
+        src_ids = [encoded[i] for i in todo]
         for position, ids in enumerate(src_ids):
             if len(ids) > MAX_SOURCE_TOKENS:
                 src_ids[position] = ids[:MAX_SOURCE_TOKENS]

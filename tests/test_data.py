@@ -1,8 +1,9 @@
 import json
+import os
 
 import pytest
 
-from mt.data import is_cjk, read_corpus, read_lines
+from mt.data import clean_text, is_cjk, read_corpus, read_lines
 from mt.errors import DataError
 
 from conftest import write_pair
@@ -76,3 +77,45 @@ def test_datasets_directory_with_language_columns(tmp_path):
 
 def test_cjk_languages():
     assert is_cjk("zh") and is_cjk("ja") and is_cjk("zh-TW") and not is_cjk("de")
+
+
+def test_utf16_without_a_bom_is_an_error_naming_file_and_line(tmp_path):
+    (tmp_path / "u.en").write_bytes("Two young men\nA dog\n".encode("utf-16-le"))
+    (tmp_path / "u.de").write_text("Zwei junge Männer\nEin Hund\n")
+    for errors in ("strict", "replace"):
+        with pytest.raises(DataError, match=r"u\.en, line 1: .* NUL: this looks like UTF-16"):
+            read_corpus(str(tmp_path / "u"), "en", "de", errors)
+
+
+def test_a_line_without_end_is_refused_before_it_fills_memory(tmp_path, monkeypatch):
+    import mt.data
+
+    monkeypatch.setattr(mt.data, "MAX_LINE_BYTES", 1000)
+    (tmp_path / "long.txt").write_text("ok\n" + "a" * 5000)
+    with pytest.raises(DataError, match=r"long\.txt, line 2: over .* without a line break"):
+        list(read_lines(tmp_path / "long.txt"))
+
+
+def test_a_pipe_a_directory_and_a_device_are_refused_as_corpora_with_their_own_message(tmp_path):
+    os.mkfifo(tmp_path / "fifo.en")
+    os.mkfifo(tmp_path / "fifo.de")
+    with pytest.raises(DataError, match="fifo.en is not a regular file .* save it to a file first"):
+        read_corpus(str(tmp_path / "fifo"), "en", "de")  # returns at once: nothing opens the pipe
+    (tmp_path / "dir").mkdir()
+    with pytest.raises(DataError, match="dir is a directory, not a corpus"):
+        read_corpus(str(tmp_path / "dir"), "en", "de")
+    with pytest.raises(DataError, match=r"/dev/null' is one file \(not even a regular one\)"):
+        read_corpus("/dev/null", "en", "de")
+
+
+def test_a_tsv_header_row_is_skipped_and_reported(tmp_path):
+    (tmp_path / "h.tsv").write_text("en\tzh\tattribution\nI love you.\t我爱你。\tx\n")
+    corpus = read_corpus(str(tmp_path / "h.tsv"), "en", "zh")
+    assert corpus.header == "en\tzh\tattribution" and corpus.sources == ["I love you."]
+    (tmp_path / "n.tsv").write_text("Source code.\t源代码。\n")
+    assert read_corpus(str(tmp_path / "n.tsv"), "en", "zh").header is None
+
+
+def test_a_line_of_only_zero_width_characters_is_empty_but_they_stay_inside_text():
+    assert clean_text("\u200b\u200b\u200d\ufeff \u2060") == ""
+    assert clean_text("man\u200dwoman") == "man\u200dwoman"
