@@ -29,6 +29,7 @@ from safetensors.torch import load_model, save_model
 
 from mt.config import RunConfig, config_from_dict
 from mt.errors import CheckpointError, ConfigError
+from mt.files import atomic_output, describe_write_error
 from mt.models import EncoderDecoder, build_model
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
 
@@ -68,7 +69,8 @@ def write_checkpoint(
     ``weights_dtype`` (e.g. ``torch.bfloat16``) stores the weights in that type, halving the file
     of an fp32 model; they are cast back to fp32 on loading. An existing checkpoint at
     ``directory`` is replaced (the old one is moved aside first, then deleted); any other existing
-    directory is refused with ``CheckpointError``, never deleted. Returns ``directory``.
+    directory is refused with ``CheckpointError``, never deleted. A write that fails (a full disk)
+    raises ``CheckpointError`` saying so, with nothing left of the new checkpoint. Returns ``directory``.
     """
     directory = Path(directory)
     if directory.exists() and not (directory / CONFIG_FILE).is_file():
@@ -99,10 +101,22 @@ def write_checkpoint(
         _fsync_directory(directory.parent)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
+    except (OSError, RuntimeError, SafetensorError) as error:  # torch.save reports a full disk as RuntimeError
+        shutil.rmtree(staging, ignore_errors=True)
+        reason = describe_write_error(error, directory) if isinstance(error, OSError) else f"cannot write {directory}: {error}"
+        free = shutil.disk_usage(directory.parent).free / 2**20
+        raise CheckpointError(f"{reason}. {free:,.0f} MiB are free there; the checkpoints saved before are intact. "
+                              "If the disk is full, free some space, then continue with mt train --resume") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return directory
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as JSON to ``path`` atomically (see ``mt.files.atomic_output``)."""
+    with atomic_output(path) as handle:
+        handle.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
 def point_link(link: Path, target: Path) -> None:
@@ -143,6 +157,9 @@ def read_meta(directory: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path} has format version {version}, newer than this mt understands ({FORMAT_VERSION}): upgrade mt"
         )
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{path}: \"config\" must be a mapping of the run's settings, got {meta.get('config')!r}; "
+                              "the file was edited or damaged: take config.json from the run that trained the model")
     return meta
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -113,9 +114,14 @@ class DecodeConfig:
     batch_tokens: int = 6144  # source tokens x beams per decoding batch (memory grows with it: see the README)
 
     def validate(self) -> None:
-        """Raise ``ConfigError`` for a beam size below 1 or an n-best outside 1..beam_size."""
+        """Raise ``ConfigError`` for a beam size or maximum length below 1, a length penalty that is
+        negative or not a number, or an n-best outside 1..beam_size."""
         if self.beam_size < 1:
             raise ConfigError(f"beam size must be at least 1, got {self.beam_size}")
+        if self.max_length < 1:
+            raise ConfigError(f"the maximum output length must be at least 1 token, got {self.max_length}")
+        if not (math.isfinite(self.length_penalty) and self.length_penalty >= 0):
+            raise ConfigError(f"the length penalty alpha must be a finite number >= 0 (0 = none), got {self.length_penalty}")
         if not 0 < self.n_best <= self.beam_size:
             raise ConfigError(f"n-best must be in 1..beam size ({self.beam_size}), got {self.n_best}")
 
@@ -252,5 +258,8 @@ def build_config(preset: str | None, config_file: Path | None, overrides: dict[s
 
 
 def config_from_dict(values: dict[str, Any], source: str) -> RunConfig:
-    """Rebuild a ``RunConfig`` from ``RunConfig.to_dict()`` output (e.g. a checkpoint's config)."""
+    """Rebuild a ``RunConfig`` from ``RunConfig.to_dict()`` output (e.g. a checkpoint's config);
+    ``ConfigError`` if ``values`` is no mapping."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source} must hold a mapping of sections (data, model, train, decode), got {values!r}")
     return apply_overrides(RunConfig(), values, source)

@@ -59,7 +59,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def set_threads(threads: int = 0, processes: int = 1) -> int:
     """Use ``threads`` intra-op threads (0 = this process' share of the cores it may run on, when
-    ``processes`` processes share them). Returns the count."""
+    ``processes`` processes share them). Returns the count; ``ConfigError`` for a negative count."""
+    if threads < 0:
+        raise ConfigError(f"--threads must be 0 (all cores available) or a positive count, got {threads}")
     available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     count = threads or max(available // processes, 1)
     torch.set_num_threads(count)

@@ -21,6 +21,11 @@ class CheckpointError(MTError):
     """A checkpoint directory is missing, incomplete, corrupted or incompatible."""
 
 
+class OutputError(MTError):
+    """An output cannot be written: its directory is missing, it is one of the inputs, or the disk
+    refused (full, read-only); nothing was left half-written."""
+
+
 class TrainingError(MTError):
     """Training cannot go on (e.g. the loss stayed non-finite); the last good checkpoint is kept."""
 

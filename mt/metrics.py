@@ -8,6 +8,7 @@ from typing import Sequence
 from sacrebleu.metrics import BLEU, CHRF, TER
 
 from mt.data import is_cjk
+from mt.errors import ConfigError
 
 
 @dataclass
@@ -39,8 +40,17 @@ def _references(references: Sequence[str] | Sequence[Sequence[str]]) -> list[lis
     return [list(stream) for stream in references]
 
 
+def check_tokenize(tokenize: str) -> str:
+    """``tokenize`` if sacrebleu has that BLEU tokenizer, else ``ConfigError`` listing those it has."""
+    if tokenize not in BLEU.TOKENIZERS:
+        raise ConfigError(f"unknown BLEU tokenizer {tokenize!r}: sacrebleu has {', '.join(BLEU.TOKENIZERS)}")
+    return tokenize
+
+
 def bleu(hypotheses: Sequence[str], references, tokenize: str = "13a", lowercase: bool = False) -> Score:
-    """Corpus BLEU (Papineni et al., 2002) as sacrebleu computes it."""
+    """Corpus BLEU (Papineni et al., 2002) as sacrebleu computes it; ``ConfigError`` for a
+    ``tokenize`` that sacrebleu does not have."""
+    check_tokenize(tokenize)
     metric = BLEU(tokenize=tokenize, lowercase=lowercase)
     result = metric.corpus_score(list(hypotheses), _references(references))
     return Score("BLEU", result.score, str(metric.get_signature()))

@@ -12,6 +12,7 @@ import io
 import itertools
 import json
 import random
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -27,6 +28,9 @@ TOKENIZER_FILE = "tokenizer.json"
 # model together): its trainer holds them in memory at about 1.4 KB each (measured: 500k
 # sentences 0.8 GB peak, 2M 2.8 GB), and 500k sentences are plenty for a vocabulary of 8k-32k.
 TRAINING_SAMPLE_SENTENCES = 500_000
+# SentencePiece's trainer skips longer sentences (its max_sentence_length, in bytes); we leave them
+# out of its sample ourselves, so that a corpus of nothing else gets our message, not its assertion.
+MAX_TRAINING_SENTENCE_BYTES = 4192
 
 
 def _sample(sentences: Iterable[str], size: int) -> list[str]:
@@ -45,10 +49,26 @@ def _sample(sentences: Iterable[str], size: int) -> list[str]:
 
 def _train_model(sentences: Iterable[str], vocab_size: int, model_type: str, character_coverage: float,
                  normalization: str) -> bytes:
+    """A SentencePiece model proto trained on ``sentences``; ``DataError`` with what to change when
+    SentencePiece refuses (no sentence short enough, a vocabulary smaller than the alphabet)."""
     model = io.BytesIO()
+    too_long = 0
+
+    def short(stream: Iterable[str]) -> Iterable[str]:
+        nonlocal too_long
+        for sentence in stream:
+            if len(sentence.encode("utf-8")) <= MAX_TRAINING_SENTENCE_BYTES:
+                yield sentence
+            else:
+                too_long += 1
+
+    sample = _sample(short(sentences), TRAINING_SAMPLE_SENTENCES)
+    if not sample:
+        raise DataError(f"no sentence to train the tokenizer on: all {too_long:,} are longer than "
+                        f"{MAX_TRAINING_SENTENCE_BYTES:,} bytes (SentencePiece's limit); is it one sentence per line?")
     try:
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(_sample(sentences, TRAINING_SAMPLE_SENTENCES)),
+            sentence_iterator=iter(sample),
             model_writer=model,
             vocab_size=vocab_size,
             model_type=model_type,
@@ -59,6 +79,9 @@ def _train_model(sentences: Iterable[str], vocab_size: int, model_type: str, cha
             num_threads=2, minloglevel=2,
         )
     except RuntimeError as error:
+        if counts := re.search(r"smaller than required_chars\. (\d+) vs (\d+)", str(error)):
+            raise DataError(f"--vocab-size {vocab_size} is too small: the corpus has {int(counts.group(2)):,} characters "
+                            f"that need a piece each (with the special pieces): raise --vocab-size above {counts.group(2)}") from None
         raise DataError(f"SentencePiece training failed: {error}") from None
     return model.getvalue()
 
@@ -113,21 +136,39 @@ class Tokenizer:
 
     @classmethod
     def load(cls, directory: Path) -> "Tokenizer":
-        """Load a tokenizer directory; ``CheckpointError`` if files are missing or unreadable."""
+        """Load a tokenizer directory; ``CheckpointError`` if files are missing, empty or
+        unreadable, or ``tokenizer.json`` has a field of the wrong type."""
         directory = Path(directory)
         try:
             meta = json.loads((directory / TOKENIZER_FILE).read_text(encoding="utf-8"))
+            _check_meta(meta, directory / TOKENIZER_FILE)
             processors = {}
             for side in ("src", "tgt"):
                 name = meta["models"][side]
                 if Path(name).name != name:  # only files inside the directory, never a path elsewhere
                     raise CheckpointError(f"{directory / TOKENIZER_FILE} names a model outside its directory: {name!r}")
-                processors[side] = spm.SentencePieceProcessor(model_proto=(directory / name).read_bytes())
+                proto = (directory / name).read_bytes()
+                processors[side] = spm.SentencePieceProcessor(model_proto=proto) if proto else None
+                if processors[side] is None or processors[side].get_piece_size() == 0:
+                    raise CheckpointError(f"{directory / name} is an empty SentencePiece model ({len(proto)} bytes): the "
+                                          "file was truncated; copy it again from the run that trained the model")
             return cls(processors["src"], processors["tgt"], meta["src_lang"], meta["tgt_lang"], meta["joint"])
         except FileNotFoundError as error:
             raise CheckpointError(f"tokenizer in {directory} is incomplete: {error.filename} is missing") from None
         except (json.JSONDecodeError, KeyError, TypeError, RuntimeError) as error:
             raise CheckpointError(f"tokenizer in {directory} is unreadable: {error!r}") from None
+
+
+def _check_meta(meta: object, path: Path) -> None:
+    """``CheckpointError`` unless ``tokenizer.json`` holds the fields ``Tokenizer.save`` writes, with their types."""
+    expected = {"src_lang": str, "tgt_lang": str, "joint": bool, "models": dict}
+    wrong = [key for key, kind in expected.items() if not isinstance(meta, dict) or not isinstance(meta.get(key), kind)]
+    if not wrong and not all(isinstance(meta["models"].get(side), str) for side in ("src", "tgt")):
+        wrong = ["models"]
+    if wrong:
+        got = {key: meta.get(key) for key in wrong} if isinstance(meta, dict) else meta
+        raise CheckpointError(f"{path}: wrong or missing {', '.join(wrong)} (got {got!r}); expected src_lang and tgt_lang "
+                              "strings, joint true/false, models {\"src\": FILE, \"tgt\": FILE}")
 
 
 def train_tokenizer(

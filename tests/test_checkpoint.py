@@ -66,6 +66,28 @@ def test_newer_format_version_is_refused(saved):
         load_checkpoint(directory)
 
 
+def test_a_null_config_is_named(saved):
+    directory, _, _ = saved
+    meta = json.loads((directory / CONFIG_FILE).read_text())
+    (directory / CONFIG_FILE).write_text(json.dumps({**meta, "config": None}))
+    with pytest.raises(CheckpointError, match='"config" must be a mapping .* got None'):
+        load_checkpoint(directory)
+
+
+def test_a_save_that_fails_says_so_and_leaves_nothing(saved, tiny_tokenizer, tmp_path, monkeypatch):
+    import mt.checkpoint
+
+    _, model, config = saved
+
+    def disk_full(*args, **kwargs):  # what torch.save raises when the disk fills mid-write
+        raise RuntimeError("[enforce fail at inline_container.cc:783] . PytorchStreamWriter failed writing file data/0")
+
+    monkeypatch.setattr(mt.checkpoint.torch, "save", disk_full)
+    with pytest.raises(CheckpointError, match="cannot write .*new.* MiB are free there; the checkpoints saved before are intact"):
+        write_checkpoint(tmp_path / "run" / "new", model, tiny_tokenizer, config, trainer_state={"step": 1})
+    assert list((tmp_path / "run").iterdir()) == []
+
+
 def test_tokenizer_that_does_not_match_the_embeddings_is_refused(saved):
     directory, _, _ = saved
     meta = json.loads((directory / CONFIG_FILE).read_text())

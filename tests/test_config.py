@@ -40,6 +40,14 @@ def test_wrong_types_and_impossible_values():
         build_config(None, None, {"model": {"heads": 3}})
     with pytest.raises(ConfigError, match="beam size must be at least 1"):
         build_config(None, None, {"decode": {"beam_size": 0}})
+    for length in (0, -5):
+        with pytest.raises(ConfigError, match="maximum output length must be at least 1"):
+            build_config(None, None, {"decode": {"max_length": length}})
+    for alpha in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ConfigError, match="length penalty alpha must be a finite number >= 0"):
+            build_config(None, None, {"decode": {"length_penalty": alpha}})
+    with pytest.raises(ConfigError, match="must hold a mapping of sections"):
+        config_from_dict(None, "config.json")
 
 
 def test_config_round_trips_through_a_dict():

@@ -1,3 +1,5 @@
+import pytest
+
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer, train_tokenizer
 
 
@@ -55,3 +57,33 @@ def test_the_sample_is_uniform_and_whole_when_the_corpus_is_small():
     assert len(set(picked)) == 10_000
     assert 48_000 < sum(picked) / len(picked) < 52_000  # a uniform sample's mean: 50,000 +- 289 (1 s.d.)
     assert 900 < sum(p >= 90_000 for p in picked) < 1_100  # the stream's last tenth: 1,000 +- 30 expected
+
+
+def test_sentencepiece_refusals_become_messages_about_mt_options():
+    import random
+
+    from mt.errors import DataError
+
+    rng = random.Random(0)
+    characters = ["".join(chr(0x4E00 + rng.randrange(3000)) for _ in range(20)) for _ in range(300)]
+    with pytest.raises(DataError, match="--vocab-size 100 is too small: the corpus has 2,6.. characters .* raise --vocab-size above") as error:
+        train_tokenizer(characters, characters, "en", "zh", vocab_size=100)
+    assert "--character_coverage" not in str(error.value)
+    with pytest.raises(DataError, match="all 2 are longer than 4,192 bytes"):
+        train_tokenizer([" ".join(["abc"] * 250_000)], [" ".join(["xyz"] * 250_000)], "en", "de", vocab_size=50)
+
+
+def test_an_empty_model_and_a_tokenizer_json_of_wrong_types_are_named(tiny_tokenizer, tmp_path):
+    import json
+
+    from mt.errors import CheckpointError
+
+    tiny_tokenizer.save(tmp_path / "tok")
+    meta = json.loads((tmp_path / "tok" / "tokenizer.json").read_text())
+    (tmp_path / "tok" / "tokenizer.json").write_text(json.dumps({**meta, "src_lang": 5, "joint": "yes"}))
+    with pytest.raises(CheckpointError, match="wrong or missing src_lang, joint"):
+        Tokenizer.load(tmp_path / "tok")
+    (tmp_path / "tok" / "tokenizer.json").write_text(json.dumps(meta))
+    (tmp_path / "tok" / "spm.model").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"spm\.model is an empty SentencePiece model \(0 bytes\)"):
+        Tokenizer.load(tmp_path / "tok")
