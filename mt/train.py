@@ -12,8 +12,8 @@ import contextlib
 import dataclasses
 import json
 import math
+import os
 import resource
-import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 import torch
 
-from mt import checkpoint
+from mt import checkpoint, rundir
 from mt.batching import TrainingBatches, Update, decoding_batches
 from mt.config import RunConfig, TrainConfig
 from mt.data import CorpusReader, ParallelCorpus, read_corpus
@@ -35,8 +35,10 @@ from mt.models import EncoderDecoder, build_model
 from mt.search import greedy_search
 from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
 from mt.tokenizer import Tokenizer
+from mt.translate import MAX_SOURCE_TOKENS
 
 Event = dict[str, Any]
+VALIDATION_FILE = "validation.json"  # a checkpoint's dev scores, written once they are known
 
 
 def peak_rss_mb() -> float:
@@ -56,6 +58,8 @@ class PreparedData:
     dev_tgt_ids: list[list[int]]
     dropped_long: int
     dropped_empty: int
+    dev_truncated: int  # dev pairs cut to MAX_SOURCE_TOKENS pieces on a side
+    header: str | None  # a TSV header row skipped in the training corpus
 
 
 def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
@@ -70,8 +74,9 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
                  distributed: Distributed = Distributed()) -> PreparedData:
     """Stream the training corpus into the tokenizer (``data.tokenizer``, the given one, or one
     trained and cached) and into a memory-mapped Arrow file of ids (``mt.store``); read the dev
-    set. Under DDP, rank 0 prepares first and the other processes then open its cache entries.
-    Raises ``DataError`` on bad input."""
+    set, cutting its sentences to ``MAX_SOURCE_TOKENS`` pieces as translation does (a 1 MB dev
+    line would otherwise ask validation for terabytes). Under DDP, rank 0 prepares first and the
+    other processes then open its cache entries. Raises ``DataError`` on bad input."""
     data = config.data
     reader = CorpusReader(data.train, data.src_lang, data.tgt_lang, data.encoding_errors)
     if not distributed.is_main:
@@ -83,8 +88,11 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
         distributed.barrier()
     dev = read_corpus(data.dev, data.src_lang, data.tgt_lang, data.encoding_errors)
     batches = TrainingBatches(corpus, config.train.batch_tokens, config.train.seed)
-    return PreparedData(tokenizer, batches, dev, tokenizer.encode_src(dev.sources), tokenizer.encode_tgt(dev.targets),
-                        dropped_long=corpus.dropped_long, dropped_empty=corpus.dropped_empty)
+    dev_src_ids, dev_tgt_ids = tokenizer.encode_src(dev.sources), tokenizer.encode_tgt(dev.targets)
+    dev_truncated = sum(max(len(s), len(t)) > MAX_SOURCE_TOKENS for s, t in zip(dev_src_ids, dev_tgt_ids))
+    return PreparedData(tokenizer, batches, dev, [s[:MAX_SOURCE_TOKENS] for s in dev_src_ids],
+                        [t[:MAX_SOURCE_TOKENS] for t in dev_tgt_ids], dropped_long=corpus.dropped_long,
+                        dropped_empty=corpus.dropped_empty, dev_truncated=dev_truncated, header=reader.header)
 
 
 @torch.no_grad()
@@ -117,14 +125,16 @@ def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, devic
 
 
 class RunLog:
-    """Appends events to ``train_log.jsonl`` (flushed per line) and forwards them to a callback."""
+    """Appends events to ``train_log.jsonl`` (flushed per line, never through a symlink) and
+    forwards them to a callback."""
 
     def __init__(self, path: Path, callback: Callable[[Event], None] | None):
         self.path, self.callback = path, callback
 
     def __call__(self, event: Event) -> None:
         event = {"time": time.time(), **event}
-        with self.path.open("a", encoding="utf-8") as handle:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        with open(descriptor, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(event, ensure_ascii=False) + "\n")
         if self.callback:
             self.callback(event)
@@ -141,15 +151,6 @@ class TrainState:
     best_bleu: float = -1.0
     nonfinite_total: int = 0  # batches whose loss was NaN/inf (their update was skipped)
 
-
-
-def _prune(run_dir: Path, keep: int) -> None:
-    """Delete step checkpoints beyond the ``keep`` newest, never those ``best`` or ``last`` point to."""
-    linked = {(run_dir / name).resolve() for name in ("best", "last") if (run_dir / name).exists()}
-    steps = sorted((run_dir / "steps").glob("step-*"))
-    for old in steps[: max(len(steps) - keep, 0)]:
-        if old.resolve() not in linked:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 class Updater:
@@ -217,40 +218,49 @@ class Run:
             updater.optimizer.load_state_dict(resume_state["optimizer"])
             updater.scheduler.load_state_dict(resume_state["scheduler"])
             self.state = TrainState(**json.loads(resume_state["train_state"]))
+            # last/ is saved before its validation: that validation's best is in validation.json
+            scores = run_dir / "last" / VALIDATION_FILE
+            if scores.is_file():
+                self.state.best_bleu = max(self.state.best_bleu, json.loads(scores.read_text())["best_dev_bleu"])
             torch.set_rng_state(resume_state["torch_rng"])
             if "cuda_rng" in resume_state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(list(resume_state["cuda_rng"]))
         self.validation_seconds = 0.0
 
-    def save(self, best: bool) -> None:
-        """Write ``steps/step-N`` atomically, point ``last`` (and ``best`` if asked) at it, prune old ones.
+    def save(self) -> Path:
+        """Write ``steps/step-N`` atomically, point ``last`` at it, prune old ones; return it.
 
         A step already saved (a stop right after a validation) is not written again."""
         state, updater = self.state, self.updater
-        target = self.run_dir / "steps" / f"step-{state.step:07d}"
+        target = rundir.step_directory(self.run_dir, state.step)
         if not (target / checkpoint.CONFIG_FILE).is_file():
             trainer_state = {"optimizer": updater.optimizer.state_dict(), "scheduler": updater.scheduler.state_dict(),
                              "train_state": json.dumps(dataclasses.asdict(state)), "torch_rng": torch.get_rng_state()}
             if torch.cuda.is_available():
                 trainer_state["cuda_rng"] = torch.cuda.get_rng_state_all()
-            summary = {"step": state.step, "epoch": state.epoch, "train_seconds": state.elapsed,
-                       "best_dev_bleu": state.best_bleu}
+            summary = {"step": state.step, "epoch": state.epoch, "train_seconds": state.elapsed}
             checkpoint.write_checkpoint(target, updater.model, self.data.tokenizer, self.config, summary, trainer_state)
         checkpoint.point_link(self.run_dir / "last", target)
-        if best:
-            checkpoint.point_link(self.run_dir / "best", target)
-        _prune(self.run_dir, self.config.train.keep)
-        self.log({"event": "checkpoint", "step": state.step, "path": str(target), "best": best})
+        rundir.prune(self.run_dir, self.config.train.keep)
+        self.log({"event": "checkpoint", "step": state.step, "path": str(target)})
+        return target
 
     def validate_and_save(self) -> None:
+        """Save ``last`` first (a crash while validating never costs the training done), then
+        validate, write the scores beside the checkpoint, and point ``best`` at it if they improved."""
+        target = self.save()
         began = time.time()
         scores = validate(self.updater.model, self.data, self.config, self.updater.device, self.updater.dtype)
         self.validation_seconds += time.time() - began
         improved = scores["dev_bleu"] > self.state.best_bleu
         self.state.best_bleu = max(self.state.best_bleu, scores["dev_bleu"])
-        self.log({"event": "validation", "step": self.state.step, "epoch": self.state.epoch, "elapsed": self.state.elapsed,
-                  "validation_seconds": time.time() - began, **scores, "best_dev_bleu": self.state.best_bleu})
-        self.save(best=improved)
+        event = {"event": "validation", "step": self.state.step, "epoch": self.state.epoch, "elapsed": self.state.elapsed,
+                 "validation_seconds": time.time() - began, **scores, "best_dev_bleu": self.state.best_bleu,
+                 "best": improved}
+        checkpoint.write_json(target / VALIDATION_FILE, event)
+        if improved:
+            checkpoint.point_link(self.run_dir / "best", target)
+        self.log(event)
 
 
 def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | None = None, resume: bool = False,
@@ -265,12 +275,24 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     Launched by ``torchrun`` (see ``mt.distributed``), every process trains on its share of each
     update's batches, the processes agree on when to stop, and only rank 0 validates and writes
     logs and checkpoints (the same checkpoints a single process writes). Returns the final event
-    (step, epoch, seconds, best dev BLEU, ``stopped_by``). Raises ``DataError``, ``ConfigError``,
-    ``CheckpointError`` on bad input, ``TrainingError`` after ``max_nonfinite`` non-finite losses in a row.
+    (step, epoch, seconds, best dev BLEU, ``stopped_by``).
+
+    The writing process holds ``run_dir``'s lock throughout (``mt.rundir.locked``) and first
+    removes what a process killed mid-save left there. Raises ``DataError``, ``ConfigError``,
+    ``CheckpointError`` on bad input or a run directory that links outside itself,
+    ``TrainingError`` when another process writes ``run_dir`` or after ``max_nonfinite``
+    non-finite losses in a row.
     """
     run_dir = Path(run_dir)
+    distributed = Distributed.from_env(resolve_device(config.train.device))
+    with rundir.locked(run_dir) if distributed.is_main else contextlib.nullcontext():
+        removed = rundir.remove_staging(run_dir) if distributed.is_main else 0
+        return _train(config, run_dir, distributed, callback, resume, stop_requested, removed)
+
+
+def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback: Callable[[Event], None] | None,
+           resume: bool, stop_requested: Callable[[], str | None], removed_staging: int) -> Event:
     settings = config.train
-    distributed = Distributed.from_env(resolve_device(settings.device))
     device = distributed.device(resolve_device(settings.device))
     dtype = resolve_precision(settings.precision, device)
     threads = set_threads(settings.threads, processes=distributed.local_world_size)
@@ -286,9 +308,7 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     if not resume:
         model = build_model(config.model).to(device)
     model.train()
-    if distributed.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    log = RunLog(run_dir / "train_log.jsonl", callback) if distributed.is_main else (lambda event: None)
+    log = RunLog(run_dir / rundir.LOG_FILE, callback) if distributed.is_main else (lambda event: None)
     updater = Updater(model, settings, device, dtype, distributed)
     run = Run(run_dir, config, updater, data, log, resume_state)
     if distributed.active:  # different dropout masks in each process
@@ -299,7 +319,8 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
         "event": "resume" if resume else "start", "step": state.step, "device": str(device), "precision": str(dtype).split(".")[-1],
         "threads": threads, "processes": world, "accum_steps": accum, "parameters": sum(p.numel() for p in model.parameters()),
         "train_pairs": len(data.batches), "dropped_long": data.dropped_long, "dropped_empty": data.dropped_empty,
-        "dev_pairs": len(data.dev_src_ids), "vocab": [data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size],
+        "dev_pairs": len(data.dev_src_ids), "dev_truncated": data.dev_truncated, "tsv_header": data.header,
+        "removed_staging": removed_staging, "vocab": [data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size],
         "batches_per_epoch": len(data.batches.plan(state.epoch)),
         "updates_per_epoch": data.batches.updates_per_epoch(state.epoch, accum, world), "padding_fraction": data.batches.padding_fraction(),
         "prepare_seconds": time.time() - started, "config": config.to_dict(),
@@ -359,7 +380,7 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
                 elif distributed.is_main and (
                         (settings.save_every and state.step % settings.save_every == 0)
                         or (settings.save_every_minutes and time.time() - last_save >= 60 * settings.save_every_minutes)):
-                    run.save(best=False)
+                    run.save()
                     last_save = time.time()
             if stopped_by or out_of_budget():
                 break
@@ -369,7 +390,7 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     if distributed.is_main:
         stopped_by = stopped_by or stop_requested()
         if stopped_by:
-            run.save(best=False)
+            run.save()
         elif state.step % settings.validate_every:
             run.validate_and_save()
     end = {"event": "end", "step": state.step, "epoch": state.epoch, "elapsed": time.time() - clock_start,

@@ -71,3 +71,36 @@ def test_schedule_warms_up_linearly_then_decays_as_inverse_square_root():
     factor = inverse_sqrt_schedule(100)
     assert factor(50) == pytest.approx(0.5) and factor(100) == pytest.approx(1.0)
     assert factor(400) == pytest.approx(0.5)
+
+
+def test_a_1_mb_dev_line_is_cut_and_counted_not_a_crash_at_the_first_validation(tmp_path):
+    config = tiny_run_config(tmp_path, max_steps=10, validate_every=10)
+    for lang in ("en", "de"):
+        with open(f"{config.data.dev}.{lang}", "a", encoding="utf-8") as handle:
+            handle.write(" ".join(["a"] * 500_000) + "\n")
+    end = train(config, tmp_path / "run")
+    assert end["step"] == 10 and log_events(tmp_path / "run", "start")[0]["dev_truncated"] == 1
+    assert len(log_events(tmp_path / "run", "validation")) == 1
+
+
+def test_last_is_saved_before_validating_so_a_crash_there_keeps_the_training(tmp_path, monkeypatch):
+    import mt.train
+
+    def crash(*args):
+        raise MemoryError("validation ran out of memory")
+
+    monkeypatch.setattr(mt.train, "validate", crash)
+    with pytest.raises(MemoryError):
+        train(tiny_run_config(tmp_path, max_steps=10, validate_every=10), tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "last" / "config.json").read_text())["summary"]
+    assert saved["step"] == 10 and not (tmp_path / "run" / "best").exists()
+
+
+def test_a_validation_s_best_survives_a_resume_from_its_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    config = tiny_run_config(tmp_path, max_steps=100, validate_every=100)
+    train(config, run)
+    scores = json.loads((run / "last" / "validation.json").read_text())
+    assert scores["step"] == 100 and scores["best"] and (run / "best").resolve() == (run / "last").resolve()
+    end = train(config, run, resume=True)  # nothing left to do: the end reports the state resumed
+    assert end["step"] == 100 and end["best_dev_bleu"] == scores["best_dev_bleu"] > 0

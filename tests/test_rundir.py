@@ -1,0 +1,87 @@
+"""One writer per run directory, nothing followed out of it, nothing left behind (mt.rundir)."""
+
+import multiprocessing
+import os
+
+import pytest
+
+from mt import rundir
+from mt.errors import CheckpointError, TrainingError
+
+
+def _hold_lock(run_dir, ready, release):
+    with rundir.locked(run_dir):
+        ready.set()
+        release.wait(30)
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
+    context = multiprocessing.get_context("spawn")
+    ready, release = context.Event(), context.Event()
+    holder = context.Process(target=_hold_lock, args=(tmp_path / "run", ready, release))
+    holder.start()
+    try:
+        assert ready.wait(60)
+        with pytest.raises(TrainingError, match=rf"being written by another mt train \(pid {holder.pid}\)"):
+            with rundir.locked(tmp_path / "run"):
+                pass
+    finally:
+        release.set()
+        holder.join(30)
+    with rundir.locked(tmp_path / "run"):  # released when its holder ended
+        pass
+
+
+def make_step(run_dir, step):
+    directory = rundir.step_directory(run_dir, step)
+    directory.mkdir(parents=True)
+    (directory / "config.json").write_text("{}")
+    return directory
+
+
+def test_links_out_of_the_run_directory_are_refused(tmp_path):
+    run_dir, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    run_dir.mkdir()
+    (run_dir / "steps").symlink_to(elsewhere)
+    with pytest.raises(CheckpointError, match="steps is a symlink"):
+        rundir.check_contained(run_dir)
+    (run_dir / "steps").unlink()
+    (run_dir / "train_log.jsonl").symlink_to(elsewhere / "log")
+    with pytest.raises(CheckpointError, match="train_log.jsonl is a symlink"):
+        rundir.locked(run_dir).__enter__()
+    (run_dir / "train_log.jsonl").unlink()
+    make_step(run_dir, 1)
+    (run_dir / "last").symlink_to(elsewhere)
+    with pytest.raises(CheckpointError, match="last points to .*elsewhere"):
+        rundir.check_contained(run_dir)
+    (run_dir / "last").unlink()
+    (run_dir / "last").symlink_to("steps/step-0000001")
+    rundir.check_contained(run_dir)
+
+
+def test_pruning_deletes_only_the_step_checkpoints_mt_wrote(tmp_path):
+    run_dir = tmp_path / "run"
+    steps = [make_step(run_dir, step) for step in (10, 20, 30, 40)]
+    (run_dir / "best").symlink_to("steps/step-0000010")
+    (run_dir / "last").symlink_to("steps/step-0000040")
+    outside = tmp_path / "outside" / "step-0000005"
+    outside.mkdir(parents=True)
+    (outside / "config.json").write_text("{}")
+    (run_dir / "steps" / "step-0000005").symlink_to(outside)
+    (run_dir / "steps" / "step-0000001").mkdir()  # no config.json: not a checkpoint mt wrote
+    rundir.prune(run_dir, keep=1)
+    assert sorted(os.listdir(run_dir / "steps")) == ["step-0000001", "step-0000005", "step-0000010", "step-0000040"]
+    assert (outside / "config.json").exists() and not steps[1].exists() and not steps[2].exists()
+
+
+def test_what_a_killed_save_left_is_removed(tmp_path):
+    run_dir = tmp_path / "run"
+    kept = make_step(run_dir, 45)
+    staging = run_dir / "steps" / ".step-0000045.xtzrfrt0"
+    staging.mkdir()
+    (staging / "model.safetensors").write_bytes(b"\0" * 1000)
+    (run_dir / "steps" / ".step-0000040.old.abc123").mkdir()
+    (run_dir / ".last.4242.link").symlink_to("steps/step-0000045")
+    assert rundir.remove_staging(run_dir) == 3
+    assert os.listdir(run_dir / "steps") == [kept.name] and not (run_dir / ".last.4242.link").is_symlink()
