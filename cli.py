@@ -6,6 +6,7 @@ Every ``MTError`` the library raises becomes a one-paragraph message and exit co
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
 import gc
 import os
@@ -19,6 +20,7 @@ from typing import Any, Iterable, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -34,27 +36,36 @@ console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
 DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def shown(value: object) -> str:
+    """User text (a sentence, a path, a message quoting them) as rich markup that prints it
+    literally: ``[...]`` escaped, terminal control characters (ESC ...) as ``\\xNN``."""
+    return escape(CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value)))
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
     """The library's own warnings as one yellow line; any other as Python shows it."""
     if issubclass(category, SlowPrecisionWarning):
-        console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+        console.print(f"[yellow]warning:[/] {shown(message)}", highlight=False, soft_wrap=True)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def reports_errors(command):
-    """Turn library errors into a short message and exit code instead of a traceback, and its
-    warnings into one line."""
+    """Turn library errors, and the operating system's (a full disk, a file that cannot be
+    opened), into one paragraph and exit code 2 instead of a traceback, and warnings into one line."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = show_warning
                 return command(*args, **kwargs)
-        except MTError as error:
-            console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        except (MTError, OSError) as error:
+            message = str(error) if isinstance(error, MTError) else (
+                f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
+            console.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_BAD_INPUT) from None
     return wrapper
 
@@ -93,20 +104,22 @@ def tokenize(
 ):
     """Train a SentencePiece tokenizer on a parallel corpus (and optionally encode a corpus)."""
     from mt.data import read_corpus
+    from mt.files import atomic_output
     from mt.tokenizer import train_tokenizer
 
     corpus = read_corpus(train, src, tgt)
     tokenizer = train_tokenizer(corpus.sources, corpus.targets, src, tgt, vocab_size, model_type, joint=not separate)
     tokenizer.save(output)
     console.print(f"tokenizer: {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size} pieces "
-                  f"({'separate' if separate else 'joint'}, {model_type}) from {len(corpus)} pairs -> {output}")
+                  f"({'separate' if separate else 'joint'}, {model_type}) from {len(corpus)} pairs -> {shown(output)}")
     if encode:
         to_encode = read_corpus(encode, src, tgt)
         for lang, sentences, processor in ((src, to_encode.sources, tokenizer.src), (tgt, to_encode.targets, tokenizer.tgt)):
             encoded = processor.encode(sentences, out_type=int if ids else str)
             path = output / f"encoded.{lang}"
-            path.write_text("".join(" ".join(map(str, row)) + "\n" for row in encoded), encoding="utf-8")
-            console.print(f"encoded {len(encoded)} sentences -> {path}")
+            with atomic_output(path, corpus.files + to_encode.files) as handle:
+                handle.write("".join(" ".join(map(str, row)) + "\n" for row in encoded))
+            console.print(f"encoded {len(encoded)} sentences -> {shown(path)}")
 
 
 class TrainingDisplay:
@@ -148,6 +161,13 @@ class TrainingDisplay:
                 f"{event['train_pairs']:,} training pairs ({event['dropped_long']} too long, {event['dropped_empty']} empty dropped), "
                 f"{event['batches_per_epoch']} batches/epoch, padding {event['padding_fraction']:.1%}, "
                 f"data ready in {event['prepare_seconds']:.1f}s", highlight=False)
+            notes = [f"skipped the training TSV's header row {event['tsv_header']!r}"] if event.get("tsv_header") else []
+            if event.get("dev_truncated"):
+                notes.append(f"{event['dev_truncated']} dev pair(s) too long for the model were cut, as mt translate cuts its input")
+            if event.get("removed_staging"):
+                notes.append(f"removed {event['removed_staging']} unfinished checkpoint(s) left by an interrupted save")
+            for note in notes:
+                console.print(f"note: {shown(note)}", highlight=False)
             completed, total = self._completed(event)
             self.task = self.progress.add_task("train", total=total, completed=completed, step=event["step"], epoch=0.0,
                                                loss="–", lr=0.0, speed=0.0)
@@ -286,13 +306,13 @@ def train(
         return
     stopped_by = end["stopped_by"] or stop.received
     if stopped_by:
-        console.print(f"stopped by {stopped_by} at step {end['step']}; saved {run_dir / 'last'}. "
-                      f"Resume with: mt train --resume {run_dir}", highlight=False, soft_wrap=True)
+        console.print(f"stopped by {stopped_by} at step {end['step']}; saved {shown(run_dir / 'last')}. "
+                      f"Resume with: mt train --resume {shown(run_dir)}", highlight=False, soft_wrap=True)
         raise typer.Exit(StopSignals.EXIT_CODES.get(stopped_by, 1))
     if end["nonfinite_total"]:
         console.print(f"[yellow]warning:[/] {end['nonfinite_total']} batches had a non-finite loss and were skipped")
     console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
-                  f"validation took {end['validation_share']:.1%} of the time; checkpoints in {run_dir}", highlight=False)
+                  f"validation took {end['validation_share']:.1%} of the time; checkpoints in {shown(run_dir)}", highlight=False)
 
 
 def _check_language_pair(translator, src: Optional[str], tgt: Optional[str], where: Path) -> None:
@@ -376,15 +396,15 @@ def translate(
                                             quantize=quantize, threads=threads)
     _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
     decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
-    handle = output_file.open("w", encoding="utf-8") if output_file else sys.stdout
     want_attention = show_attention or attention_plot is not None
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
-    try:
+    with _output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle:
         lines, chunking = _input_lines(text, input_file, encoding_errors)
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking)
         for number, result in enumerate(results, start=1):
             if result.truncated:
-                console.print(f"[yellow]warning:[/] input truncated to its first pieces: {result.source[:60]}...")
+                console.print(f"[yellow]warning:[/] input truncated to its first pieces: {shown(result.source[:60])}...",
+                              highlight=False)
             if decode.n_best > 1:
                 handle.write("".join(f"{hyp}\t{score:.4f}\n" for hyp, score in result.n_best))
             else:
@@ -392,9 +412,14 @@ def translate(
             handle.flush()
             if want_attention and result.attention is not None:
                 _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice)
-    finally:
-        if output_file:
-            handle.close()
+
+
+def _output(path: Optional[Path], inputs: list[Path]):
+    """Where translations go: ``path`` written atomically and never over one of ``inputs``
+    (``mt.files.atomic_output``), else stdout."""
+    from mt.files import atomic_output
+
+    return atomic_output(path, inputs) if path else contextlib.nullcontext(sys.stdout)
 
 
 def _show_attention(translator, result, number: int, show: bool, plot_path: Optional[Path], layer, head) -> None:
@@ -416,7 +441,7 @@ def _show_attention(translator, result, number: int, show: bool, plot_path: Opti
         path = plot_path if number == 1 else plot_path.with_name(f"{plot_path.stem}-{number}{plot_path.suffix}")
         written = plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path,
                                  title=f"{kind}{which}\n{result.source} -> {result.text}")
-        console.print(f"attention plot -> {written}", highlight=False)
+        console.print(f"attention plot -> {shown(written)}", highlight=False)
 
 
 @app.command()
@@ -430,7 +455,7 @@ def plot(
     from mt.plot import plot_learning_curves
 
     written = plot_learning_curves(run_dirs, output, labels or None)
-    console.print(f"learning curves of {len(run_dirs)} run(s) -> {written}", highlight=False)
+    console.print(f"learning curves of {len(run_dirs)} run(s) -> {shown(written)}", highlight=False)
 
 
 @app.command()
@@ -450,7 +475,7 @@ def export(
         raise ConfigError(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
     written = export_checkpoint(checkpoint, output, dtypes[dtype])
     size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
-    console.print(f"exported {checkpoint} -> {written} ({size:.1f} MiB, {dtype} weights)", highlight=False)
+    console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({size:.1f} MiB, {dtype} weights)", highlight=False)
 
 
 @app.command("eval")
@@ -481,7 +506,8 @@ def evaluate(
     import time
 
     from mt.data import read_corpus, read_lines
-    from mt.metrics import corpus_scores, default_tokenize, lc_tok_bleu
+    from mt.files import atomic_output, check_output
+    from mt.metrics import check_tokenize, corpus_scores, default_tokenize, lc_tok_bleu
 
     translator = None
     if hyp is None or src is None or tgt is None:
@@ -495,10 +521,17 @@ def evaluate(
         tgt = tgt or (translator.tokenizer.tgt_lang if translator else None)
         if src is None or tgt is None:
             raise ConfigError("give --src and --tgt (or --checkpoint to take them from)")
+    bleu_tokenize = check_tokenize(tokenize or default_tokenize(tgt))  # before minutes of translating
     corpus = read_corpus(test, src, tgt, encoding_errors)
+    if corpus.header is not None:
+        console.print(f"note: skipped the header row {shown(repr(corpus.header))} of {shown(corpus.origin)}", highlight=False)
+    inputs = corpus.files + [path for path in (hyp, tok_references) if path is not None]
+    for path in (output_file, json_file):
+        if path is not None:
+            check_output(path, inputs)
     seconds = 0.0
     if hyp is not None:
-        hypotheses = list(read_lines(hyp))
+        hypotheses = list(read_lines(hyp, encoding_errors))
         if len(hypotheses) != len(corpus):
             raise DataError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} pairs")
     else:
@@ -507,14 +540,15 @@ def evaluate(
         hypotheses = [result.text for result in translator.translate(corpus.sources, decode)]
         seconds = time.time() - started
         if output_file:
-            output_file.write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
-    scores = corpus_scores(hypotheses, corpus.targets, tokenize=tokenize or default_tokenize(tgt), lowercase=lowercase)
+            with atomic_output(output_file, inputs) as handle:
+                handle.write("".join(h + "\n" for h in hypotheses))
+    scores = corpus_scores(hypotheses, corpus.targets, tokenize=bleu_tokenize, lowercase=lowercase)
     if tok_references is not None:
-        tokenized = list(read_lines(tok_references))
+        tokenized = list(read_lines(tok_references, encoding_errors))
         if len(tokenized) != len(hypotheses):
             raise DataError(f"{tok_references} has {len(tokenized)} lines but the test set has {len(hypotheses)}")
         scores.append(lc_tok_bleu(hypotheses, tokenized, tgt))
-    table = Table(title=f"{corpus.origin} ({len(corpus)} sentences)")
+    table = Table(title=f"{shown(corpus.origin)} ({len(corpus)} sentences)")
     table.add_column("metric")
     table.add_column("score", justify="right")
     table.add_column("signature", overflow="fold")
@@ -532,7 +566,8 @@ def evaluate(
 
             report.update(seconds=seconds, sentences_per_s=len(corpus) / seconds, beam_size=decode.beam_size,
                           threads=torch.get_num_threads())
-        json_file.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        with atomic_output(json_file, inputs) as handle:
+            handle.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -65,6 +65,11 @@ def test_empty_and_whitespace_inputs_translate_to_empty_lines(translator):
     assert [r.text for r in results[:2]] == ["", ""] and len(results) == 3
 
 
+def test_a_line_of_only_zero_width_characters_translates_to_an_empty_line(translator):
+    results = list(translator.translate(["\u200b\u200b\u200d\ufeff", "\u2060\u200c", "a b"]))
+    assert [r.text for r in results[:2]] == ["", ""] and results[2].text
+
+
 def test_characters_no_training_data_had_do_not_crash(translator):
     (result,) = translator.translate(["日本語 🙂 Ω ∑ a b"])
     assert isinstance(result.text, str)
@@ -205,3 +210,119 @@ def test_sigterm_saves_last_and_exits_143_with_a_resume_hint(tmp_path):
     assert end["stopped_by"] == "SIGTERM"
     saved = json.loads((tmp_path / "run" / "last" / "config.json").read_text())["summary"]["step"]
     assert saved == end["step"]
+
+
+# --- the faults of issue 19: outputs, markup, disks, locks, links -------------------------------
+
+def test_an_output_over_an_input_is_refused_and_the_input_kept(tiny_checkpoint, tmp_path):
+    source = tmp_path / "s.txt"
+    source.write_text("a b c\nd e f\n")
+    (tmp_path / "link.txt").symlink_to(source)
+    for output in (source, tmp_path / "link.txt"):
+        code, output_text = run_cli("translate", "--checkpoint", tiny_checkpoint, "-i", source, "-o", output)
+        assert code == 2 and "is also an input" in output_text, output_text
+    prefix = write_pair(tmp_path, "test", ["a b", "c d"], ["A B", "C D"])
+    code, output_text = run_cli("eval", "--checkpoint", tiny_checkpoint, "--test", prefix, "-o", f"{prefix}.de")
+    assert code == 2 and "is also an input" in output_text
+    assert source.read_text() == "a b c\nd e f\n" and (tmp_path / "test.de").read_text() == "A B\nC D\n"
+
+
+def test_unwritable_outputs_are_one_paragraph_and_leave_nothing_half_written(tiny_checkpoint, tmp_path):
+    code, output = run_cli("translate", "a b", "--checkpoint", tiny_checkpoint, "-o", "/dev/full")
+    assert code == 2 and "cannot write /dev/full: No space left on device" in output and "Traceback" not in output
+    code, output = run_cli("translate", "a b", "--checkpoint", tiny_checkpoint, "-o", tmp_path / "nodir" / "out.txt")
+    assert code == 2 and "does not exist; create it first" in output
+    kept = tmp_path / "kept.txt"
+    kept.write_text("old\n")
+    code, output = run_cli("translate", "--checkpoint", tiny_checkpoint, "-o", kept, input=b"a b\n\xff\n")
+    assert code == 2 and "not valid UTF-8" in output and kept.read_text() == "old\n" and os.listdir(tmp_path) == ["kept.txt"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--threads", "-3"], "--threads must be 0"),
+    (["--max-length", "0"], "maximum output length must be at least 1"),
+    (["--length-penalty", "nan"], "length penalty alpha must be a finite number"),
+])
+def test_impossible_decoding_options_are_refused(tiny_checkpoint, args, message):
+    code, output = run_cli("translate", "a b", "--checkpoint", tiny_checkpoint, *args)
+    assert code == 2 and message in output
+
+
+def test_eval_reports_an_unknown_bleu_tokenizer_and_reads_hypotheses_with_replace(tmp_path):
+    prefix = write_pair(tmp_path, "test", ["a b", "c d"], ["A B", "C D"])
+    (tmp_path / "hyp.txt").write_bytes(b"A B\nC \xff D\n")
+    code, output = run_cli("eval", "--test", prefix, "--src", "en", "--tgt", "de", "--hyp", tmp_path / "hyp.txt",
+                           "--encoding-errors", "replace", "--tokenize", "bogus")
+    assert code == 2 and "unknown BLEU tokenizer 'bogus'" in output
+    code, output = run_cli("eval", "--test", prefix, "--src", "en", "--tgt", "de", "--hyp", tmp_path / "hyp.txt",
+                           "--encoding-errors", "replace")
+    assert code == 0 and "BLEU" in output, output
+
+
+def test_user_text_is_never_markup_nor_terminal_control(tiny_checkpoint, tmp_path):
+    odd = tmp_path / "d[/x]"
+    odd.mkdir(parents=True)
+    code, output = run_cli("translate", "--checkpoint", tiny_checkpoint, "-i", odd / "none.txt")
+    assert code == 2 and "d[/x]" in output and "MarkupError" not in output
+    line = "[/bold]\x1b]0;TITLE\x07\x1b[2J " + "a b c d e " * 300
+    code, output = run_cli("translate", "--checkpoint", tiny_checkpoint, input=(line + "\n").encode())
+    assert code == 0, output
+    assert "truncated" in output and "[/bold]\\x1b]0;TITLE\\x07\\x1b[2J" in output and "\x1b" not in output
+
+
+def test_a_corpus_that_is_a_pipe_or_a_directory_is_refused_at_once(tmp_path):
+    config = tiny_run_config(tmp_path)
+    for fifo in ("fifo.en", "fifo.de"):
+        os.mkfifo(tmp_path / fifo)
+    (tmp_path / "adir").mkdir()
+    for corpus, message in ((tmp_path / "fifo", "is not a regular file"), (tmp_path / "adir", "is a directory, not a corpus")):
+        code, output = run_cli("train", "--train", corpus, "--dev", config.data.dev, "--src", "en", "--tgt", "de",
+                               "--output", tmp_path / "run")
+        assert code == 2 and message in output, output
+
+
+def test_a_full_disk_while_training_is_one_paragraph_keeping_the_checkpoints_before(tmp_path):
+    import resource
+
+    config = tiny_run_config(tmp_path, max_steps=20, validate_every=10)
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(json.dumps(config.to_dict()))
+
+    def cap_file_size():  # the checkpoint at step 10 fits, the optimizer state after it does not
+        resource.setrlimit(resource.RLIMIT_FSIZE, (600_000, 600_000))
+
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "train", "--config", str(config_file), "--output",
+                             str(tmp_path / "run")], capture_output=True, text=True, cwd=tmp_path, preexec_fn=cap_file_size,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "COLUMNS": "300"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "error: cannot write" in result.stderr and "File too large" in result.stderr
+    assert not [p for p in (tmp_path / "run" / "steps").iterdir() if p.name.startswith(".")]
+
+
+def test_resuming_a_run_that_another_process_is_training_is_refused(tmp_path):
+    process = start_training(tmp_path)
+    try:
+        wait_for(lambda: (tmp_path / "run" / "last").exists())
+        code, output = run_cli("train", "--resume", tmp_path / "run", "--max-steps", "1000000")
+        assert code == 2 and f"being written by another mt train (pid {process.pid})" in output, output
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_a_run_directory_linking_elsewhere_is_refused_and_leftovers_are_removed(tmp_path):
+    run = tmp_path / "run"
+    train(tiny_run_config(tmp_path, max_steps=10, validate_every=10, keep=0), run)
+    staging = run / "steps" / ".step-0000045.xtzrfrt0"
+    staging.mkdir()
+    (staging / "model.safetensors").write_bytes(b"\0" * 1000)
+    code, output = run_cli("train", "--resume", run, "--max-steps", "12")
+    assert code == 0 and "removed 1 unfinished checkpoint" in output and not staging.exists(), output
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "step-0000001").mkdir(parents=True)
+    for step in (run / "steps").iterdir():
+        step.rename(elsewhere / step.name)
+    (run / "steps").rmdir()
+    (run / "steps").symlink_to(elsewhere)
+    code, output = run_cli("train", "--resume", run, "--max-steps", "14")
+    assert code == 2 and "steps is a symlink" in output and sorted(os.listdir(elsewhere))[0] == "step-0000001"
