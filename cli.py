@@ -161,7 +161,11 @@ class TrainingDisplay:
                 f"{event['train_pairs']:,} training pairs ({event['dropped_long']} too long, {event['dropped_empty']} empty dropped), "
                 f"{event['batches_per_epoch']} batches/epoch, padding {event['padding_fraction']:.1%}, "
                 f"data ready in {event['prepare_seconds']:.1f}s", highlight=False)
-            notes = [f"skipped the training TSV's header row {event['tsv_header']!r}"] if event.get("tsv_header") else []
+            corpora = event["corpora"]
+            for corpus in corpora if len(corpora) > 1 else []:
+                console.print(f"  {shown(corpus['corpus'])} (weight {corpus['weight']:g}): {corpus['pairs']:,} pairs "
+                              f"({corpus['dropped_long']} too long, {corpus['dropped_empty']} empty dropped)", highlight=False)
+            notes = [f"skipped the header row {c['tsv_header']!r} of {c['corpus']}" for c in corpora if c["tsv_header"]]
             if event.get("dev_truncated"):
                 notes.append(f"{event['dev_truncated']} dev pair(s) too long for the model were cut, as mt translate cuts its input")
             if event.get("removed_staging"):
@@ -215,7 +219,8 @@ class StopSignals:
 @app.command()
 @reports_errors
 def train(
-    train: Optional[str] = typer.Option(None, "--train", help="Training corpus: PREFIX, FILE.tsv, or a dataset."),
+    train: Optional[list[str]] = typer.Option(None, "--train", help="Training corpus: PREFIX, FILE.tsv, or a dataset; "
+                                              "repeat for several, SPEC@WEIGHT to draw a corpus' pairs WEIGHT times an epoch."),
     dev: Optional[str] = typer.Option(None, help="Dev corpus for validation (same forms as --train)."),
     src: Optional[str] = typer.Option(None, help="Source language code."),
     tgt: Optional[str] = typer.Option(None, help="Target language code."),
@@ -265,7 +270,7 @@ def train(
     for section, key, value in (
         ("model", "arch", arch), ("model", "rnn_type", rnn_type), ("model", "attention", attention),
         ("model", "hidden_size", hidden_size), ("model", "embedding_dim", embedding_dim), ("model", "local_window", local_window),
-        ("data", "train", train), ("data", "dev", dev), ("data", "src_lang", src), ("data", "tgt_lang", tgt),
+        ("data", "train", train or None), ("data", "dev", dev), ("data", "src_lang", src), ("data", "tgt_lang", tgt),
         ("data", "tokenizer", str(tokenizer) if tokenizer else None), ("data", "vocab_size", vocab_size),
         ("data", "model_type", model_type), ("data", "joint_vocab", False if separate_vocab else None),
         ("train", "max_steps", max_steps), ("train", "max_time", parse_duration(max_time) if max_time else None),

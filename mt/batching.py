@@ -107,12 +107,14 @@ class Update:
 class TrainingBatches:
     """The token batches of a tokenized parallel corpus, reshuffled each epoch from ``seed + epoch``.
 
-    Deterministic given (seed, epoch), so a resumed run can skip to the batch it stopped at, and
-    every process of a distributed run plans the same batches and takes its own share of them.
+    ``weights`` (N,) float, one per pair, oversample or undersample pairs: an epoch draws pair i
+    ``floor(w_i)`` times, and once more with probability ``w_i - floor(w_i)`` (a new draw every
+    epoch). Deterministic given (seed, epoch), so a resumed run can skip to the batch it stopped
+    at, and every process of a distributed run plans the same batches and takes its own share.
     """
 
-    def __init__(self, corpus: TokenizedCorpus, batch_tokens: int, seed: int):
-        self.corpus = corpus
+    def __init__(self, corpus: TokenizedCorpus, batch_tokens: int, seed: int, weights: np.ndarray | None = None):
+        self.corpus, self.weights = corpus, weights
         self.src_lengths, self.tgt_lengths = corpus.src_lengths + 1, corpus.tgt_lengths + 1  # EOS / BOS
         self.batch_tokens, self.seed = batch_tokens, seed
 
@@ -121,7 +123,11 @@ class TrainingBatches:
 
     def plan(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng(self.seed + epoch)
-        return plan_batches(self.src_lengths, self.tgt_lengths, self.batch_tokens, rng)
+        if self.weights is None:
+            return plan_batches(self.src_lengths, self.tgt_lengths, self.batch_tokens, rng)
+        whole = np.floor(self.weights)
+        draws = np.repeat(np.arange(len(self.weights)), (whole + (rng.random(len(self.weights)) < self.weights - whole)).astype(np.int64))
+        return [draws[batch] for batch in plan_batches(self.src_lengths[draws], self.tgt_lengths[draws], self.batch_tokens, rng)]
 
     def _collate(self, indices: np.ndarray) -> Batch:
         return collate(indices, *self.corpus.rows(indices))

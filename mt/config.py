@@ -26,11 +26,12 @@ PRESET_DIR = Path(__file__).parent / "presets"
 class DataConfig:
     """Where the corpus is and how it becomes subword ids.
 
-    ``train``/``dev`` are corpus specs (see ``mt.data.read_corpus``). Lengths are in
-    subword tokens, ``vocab_size`` in pieces.
+    ``train`` is a list of corpus specs (see ``mt.data.read_corpus``), each optionally
+    ``SPEC@WEIGHT`` (``mt.data.weighted_spec``); a single spec is read as a list of one. ``dev`` is
+    one spec. Lengths are in subword tokens, ``vocab_size`` in pieces.
     """
 
-    train: str = ""
+    train: list[str] = field(default_factory=list)
     dev: str = ""
     src_lang: str = "en"
     tgt_lang: str = "de"
@@ -181,6 +182,12 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     """Check ``value`` against a dataclass field annotation, allowing int -> float and list -> tuple."""
     if annotation is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if typing.get_origin(annotation) is list:
+        value = [value] if isinstance(value, str) else value
+        (item_type,) = typing.get_args(annotation)
+        if not isinstance(value, list) or not all(isinstance(item, item_type) for item in value):
+            raise ConfigError(f"{where} must be a {item_type.__name__} or a list of them, got {value!r}")
+        return list(value)
     if typing.get_origin(annotation) is tuple:
         item_types = typing.get_args(annotation)
         if not isinstance(value, (list, tuple)) or len(value) != len(item_types):

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Iterator
 
-from mt.errors import DataError
+from mt.errors import ConfigError, DataError
 
 CJK_LANGS = {"zh", "ja", "ko", "yue", "cmn", "wuu"}
 # C0/C1 control characters (tab, newline and carriage return are whitespace and handled by split()).
@@ -117,6 +117,18 @@ def clean_text(text: str) -> str:
     if all(unicodedata.category(character) == "Cf" or character == " " for character in cleaned):
         return ""
     return cleaned
+
+
+def weighted_spec(entry: str) -> tuple[str, float]:
+    """``SPEC@WEIGHT`` -> (SPEC, WEIGHT); a plain ``SPEC`` has weight 1. The weight sets how often
+    the corpus' pairs are drawn per epoch relative to the others (2 = each pair twice, 0.5 = half of
+    them, a new random half every epoch). Raises ``ConfigError`` for a weight that is not positive."""
+    spec, separator, weight = entry.rpartition("@")
+    if not separator or not re.fullmatch(r"[0-9]*\.?[0-9]+(e[+-]?[0-9]+)?", weight):
+        return entry, 1.0
+    if float(weight) <= 0:
+        raise ConfigError(f"corpus weight must be positive: {entry!r}")
+    return spec, float(weight)
 
 
 def check_regular_file(path: Path) -> None:

@@ -68,15 +68,16 @@ def _temporary(final: Path) -> Path:
     return tmp
 
 
-def cached_tokenizer(reader: CorpusReader, data: DataConfig) -> Tokenizer:
-    """The SentencePiece tokenizer for ``reader``'s corpus under ``data``'s settings: loaded
-    from the cache, or trained on the streamed pairs and cached. Raises ``DataError``."""
-    key = _key(reader.content_key(), data.src_lang, data.tgt_lang, data.vocab_size, data.model_type, data.joint_vocab,
-               TRAINING_SAMPLE_SENTENCES)
+def cached_tokenizer(readers: Sequence[CorpusReader], data: DataConfig) -> Tokenizer:
+    """The SentencePiece tokenizer for the union of ``readers``' corpora (each pair once, whatever
+    its corpus' weight) under ``data``'s settings: loaded from the cache, or trained on the
+    streamed pairs and cached. Raises ``DataError``."""
+    key = _key(*(reader.content_key() for reader in readers), data.src_lang, data.tgt_lang, data.vocab_size,
+               data.model_type, data.joint_vocab, TRAINING_SAMPLE_SENTENCES)
     final = cache_root(data) / "tokenizers" / key
     if not final.is_dir():
-        tokenizer = train_tokenizer((s for s, _ in reader), (t for _, t in reader), data.src_lang, data.tgt_lang,
-                                    data.vocab_size, data.model_type, data.joint_vocab)
+        tokenizer = train_tokenizer((s for reader in readers for s, _ in reader), (t for reader in readers for _, t in reader),
+                                    data.src_lang, data.tgt_lang, data.vocab_size, data.model_type, data.joint_vocab)
         tmp = _temporary(final)
         tokenizer.save(tmp)
         _publish(tmp, final)
@@ -116,6 +117,16 @@ class TokenizedCorpus:
         import datasets
 
         return cls(datasets.Dataset.from_dict(_columns(src_ids, tgt_ids)), origin)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["TokenizedCorpus"]) -> "TokenizedCorpus":
+        """One corpus of ``parts``' rows in order (still memory-mapped), with their drop counts summed."""
+        import datasets
+
+        if len(parts) == 1:
+            return parts[0]
+        return cls(datasets.concatenate_datasets([part.table for part in parts]), " + ".join(p.origin for p in parts),
+                   sum(p.dropped_long for p in parts), sum(p.dropped_empty for p in parts))
 
 
 def _columns(src_ids: Sequence[list[int]], tgt_ids: Sequence[list[int]]) -> dict[str, list]:

@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
 
 from mt import checkpoint, rundir
 from mt.batching import TrainingBatches, Update, decoding_batches
 from mt.config import RunConfig, TrainConfig
-from mt.data import CorpusReader, ParallelCorpus, read_corpus
+from mt.data import CorpusReader, ParallelCorpus, read_corpus, weighted_spec
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
 from mt.distributed import Distributed
 from mt.errors import TrainingError
@@ -56,10 +57,8 @@ class PreparedData:
     dev: ParallelCorpus
     dev_src_ids: list[list[int]]
     dev_tgt_ids: list[list[int]]
-    dropped_long: int
-    dropped_empty: int
+    corpora: list[dict[str, Any]]  # per training corpus: its origin, weight, pairs kept and dropped, skipped header
     dev_truncated: int  # dev pairs cut to MAX_SOURCE_TOKENS pieces on a side
-    header: str | None  # a TSV header row skipped in the training corpus
 
 
 def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
@@ -72,27 +71,33 @@ def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
 
 def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
                  distributed: Distributed = Distributed()) -> PreparedData:
-    """Stream the training corpus into the tokenizer (``data.tokenizer``, the given one, or one
-    trained and cached) and into a memory-mapped Arrow file of ids (``mt.store``); read the dev
+    """Stream the training corpora into the tokenizer (``data.tokenizer``, the given one, or one
+    trained on their union and cached) and each into a memory-mapped Arrow file of ids
+    (``mt.store``, cached per corpus), batched together with each corpus' weight; read the dev
     set, cutting its sentences to ``MAX_SOURCE_TOKENS`` pieces as translation does (a 1 MB dev
     line would otherwise ask validation for terabytes). Under DDP, rank 0 prepares first and the
     other processes then open its cache entries. Raises ``DataError`` on bad input."""
     data = config.data
-    reader = CorpusReader(data.train, data.src_lang, data.tgt_lang, data.encoding_errors)
+    specs = [weighted_spec(entry) for entry in data.train]
+    readers = [CorpusReader(spec, data.src_lang, data.tgt_lang, data.encoding_errors) for spec, _ in specs]
     if not distributed.is_main:
         distributed.barrier()
     if tokenizer is None:
-        tokenizer = Tokenizer.load(Path(data.tokenizer)) if data.tokenizer else cached_tokenizer(reader, data)
-    corpus = tokenize_corpus(reader, tokenizer, data)
+        tokenizer = Tokenizer.load(Path(data.tokenizer)) if data.tokenizer else cached_tokenizer(readers, data)
+    parts = [tokenize_corpus(reader, tokenizer, data) for reader in readers]
     if distributed.is_main:
         distributed.barrier()
     dev = read_corpus(data.dev, data.src_lang, data.tgt_lang, data.encoding_errors)
-    batches = TrainingBatches(corpus, config.train.batch_tokens, config.train.seed)
+    weights = [weight for _, weight in specs]
+    per_pair = None if set(weights) == {1.0} else np.repeat(weights, [len(part) for part in parts])
+    batches = TrainingBatches(TokenizedCorpus.concatenate(parts), config.train.batch_tokens, config.train.seed, per_pair)
+    corpora = [{"corpus": part.origin, "weight": weight, "pairs": len(part), "dropped_long": part.dropped_long,
+                "dropped_empty": part.dropped_empty, "tsv_header": reader.header}
+               for part, weight, reader in zip(parts, weights, readers)]
     dev_src_ids, dev_tgt_ids = tokenizer.encode_src(dev.sources), tokenizer.encode_tgt(dev.targets)
     dev_truncated = sum(max(len(s), len(t)) > MAX_SOURCE_TOKENS for s, t in zip(dev_src_ids, dev_tgt_ids))
     return PreparedData(tokenizer, batches, dev, [s[:MAX_SOURCE_TOKENS] for s in dev_src_ids],
-                        [t[:MAX_SOURCE_TOKENS] for t in dev_tgt_ids], dropped_long=corpus.dropped_long,
-                        dropped_empty=corpus.dropped_empty, dev_truncated=dev_truncated, header=reader.header)
+                        [t[:MAX_SOURCE_TOKENS] for t in dev_tgt_ids], corpora, dev_truncated)
 
 
 @torch.no_grad()
@@ -318,8 +323,9 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
     log({
         "event": "resume" if resume else "start", "step": state.step, "device": str(device), "precision": str(dtype).split(".")[-1],
         "threads": threads, "processes": world, "accum_steps": accum, "parameters": sum(p.numel() for p in model.parameters()),
-        "train_pairs": len(data.batches), "dropped_long": data.dropped_long, "dropped_empty": data.dropped_empty,
-        "dev_pairs": len(data.dev_src_ids), "dev_truncated": data.dev_truncated, "tsv_header": data.header,
+        "train_pairs": len(data.batches), "dropped_long": sum(c["dropped_long"] for c in data.corpora),
+        "dropped_empty": sum(c["dropped_empty"] for c in data.corpora), "corpora": data.corpora,
+        "dev_pairs": len(data.dev_src_ids), "dev_truncated": data.dev_truncated,
         "removed_staging": removed_staging, "vocab": [data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size],
         "batches_per_epoch": len(data.batches.plan(state.epoch)),
         "updates_per_epoch": data.batches.updates_per_epoch(state.epoch, accum, world), "padding_fraction": data.batches.padding_fraction(),

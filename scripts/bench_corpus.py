@@ -70,7 +70,7 @@ def reopen_seconds(corpus: Path, cache: str) -> float:
     code = ("import sys, time; from mt.config import DataConfig; from mt.data import CorpusReader; "
             "from mt.store import cached_tokenizer, tokenize_corpus; import datasets; "
             f"data = DataConfig(train={str(corpus)!r}, vocab_size=2000, cache_dir={cache!r}); t = time.time(); "
-            "reader = CorpusReader(data.train, 'en', 'de'); tok = cached_tokenizer(reader, data); "
+            "reader = CorpusReader(data.train[0], 'en', 'de'); tok = cached_tokenizer([reader], data); "
             "corpus = tokenize_corpus(reader, tok, data); print(time.time() - t, len(corpus))")
     seconds, _ = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                                 cwd=ROOT).stdout.split()

@@ -50,3 +50,13 @@ def test_decoding_batches_cover_input_in_length_order():
     assert sorted(indices) == list(range(100))
     lengths = [len(src[i]) for i in indices]
     assert lengths == sorted(lengths)
+
+
+def test_weights_draw_each_pair_that_many_times_an_epoch_on_average():
+    corpus = TokenizedCorpus.from_lists([[5] * (i % 7 + 1) for i in range(300)], [[6] * (i % 5 + 1) for i in range(300)])
+    weights = np.array([2.0] * 100 + [1.0] * 100 + [0.5] * 100)
+    batches = TrainingBatches(corpus, batch_tokens=64, seed=3, weights=weights)
+    counts = np.bincount(np.concatenate(batches.plan(0)), minlength=300)
+    assert (counts[:100] == 2).all() and (counts[100:200] == 1).all() and set(counts[200:]) == {0, 1}
+    assert 30 < counts[200:].sum() < 70 and counts[200:].tolist() != np.bincount(np.concatenate(batches.plan(1)), minlength=300)[200:].tolist()
+    assert [b.tolist() for b in batches.plan(0)] == [b.tolist() for b in TrainingBatches(corpus, 64, 3, weights).plan(0)]

@@ -111,7 +111,7 @@ def test_training_display_reaches_the_last_step_without_a_logged_loss(monkeypatc
     monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
     start = {"event": "start", "step": 0, "limits": {"max_steps": 6}, "updates_per_epoch": 8, "parameters": 10,
              "device": "cpu", "precision": "float32", "threads": 1, "train_pairs": 5, "dropped_long": 0,
-             "dropped_empty": 0, "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0}
+             "dropped_empty": 0, "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0, "corpora": []}
     with cli.TrainingDisplay() as display:
         display(start)
         display({"event": "validation", "step": 6, "epoch": 0, "elapsed": 9.0, "dev_loss": 8.7, "dev_ppl": 6000.0,

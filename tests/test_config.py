@@ -53,3 +53,18 @@ def test_wrong_types_and_impossible_values():
 def test_config_round_trips_through_a_dict():
     config = build_config("transformer-tiny", None, {"data": {"src_lang": "en", "tgt_lang": "zh"}})
     assert config_from_dict(config.to_dict(), "test") == config
+
+
+def test_data_train_is_a_list_of_weighted_specs_and_a_single_spec_is_a_list_of_one(tmp_path):
+    from mt.data import weighted_spec
+
+    config_file = tmp_path / "mix.yaml"
+    config_file.write_text("data:\n  train:\n    - tatoeba/train.tsv\n    - hsk.tsv@2\n    - cedict.tsv@0.25\n")
+    assert build_config(None, config_file, {}).data.train == ["tatoeba/train.tsv", "hsk.tsv@2", "cedict.tsv@0.25"]
+    assert build_config(None, None, {"data": {"train": "one.tsv"}}).data.train == ["one.tsv"]
+    assert [weighted_spec(s) for s in ("hsk.tsv@2", "a@b.tsv", "name:split", "x@1e-1")] == [
+        ("hsk.tsv", 2.0), ("a@b.tsv", 1.0), ("name:split", 1.0), ("x", 0.1)]
+    with pytest.raises(ConfigError, match="weight must be positive"):
+        weighted_spec("hsk.tsv@0")
+    with pytest.raises(ConfigError, match="data.train .* must be a str or a list of them"):
+        build_config(None, None, {"data": {"train": [1, 2]}})

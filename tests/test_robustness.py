@@ -51,9 +51,9 @@ def test_a_line_of_100000_characters_is_read_and_filtered_out_of_training(tmp_pa
     config = tiny_run_config(tmp_path, max_steps=2, validate_every=2)
     huge = " ".join(["a"] * 50_000)
     for lang in ("en", "de"):
-        with open(f"{config.data.train}.{lang}", "a", encoding="utf-8") as handle:
+        with open(f"{config.data.train[0]}.{lang}", "a", encoding="utf-8") as handle:
             handle.write(huge + "\n")
-    assert max(map(len, read_corpus(config.data.train, "en", "de").sources)) == 99_999
+    assert max(map(len, read_corpus(config.data.train[0], "en", "de").sources)) == 99_999
     train(config, tmp_path / "run")
     assert log_events(tmp_path / "run", "start")[0]["dropped_long"] == 1
 

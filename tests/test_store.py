@@ -59,9 +59,9 @@ def test_a_second_run_reopens_the_cache_and_a_changed_corpus_is_tokenized_again(
 def test_the_tokenizer_is_trained_once_per_corpus_and_settings(tmp_path, monkeypatch):
     prefix, _ = corpus(tmp_path)
     data = DataConfig(train=prefix, vocab_size=40, model_type="bpe")
-    first = cached_tokenizer(CorpusReader(prefix, "en", "de"), data)
+    first = cached_tokenizer([CorpusReader(prefix, "en", "de")], data)
     monkeypatch.setattr("mt.store.train_tokenizer", lambda *a, **k: pytest.fail("trained the tokenizer again"))
-    again = cached_tokenizer(CorpusReader(prefix, "en", "de"), data)
+    again = cached_tokenizer([CorpusReader(prefix, "en", "de")], data)
     assert again.src.serialized_model_proto() == first.src.serialized_model_proto()
 
 

@@ -104,3 +104,19 @@ def test_a_validation_s_best_survives_a_resume_from_its_checkpoint(tmp_path):
     assert scores["step"] == 100 and scores["best"] and (run / "best").resolve() == (run / "last").resolve()
     end = train(config, run, resume=True)  # nothing left to do: the end reports the state resumed
     assert end["step"] == 100 and end["best_dev_bleu"] == scores["best_dev_bleu"] > 0
+
+
+def test_several_weighted_corpora_train_one_tokenizer_and_are_reported_each(tmp_path):
+    config = tiny_run_config(tmp_path, max_steps=5, validate_every=5)
+    numbers = synthetic_sentences(200, seed=7)
+    extra = write_pair(tmp_path, "extra", [s.replace("a", "k") for s in numbers], [s.replace("a", "k") for s in numbers])
+    (tmp_path / "h.tsv").write_text("en\tde\n" + "".join(f"{s}\t{s}\n" for s in numbers[:50]))
+    config.data.train = [config.data.train[0], f"{extra}@2", f"{tmp_path / 'h.tsv'}@0.5"]
+    train(config, tmp_path / "run")
+    start = log_events(tmp_path / "run", "start")[0]
+    assert [(c["weight"], c["pairs"], c["tsv_header"]) for c in start["corpora"]] == [(1.0, 1200, None), (2.0, 200, None),
+                                                                                      (0.5, 50, "en\tde")]
+    assert start["train_pairs"] == 1450 and start["config"]["data"]["train"] == config.data.train
+    from mt.checkpoint import load_checkpoint
+    tokenizer = load_checkpoint(tmp_path / "run" / "last")[1]
+    assert "k" in "".join(tokenizer.src.id_to_piece(i) for i in range(tokenizer.src_vocab_size))  # learned from the mix
