@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from mt.errors import ConfigError, DataError, MTError, SlowPrecisionWarning
+from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 # At exit, Python's last garbage collection walks every object torch created (0.15-0.2 s of a 2 s
 # `mt translate` on a 2-core EPYC); frozen objects are skipped. Nothing is lost: files are closed
@@ -47,7 +47,7 @@ def shown(value: object) -> str:
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
     """The library's own warnings as one yellow line; any other as Python shows it."""
-    if issubclass(category, SlowPrecisionWarning):
+    if issubclass(category, (SlowPrecisionWarning, MissingFontWarning)):
         console.print(f"[yellow]warning:[/] {shown(message)}", highlight=False, soft_wrap=True)
     else:
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))

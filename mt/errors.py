@@ -30,6 +30,11 @@ class TrainingError(MTError):
     """Training cannot go on (e.g. the loss stayed non-finite); the last good checkpoint is kept."""
 
 
+class MissingFontWarning(UserWarning):
+    """A plot has characters (e.g. Chinese) that no installed font has: they are drawn as boxes.
+    ``cli.py`` shows it as one line."""
+
+
 class SlowPrecisionWarning(UserWarning):
     """A precision this hardware only emulates was asked for (bf16 on a CPU without bf16 units):
     it runs, but many times slower than fp32. ``cli.py`` shows it as one line."""

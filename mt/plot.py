@@ -20,13 +20,12 @@ so no display or GUI backend is needed (PNGs are drawn by Agg) and the caller's 
 and backend are left alone.
 
 CJK text: matplotlib's default font, DejaVu Sans, has no Chinese or Japanese glyphs. Plots put
-the first installed font of ``CJK_FONTS`` ahead of DejaVu Sans, and matplotlib takes each glyph
-from the first font in that list that has it. With none installed the plot is still written,
-CJK pieces are drawn as placeholder boxes, and matplotlib's "Glyph ... missing from font" warnings
-are silenced. To get the glyphs, install a CJK font (Debian/Ubuntu: ``apt install
-fonts-noto-cjk`` or ``fonts-wqy-zenhei``), then delete matplotlib's font cache, the
-``fontlist-*.json`` in the directory ``python -c "import matplotlib; print(matplotlib.get_cachedir())"``
-prints, so that matplotlib scans the fonts again.
+a CJK font ahead of DejaVu Sans, and matplotlib takes each glyph from the first font in that list
+that has it. The font is Noto Sans SC (SIL Open Font License), which ``mt`` depends on through the
+``pylopdf-fonts-zh-cn`` package on PyPI, so that a fresh install draws Chinese; without that
+package, the first installed font of ``CJK_FONTS``. With neither, the plot is still written, CJK
+pieces are drawn as placeholder boxes, and ``plot_attention`` warns once (``MissingFontWarning``)
+that the labels have characters no font has.
 """
 
 from __future__ import annotations
@@ -52,7 +51,7 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
-from mt.errors import ConfigError, DataError
+from mt.errors import ConfigError, DataError, MissingFontWarning
 
 if TYPE_CHECKING:
     from mt.translate import Translation
@@ -74,7 +73,8 @@ CHAR_INCHES = 0.09  # one character of a tick label
 MAX_GRID_COLUMNS = 4  # heads per row of a grid of heatmaps
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
-# Fonts with CJK glyphs, in order of preference (the names matplotlib's font manager reports).
+# Fonts with CJK glyphs installed on the system, in order of preference (the names matplotlib's
+# font manager reports), for when the packaged Noto Sans SC (cjk_font) is absent.
 CJK_FONTS = (
     "Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans CJK TC", "Noto Sans CJK KR",
     "Source Han Sans SC", "Source Han Sans CN", "Source Han Sans",
@@ -235,9 +235,43 @@ def attention_figure_size(row_labels: Sequence[str], col_labels: Sequence[str], 
 
 @functools.cache
 def cjk_font() -> str | None:
-    """The first font of ``CJK_FONTS`` that matplotlib finds installed, or None."""
-    installed = {entry.name for entry in font_manager.fontManager.ttflist}
-    return next((name for name in CJK_FONTS if name in installed), None)
+    """The name of a font with CJK glyphs for matplotlib: Noto Sans SC from the
+    ``pylopdf-fonts-zh-cn`` package (registered with matplotlib's font manager on first use), else
+    the first font of ``CJK_FONTS`` installed on the system, else None."""
+    try:
+        from pylopdf_fonts_zh_cn import sans_path
+
+        font_manager.fontManager.addfont(str(sans_path()))
+        return font_manager.FontProperties(fname=str(sans_path())).get_name()
+    except (ImportError, OSError, RuntimeError):  # not installed, or its file unreadable
+        installed = {entry.name for entry in font_manager.fontManager.ttflist}
+        return next((name for name in CJK_FONTS if name in installed), None)
+
+
+def font_for(character: str) -> Path | None:
+    """The font file plots draw ``character`` with: the first font of their list (matplotlib's
+    fallback order) whose character map has it, or None when none has it."""
+    with _figure_style():
+        families = list(matplotlib.rcParams["font.sans-serif"])
+    for family in families:
+        try:
+            path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+        except ValueError:  # not installed
+            continue
+        if ord(character) in _characters(path):
+            return Path(path)
+    return None
+
+
+@functools.cache
+def _characters(font_path: str) -> frozenset[int]:
+    return frozenset(font_manager.get_font(font_path).get_charmap())
+
+
+def _missing_glyphs(labels: Sequence[str]) -> str:
+    """The characters of ``labels`` that no font of the plots' list has (empty when all are drawn)."""
+    characters = sorted({character for label in labels for character in label if not character.isspace()})
+    return "".join(character for character in characters if font_for(character) is None)
 
 
 @contextlib.contextmanager
@@ -280,6 +314,9 @@ def plot_attention(
     """
     path = _figure_path(path)
     grid = _labelled_grid(matrix, row_labels, col_labels)
+    if missing := _missing_glyphs([*row_labels, *col_labels]):
+        warnings.warn(f"no font here has {missing[:10]!r}{'...' if len(missing) > 10 else ''}: {path} draws them as boxes; "
+                      "pip install pylopdf-fonts-zh-cn (Noto Sans SC), or install a CJK font", MissingFontWarning, stacklevel=2)
     heads = grid.size(0)
     columns = min(heads, MAX_GRID_COLUMNS)
     with _figure_style():

@@ -10,7 +10,7 @@ from test_transformer import tiny_model
 
 from mt import plot
 from mt.config import DecodeConfig
-from mt.errors import ConfigError, DataError
+from mt.errors import ConfigError, DataError, MissingFontWarning
 from mt.search import beam_search
 from mt.translate import Translation
 
@@ -115,17 +115,27 @@ def test_one_panel_per_head_and_format_from_the_suffix(tmp_path):
         plot.plot_attention(grid, rows, columns, tmp_path / "heads.jpg")
 
 
-@pytest.mark.parametrize("font", ["installed", "none"])
-def test_chinese_pieces_plot_without_warnings(tmp_path, monkeypatch, font):
-    if font == "none":  # as on a machine without CJK fonts: glyphs missing, plot still written
-        monkeypatch.setattr(plot, "cjk_font", lambda: None)
-    elif plot.cjk_font() is None:
-        pytest.skip("no CJK font installed here (e.g. apt install fonts-wqy-zenhei)")
+def test_chinese_labels_resolve_to_a_font_whose_character_map_has_them(tmp_path):
+    from matplotlib import font_manager
+
+    for character in "我爱机器学习":
+        path = plot.font_for(character)
+        assert path is not None and ord(character) in font_manager.get_font(str(path)).get_charmap(), character
+    assert plot.cjk_font() == "Noto Sans SC"  # from the pylopdf-fonts-zh-cn dependency, on any machine
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        path = plot.plot_attention(torch.rand(3, 3), ["·你好", "世界", "</s>"], ["·Hello", "·world", "</s>"],
+        path = plot.plot_attention(torch.rand(3, 3), ["·我爱", "学习", "</s>"], ["·I", "·love", "</s>"],
                                    tmp_path / "zh.png", "en-zh")
     assert imread(path).size > 0
+
+
+def test_a_plot_without_a_cjk_font_is_written_with_one_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(plot, "cjk_font", lambda: None)  # as on a machine without any CJK font
+    monkeypatch.setattr(plot, "_characters", lambda font_path: frozenset(range(0x3000)))
+    with pytest.warns(MissingFontWarning, match="no font here has '世你好界'") as caught:
+        path = plot.plot_attention(torch.rand(3, 3), ["·你好", "世界", "</s>"], ["·Hello", "·world", "</s>"],
+                                   tmp_path / "zh.png", "en-zh")
+    assert len(caught) == 1 and imread(path).size > 0
 
 
 def write_log(run_dir, events):
