@@ -5,15 +5,14 @@ Every ``MTError`` the library raises becomes a one-paragraph message and exit co
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
-import gc
 import os
 import re
 import signal
 import stat
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -22,14 +21,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
-
-# At exit, Python's last garbage collection walks every object torch created (0.15-0.2 s of a 2 s
-# `mt translate` on a 2-core EPYC); frozen objects are skipped. Nothing is lost: files are closed
-# and atexit handlers run as before.
-atexit.register(gc.freeze)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
 console = Console(stderr=True)
@@ -58,6 +51,9 @@ def reports_errors(command):
     opened), into one paragraph and exit code 2 instead of a traceback, and warnings into one line."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
+        from mt.device import tune_process
+
+        tune_process()
         try:
             with warnings.catch_warnings():
                 warnings.showwarning = show_warning
@@ -175,9 +171,9 @@ class TrainingDisplay:
             completed, total = self._completed(event)
             self.task = self.progress.add_task("train", total=total, completed=completed, step=event["step"], epoch=0.0,
                                                loss="–", lr=0.0, speed=0.0)
-        elif kind in ("train", "validation", "end"):
+        elif kind in ("progress", "train", "validation", "end"):
             logged = ({"loss": f"{event['loss']:.3f}", "lr": event["lr"], "speed": event["tgt_tokens_per_s"]}
-                      if kind == "train" else {})
+                      if kind in ("progress", "train") else {})
             self.progress.update(self.task, completed=self._completed(event)[0], step=event["step"], epoch=event["epoch"],
                                  **logged)
         if kind == "validation":
@@ -185,6 +181,36 @@ class TrainingDisplay:
                 f"step {event['step']}: dev loss {event['dev_loss']:.3f}  ppl {event['dev_ppl']:.2f}  "
                 f"BLEU {event['dev_bleu']:.2f}  (best {event['best_dev_bleu']:.2f}, {event['validation_seconds']:.1f}s)",
                 highlight=False)
+
+
+@contextlib.contextmanager
+def sentence_progress(total: Optional[int], out: Optional[Console] = None):
+    """A progress bar on stderr (sentences done, sentences/s, ETA) for ``total`` sentences, shown
+    only when stderr is a terminal and the total is known; yields ``advance()``, called once per
+    sentence translated."""
+    out = out or console
+    if not out.is_terminal or not total:
+        yield lambda: None
+        return
+    with Progress(TextColumn("{task.completed:,}/{task.total:,} sentences"), BarColumn(),
+                  TextColumn("{task.fields[rate]} sentences/s"), TimeElapsedColumn(), TextColumn("ETA"),
+                  TimeRemainingColumn(), console=out, transient=True) as progress:
+        task = progress.add_task("translate", total=total, rate="–")
+        started = time.monotonic()
+
+        def advance() -> None:
+            done = progress.tasks[0].completed + 1
+            progress.update(task, completed=done, rate=f"{done / max(time.monotonic() - started, 1e-9):,.1f}")
+
+        yield advance
+
+
+def _count_lines(path: Path) -> Optional[int]:
+    """Lines of a regular file (for the progress bar), None for anything else."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
 class StopSignals:
@@ -234,7 +260,7 @@ def train(
     model_type: Optional[str] = typer.Option(None, help="SentencePiece model: unigram or bpe."),
     separate_vocab: bool = typer.Option(False, "--separate-vocab", help="Separate source and target vocabularies."),
     max_steps: Optional[int] = typer.Option(None, help="Stop after this many updates."),
-    max_time: Optional[str] = typer.Option(None, help="Stop after this much training time, e.g. 60m."),
+    max_time: Optional[str] = typer.Option(None, help="Stop after this much time, e.g. 60m, the closing validation included."),
     epochs: Optional[int] = typer.Option(None, help="Stop after this many epochs."),
     batch_tokens: Optional[int] = typer.Option(None, help="Tokens per batch (padded, longer side)."),
     accum_steps: Optional[int] = typer.Option(None, help="Batches accumulated into one update (per process)."),
@@ -310,14 +336,16 @@ def train(
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return
     stopped_by = end["stopped_by"] or stop.received
-    if stopped_by:
+    if stopped_by and stopped_by not in ("max_steps", "epochs", "max_time"):
         console.print(f"stopped by {stopped_by} at step {end['step']}; saved {shown(run_dir / 'last')}. "
                       f"Resume with: mt train --resume {shown(run_dir)}", highlight=False, soft_wrap=True)
         raise typer.Exit(StopSignals.EXIT_CODES.get(stopped_by, 1))
     if end["nonfinite_total"]:
         console.print(f"[yellow]warning:[/] {end['nonfinite_total']} batches had a non-finite loss and were skipped")
+    budget = " (inside the --max-time budget)" if stopped_by == "max_time" else ""
     console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
-                  f"validation took {end['validation_share']:.1%} of the time; checkpoints in {shown(run_dir)}", highlight=False)
+                  f"validation took {end['validation_share']:.1%} of the time{budget}; checkpoints in {shown(run_dir)}",
+                  highlight=False)
 
 
 def _check_language_pair(translator, src: Optional[str], tgt: Optional[str], where: Path) -> None:
@@ -375,15 +403,15 @@ def translate(
     input_file: Optional[Path] = typer.Option(None, "-i", "--input", help="File with one sentence per line."),
     output_file: Optional[Path] = typer.Option(None, "-o", "--output", help="Write translations here (default stdout)."),
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint or run directory (default: $MT_CHECKPOINT or checkpoints/default)."),
-    beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy)."),
-    length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha (Wu et al. 2016)."),
+    beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy; default: the checkpoint's, 5 for new runs)."),
+    length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha (Wu et al. 2016; default: the checkpoint's, 1.0 for new runs)."),
     max_length: Optional[int] = typer.Option(None, help="Maximum output length in tokens."),
     n_best: Optional[int] = typer.Option(None, help="Output the N best hypotheses (tab-separated with scores)."),
     batch_size: Optional[int] = typer.Option(None, help=BATCH_SIZE_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
-    threads: int = typer.Option(0, help="CPU threads (default: all cores available)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores available)."),
     src: Optional[str] = typer.Option(None, help="Expected source language (checked against the checkpoint)."),
     tgt: Optional[str] = typer.Option(None, help="Expected target language (checked against the checkpoint)."),
     encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 in -i FILE is an error) or replace."),
@@ -398,15 +426,17 @@ def translate(
     from mt.translate import Translator
 
     translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision,
-                                            quantize=quantize, threads=threads)
+                                            quantize=quantize, threads=threads or 0)
     _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
     decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
     want_attention = show_attention or attention_plot is not None
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
-    with _output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle:
+    with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
+          sentence_progress(_count_lines(input_file) if input_file else None) as advance):
         lines, chunking = _input_lines(text, input_file, encoding_errors)
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking)
         for number, result in enumerate(results, start=1):
+            advance()
             if result.truncated:
                 console.print(f"[yellow]warning:[/] input truncated to its first pieces: {shown(result.source[:60])}...",
                               highlight=False)
@@ -492,8 +522,8 @@ def evaluate(
     checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint or run directory (default: $MT_CHECKPOINT or checkpoints/default)."),
     hyp: Optional[Path] = typer.Option(None, help="Score this hypothesis file instead of translating."),
     output_file: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the translations here."),
-    beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy)."),
-    length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha."),
+    beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy; default: the checkpoint's, 5 for new runs)."),
+    length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha (default: the checkpoint's, 1.0 for new runs)."),
     batch_size: Optional[int] = typer.Option(None, help=BATCH_SIZE_HELP),
     tokenize: Optional[str] = typer.Option(None, help="sacrebleu tokenizer (default zh for Chinese, ja-mecab for Japanese, else 13a)."),
     lowercase: bool = typer.Option(False, "--lowercase", help="Case-insensitive BLEU/chrF/TER."),
@@ -503,12 +533,11 @@ def evaluate(
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
-    threads: int = typer.Option(0, help="CPU threads (default: all cores available)."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores available)."),
     json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the scores, signatures and speed here as JSON."),
 ):
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
     import json
-    import time
 
     from mt.data import read_corpus, read_lines
     from mt.files import atomic_output, check_output
@@ -520,14 +549,22 @@ def evaluate(
 
         if hyp is None or checkpoint is not None:
             translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision,
-                                                    quantize=quantize, threads=threads)
+                                                    quantize=quantize, threads=threads or 0)
             _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
+        assumed = (f" (the languages {translator.tokenizer.src_lang}->{translator.tokenizer.tgt_lang} are those of "
+                   f"{checkpoint or default_checkpoint()}; choose others with --src/--tgt, or another --checkpoint)"
+                   if translator and not (src and tgt) else "")
         src = src or (translator.tokenizer.src_lang if translator else None)
         tgt = tgt or (translator.tokenizer.tgt_lang if translator else None)
         if src is None or tgt is None:
             raise ConfigError("give --src and --tgt (or --checkpoint to take them from)")
+    else:
+        assumed = ""
     bleu_tokenize = check_tokenize(tokenize or default_tokenize(tgt))  # before minutes of translating
-    corpus = read_corpus(test, src, tgt, encoding_errors)
+    try:
+        corpus = read_corpus(test, src, tgt, encoding_errors)
+    except DataError as error:
+        raise DataError(f"{error}{assumed}") from None
     if corpus.header is not None:
         console.print(f"note: skipped the header row {shown(repr(corpus.header))} of {shown(corpus.origin)}", highlight=False)
     inputs = corpus.files + [path for path in (hyp, tok_references) if path is not None]
@@ -542,7 +579,11 @@ def evaluate(
     else:
         decode = _decode_config(translator, beam_size, length_penalty, None, None, batch_size)
         started = time.time()
-        hypotheses = [result.text for result in translator.translate(corpus.sources, decode)]
+        with sentence_progress(len(corpus)) as advance:
+            hypotheses = []
+            for result in translator.translate(corpus.sources, decode):
+                hypotheses.append(result.text)
+                advance()
         seconds = time.time() - started
         if output_file:
             with atomic_output(output_file, inputs) as handle:
@@ -553,13 +594,11 @@ def evaluate(
         if len(tokenized) != len(hypotheses):
             raise DataError(f"{tok_references} has {len(tokenized)} lines but the test set has {len(hypotheses)}")
         scores.append(lc_tok_bleu(hypotheses, tokenized, tgt))
-    table = Table(title=f"{shown(corpus.origin)} ({len(corpus)} sentences)")
-    table.add_column("metric")
-    table.add_column("score", justify="right")
-    table.add_column("signature", overflow="fold")
-    for score in scores:
-        table.add_row(score.name, f"{score.score:.2f}", score.signature)
-    Console().print(table)
+    out = Console()
+    out.print(f"{shown(corpus.origin)} ({len(corpus)} sentences)", highlight=False, soft_wrap=True)
+    width = max(len(score.name) for score in scores)
+    for score in scores:  # one line each, never wrapped, so that a signature can be copied whole
+        out.print(f"{score.name:<{width}}  {score.score:6.2f}  {score.signature}", highlight=False, soft_wrap=True)
     if seconds:
         console.print(f"translated {len(corpus)} sentences in {seconds:.1f}s ({len(corpus) / seconds:.1f} sentences/s, "
                       f"beam {decode.beam_size})", highlight=False)

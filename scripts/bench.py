@@ -209,6 +209,9 @@ def main() -> None:
     parser.add_argument("--beam-size", type=int, default=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part:
+        from mt.device import tune_process
+
+        tune_process()  # measure under the settings `mt` runs with
         print(json.dumps(PARTS[args.part](args)))
         return
 

@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--full-rows", type=int, default=200)
     args = parser.parse_args()
+    from mt.device import tune_process
+
+    tune_process()  # measure under the settings `mt` runs with
 
     from rich.console import Console
     from rich.table import Table

@@ -1,8 +1,10 @@
 """Precision choice: bf16 only where the CPU has bf16 units, and a warning when asked for elsewhere;
 the allocator setting that keeps freed memory for reuse."""
 
+import os
 import platform
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -53,3 +55,16 @@ def test_glibc_keeps_freed_memory_unless_the_user_set_its_thresholds(monkeypatch
     assert keep_freed_memory()
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
     assert not keep_freed_memory()
+
+
+def test_importing_mt_changes_nothing_in_the_process_until_tune_process_is_called():
+    import subprocess
+    import sys
+
+    code = ("import os, cli, mt.train, mt.translate; before = os.environ.get('ONEDNN_PRIMITIVE_CACHE_CAPACITY'); "
+            "from mt.device import tune_process; tune_process(); "
+            "print(before, os.environ['ONEDNN_PRIMITIVE_CACHE_CAPACITY'])")
+    env = {key: value for key, value in os.environ.items() if key != "ONEDNN_PRIMITIVE_CACHE_CAPACITY"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.stdout.split() == ["None", "64"], result.stderr
