@@ -207,28 +207,34 @@ class CorpusReader:
         digest = hashlib.sha256(f"{self.kind}|{self.src_lang}|{self.tgt_lang}|{self.encoding_errors}".encode())
         if self.kind == "dataset":
             digest.update(self._load_dataset()._fingerprint.encode())
+        self.check_files()
         for path in self.files:
-            try:
-                with path.open("rb") as handle:
-                    while chunk := handle.read(1 << 20):
-                        digest.update(chunk)
-            except FileNotFoundError:
-                raise DataError(f"file not found: {path}") from None
+            with path.open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
         return digest.hexdigest()
 
-    def _plain_pairs(self) -> Iterator[tuple[str, str]]:
-        src_path, tgt_path = self.files
+    def check_files(self) -> None:
+        """Raise ``DataError`` naming the missing files of a plain or TSV corpus: the same message
+        whichever command reads it first (``mt tokenize``, or ``mt train`` hashing it)."""
         missing = [str(p) for p in self.files if not p.exists()]
-        if missing and Path(self.spec).exists():
+        if not missing:
+            return
+        if self.kind == "tsv":
+            raise DataError(f"corpus file not found: {missing[0]}")
+        if Path(self.spec).exists():
             raise DataError(
                 f"corpus {self.spec!r} is one file{'' if Path(self.spec).is_file() else ' (not even a regular one)'}, "
                 f"and {' and '.join(missing)} do not exist: a plain corpus is two files PREFIX.{self.src_lang} and "
                 f"PREFIX.{self.tgt_lang}; one file must be FILE.tsv (source<TAB>target)")
-        if missing:
-            raise DataError(
-                f"corpus {self.spec!r}: missing {' and '.join(missing)}. A plain corpus is two files "
-                f"PREFIX.{self.src_lang} and PREFIX.{self.tgt_lang}; pass a .tsv file or a dataset otherwise."
-            )
+        raise DataError(
+            f"corpus {self.spec!r}: missing {' and '.join(missing)}. A plain corpus is two files "
+            f"PREFIX.{self.src_lang} and PREFIX.{self.tgt_lang}; pass a .tsv file or a dataset otherwise."
+        )
+
+    def _plain_pairs(self) -> Iterator[tuple[str, str]]:
+        self.check_files()
+        src_path, tgt_path = self.files
         sources, targets = read_lines(src_path, self.encoding_errors), read_lines(tgt_path, self.encoding_errors)
         count = 0
         for source, target in itertools.zip_longest(sources, targets):
@@ -243,6 +249,7 @@ class CorpusReader:
             yield source, target
 
     def _tsv_pairs(self) -> Iterator[tuple[str, str]]:
+        self.check_files()
         path = self.files[0]
         for number, line in enumerate(read_lines(path, self.encoding_errors), start=1):
             if number == 1 and self.header is not None:

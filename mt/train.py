@@ -39,6 +39,8 @@ from mt.tokenizer import Tokenizer
 from mt.translate import MAX_SOURCE_TOKENS
 
 Event = dict[str, Any]
+ESTIMATE_SENTENCES = 64  # dev sentences validated once to estimate a whole validation (Run.closing_validation_seconds)
+LIMITS = ("max_steps", "epochs", "max_time")  # what end["stopped_by"] says when a budget ended the run
 VALIDATION_FILE = "validation.json"  # a checkpoint's dev scores, written once they are known
 
 
@@ -131,17 +133,23 @@ def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, devic
 
 class RunLog:
     """Appends events to ``train_log.jsonl`` (flushed per line, never through a symlink) and
-    forwards them to a callback."""
+    forwards them to a callback; ``path`` None (a DDP process other than rank 0) writes nothing.
+    ``progress`` events (one per update) go to the callback only."""
 
-    def __init__(self, path: Path, callback: Callable[[Event], None] | None):
+    def __init__(self, path: Path | None, callback: Callable[[Event], None] | None):
         self.path, self.callback = path, callback
 
     def __call__(self, event: Event) -> None:
+        if self.path is None:
+            return
         event = {"time": time.time(), **event}
         descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         with open(descriptor, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(event, ensure_ascii=False) + "\n")
-        if self.callback:
+        self.progress(event)
+
+    def progress(self, event: Event) -> None:
+        if self.path is not None and self.callback:
             self.callback(event)
 
 
@@ -231,6 +239,24 @@ class Run:
             if "cuda_rng" in resume_state and torch.cuda.is_available():
                 torch.cuda.set_rng_state_all(list(resume_state["cuda_rng"]))
         self.validation_seconds = 0.0
+        self.validation_estimate: tuple[float, float] | None = None  # (seconds, training seconds when measured)
+
+    def closing_validation_seconds(self) -> float:
+        """How long the validation at the end of the run will take, for ``max_time`` to stop the
+        updates that much early: as long as the last validation, or a validation of the first
+        ``ESTIMATE_SENTENCES`` dev sentences, timed and scaled to the whole dev set. An estimate
+        that would end the run is measured again if it is older than a tenth of the budget (an
+        untrained model decodes to the length limit, so the first estimate runs long)."""
+        elapsed, budget = self.state.elapsed, self.config.train.max_time
+        stale = self.validation_estimate is None or (
+            elapsed + self.validation_estimate[0] >= budget and elapsed - self.validation_estimate[1] > budget / 10)
+        if stale:
+            sentences = min(len(self.data.dev_src_ids), ESTIMATE_SENTENCES)
+            sample = dataclasses.replace(self.config, train=dataclasses.replace(self.config.train, dev_max_sentences=sentences))
+            began = time.time()
+            validate(self.updater.model, self.data, sample, self.updater.device, self.updater.dtype)
+            self.validation_estimate = ((time.time() - began) * len(self.data.dev_src_ids) / sentences, elapsed)
+        return self.validation_estimate[0]
 
     def save(self) -> Path:
         """Write ``steps/step-N`` atomically, point ``last`` at it, prune old ones; return it.
@@ -256,7 +282,8 @@ class Run:
         target = self.save()
         began = time.time()
         scores = validate(self.updater.model, self.data, self.config, self.updater.device, self.updater.dtype)
-        self.validation_seconds += time.time() - began
+        self.validation_estimate = (time.time() - began, self.state.elapsed)
+        self.validation_seconds += self.validation_estimate[0]
         improved = scores["dev_bleu"] > self.state.best_bleu
         self.state.best_bleu = max(self.state.best_bleu, scores["dev_bleu"])
         event = {"event": "validation", "step": self.state.step, "epoch": self.state.epoch, "elapsed": self.state.elapsed,
@@ -274,13 +301,16 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
 
     With ``resume``, continues from ``run_dir/last`` (model, optimizer, schedule, data position,
     RNG), so the losses equal those of an uninterrupted run. Stops at ``max_steps``, ``epochs`` or
-    ``max_time`` seconds, whichever comes first, or after the current update when
+    ``max_time`` seconds, whichever comes first (``max_time`` includes the closing validation:
+    the updates stop as long before it as that validation is expected to take, see
+    ``Run.closing_validation_seconds``), or after the current update when
     ``stop_requested()`` returns a reason (e.g. ``"SIGINT"``), saving ``last`` first. An update
     whose loss is NaN/inf is skipped and counted. Each update accumulates ``accum_steps`` batches.
     Launched by ``torchrun`` (see ``mt.distributed``), every process trains on its share of each
     update's batches, the processes agree on when to stop, and only rank 0 validates and writes
     logs and checkpoints (the same checkpoints a single process writes). Returns the final event
-    (step, epoch, seconds, best dev BLEU, ``stopped_by``).
+    (step, epoch, seconds, best dev BLEU, ``stopped_by``: the limit of ``LIMITS`` or the signal
+    that ended the run).
 
     The writing process holds ``run_dir``'s lock throughout (``mt.rundir.locked``) and first
     removes what a process killed mid-save left there. Raises ``DataError``, ``ConfigError``,
@@ -313,7 +343,7 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
     if not resume:
         model = build_model(config.model).to(device)
     model.train()
-    log = RunLog(run_dir / rundir.LOG_FILE, callback) if distributed.is_main else (lambda event: None)
+    log = RunLog(run_dir / rundir.LOG_FILE if distributed.is_main else None, callback)
     updater = Updater(model, settings, device, dtype, distributed)
     run = Run(run_dir, config, updater, data, log, resume_state)
     if distributed.active:  # different dropout masks in each process
@@ -341,9 +371,17 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
     stopped_by = stop_requested()  # a signal while the data was being prepared
     time_up = False  # agreed by all processes after every update
 
-    def out_of_budget() -> bool:
-        return bool((settings.max_steps and state.step >= settings.max_steps)
-                    or (settings.epochs and state.epoch >= settings.epochs) or time_up)
+    def out_of_budget() -> str | None:
+        """Which limit ended the run, if one did."""
+        reached = {"max_steps": settings.max_steps and state.step >= settings.max_steps,
+                   "epochs": settings.epochs and state.epoch >= settings.epochs, "max_time": time_up}
+        return next((limit for limit in LIMITS if reached[limit]), None)
+
+    def time_is_up() -> bool:  # the closing validation counts inside --max-time
+        if not settings.max_time:
+            return False
+        reserve = run.closing_validation_seconds() if distributed.is_main else 0.0
+        return state.elapsed + reserve >= settings.max_time
 
     while not out_of_budget() and stopped_by is None:
         updates_per_epoch = data.batches.updates_per_epoch(state.epoch, accum, world)
@@ -353,8 +391,7 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
             state.elapsed = time.time() - clock_start
             signal = stop_requested()
             src_tokens = sum(batch.n_src_tokens for batch in update.batches)
-            loss_sum, src_tokens, signals, times_up = distributed.sum(
-                loss or 0.0, src_tokens, signal is not None, bool(settings.max_time and state.elapsed >= settings.max_time))
+            loss_sum, src_tokens, signals, times_up = distributed.sum(loss or 0.0, src_tokens, signal is not None, time_is_up())
             stopped_by = (signal or "a signal to another process") if signals else None
             time_up = times_up > 0
             if loss is None:
@@ -371,6 +408,10 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
                 window["loss"] += loss_sum
                 window["tokens"] += update.n_tgt_tokens
                 window["src_tokens"] += int(src_tokens)
+                log.progress({"event": "progress", "step": state.step, "elapsed": state.elapsed,
+                              "epoch": state.epoch + state.batch_in_epoch / (updates_per_epoch * accum * world),
+                              "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
+                              "tgt_tokens_per_s": window["tokens"] / max(time.time() - window["start"], 1e-9)})
                 if state.step % settings.log_every == 0:
                     seconds = time.time() - window["start"]
                     log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / (updates_per_epoch * accum * world),
@@ -400,7 +441,8 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
         elif state.step % settings.validate_every:
             run.validate_and_save()
     end = {"event": "end", "step": state.step, "epoch": state.epoch, "elapsed": time.time() - clock_start,
-           "best_dev_bleu": state.best_bleu, "nonfinite_total": state.nonfinite_total, "stopped_by": stopped_by,
+           "best_dev_bleu": state.best_bleu, "nonfinite_total": state.nonfinite_total,
+           "stopped_by": stopped_by or out_of_budget(),
            "validation_share": run.validation_seconds / max(time.time() - process_start, 1e-9)}
     log(end)
     distributed.close()

@@ -121,3 +121,60 @@ def test_training_display_reaches_the_last_step_without_a_logged_loss(monkeypatc
         assert (task.completed, task.total, task.fields["step"], task.fields["loss"]) == (6, 6, 6, "–")
     output = cli.console.file.getvalue()
     assert "step 6: dev loss 8.700" in output and "nan" not in output
+
+
+def test_the_progress_line_moves_from_the_first_update(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    import cli
+    monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
+    start = {"event": "start", "step": 0, "limits": {"max_time": 120.0}, "updates_per_epoch": 8, "parameters": 10,
+             "device": "cpu", "precision": "float32", "threads": 1, "train_pairs": 5, "dropped_long": 0,
+             "dropped_empty": 0, "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0, "corpora": []}
+    with cli.TrainingDisplay() as display:
+        display(start)
+        display({"event": "progress", "step": 1, "epoch": 0.125, "elapsed": 0.5, "loss": 9.1, "lr": 1e-5,
+                 "tgt_tokens_per_s": 2500.0})
+        task = display.progress.tasks[0]
+        assert (task.completed, task.fields["step"], task.fields["loss"], task.fields["speed"]) == (0.5, 1, "9.100", 2500.0)
+
+
+def test_eval_prints_each_signature_whole_and_says_which_languages_it_assumed(tmp_path, tiny_checkpoint):
+    prefix = write_pair(tmp_path, "test", ["a b", "c d"], ["A B", "C D"])
+    (tmp_path / "hyp.txt").write_text("A B\nC D\n")
+    code, output = invoke("eval", "--test", prefix, "--src", "en", "--tgt", "de", "--hyp", tmp_path / "hyp.txt")
+    assert code == 0, output
+    lines = {line.split()[0]: line for line in output.splitlines() if line.split() and line.split()[0] in ("BLEU", "chrF", "TER")}
+    from mt.metrics import corpus_scores
+    for score in corpus_scores(["A B", "C D"], ["A B", "C D"]):  # the whole signature on the line, unbroken
+        assert lines[score.name].split()[-1] == score.signature, output
+    code, output = invoke("eval", "--test", tmp_path / "absent", "--checkpoint", tiny_checkpoint)
+    assert code == 2 and f"the languages en->de are those of {tiny_checkpoint}; choose others with --src/--tgt" in output
+
+
+def test_help_shows_the_defaults_and_train_and_tokenize_word_a_missing_corpus_alike(tmp_path):
+    code, output = invoke("translate", "--help")
+    words = " ".join(output.replace("│", " ").split())  # the help is drawn in a box, wrapped
+    assert "Beam size (1 = greedy; default: the checkpoint's, 5 for new runs)" in words and "[default: 0]" not in words
+    missing = tmp_path / "nothing"
+    _, tokenize_output = invoke("tokenize", "--train", missing, "--src", "en", "--tgt", "de", "-o", tmp_path / "tok")
+    _, train_output = invoke("train", "--train", missing, "--dev", missing, "--src", "en", "--tgt", "de",
+                             "--output", tmp_path / "run")
+    message = f"corpus '{missing}': missing {missing}.en and {missing}.de"
+    assert message in " ".join(tokenize_output.split()) and message in " ".join(train_output.split())
+
+
+def test_sentence_progress_is_drawn_only_on_a_terminal():
+    import io
+
+    from rich.console import Console
+
+    from cli import sentence_progress
+    for terminal in (True, False):
+        out = Console(file=io.StringIO(), force_terminal=terminal, width=120)
+        with sentence_progress(3, out) as advance:
+            for _ in range(3):
+                advance()
+        assert ("3/3 sentences" in out.file.getvalue()) == terminal

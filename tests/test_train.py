@@ -120,3 +120,20 @@ def test_several_weighted_corpora_train_one_tokenizer_and_are_reported_each(tmp_
     from mt.checkpoint import load_checkpoint
     tokenizer = load_checkpoint(tmp_path / "run" / "last")[1]
     assert "k" in "".join(tokenizer.src.id_to_piece(i) for i in range(tokenizer.src_vocab_size))  # learned from the mix
+
+
+def test_max_time_includes_the_closing_validation_and_the_end_says_what_stopped_the_run(tmp_path):
+    import time
+
+    config = tiny_run_config(tmp_path, max_time=4.0, validate_every=10_000)
+    config.data.dev = write_pair(tmp_path, "bigdev", *[synthetic_sentences(4000, seed=5)] * 2)
+    events = []
+    began = time.time()
+    end = train(config, tmp_path / "run", callback=events.append)
+    assert end["stopped_by"] == "max_time" and time.time() - began < 4.0 + 3.0  # + data preparation
+    closing = [e for e in events if e["event"] == "validation"][-1]["validation_seconds"]
+    assert closing > 0.5 and end["elapsed"] <= 4.0 + 0.3 * closing, (end, closing)  # not 4.0 + closing
+    progress = [e for e in events if e["event"] == "progress"]
+    assert [e["step"] for e in progress] == list(range(1, end["step"] + 1)) and progress[0]["tgt_tokens_per_s"] > 0
+    (tmp_path / "steps").mkdir()
+    assert train(tiny_run_config(tmp_path / "steps", max_steps=3), tmp_path / "steps" / "run")["stopped_by"] == "max_steps"
