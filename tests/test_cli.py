@@ -102,6 +102,13 @@ def test_plot_draws_learning_curves_of_runs(tmp_path):
     assert code == 2 and "line 2" in output
 
 
+def start_event(**fields):
+    """A training 'start' event as mt.train logs it, for the display tests."""
+    return {"event": "start", "step": 0, "limits": {}, "updates_per_epoch": 8, "parameters": 10, "device": "cpu",
+            "precision": "float32", "threads": 1, "train_pairs": 5, "dropped_long": 0, "dropped_empty": 0,
+            "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0, "corpora": [], **fields}
+
+
 def test_training_display_reaches_the_last_step_without_a_logged_loss(monkeypatch):
     import io
 
@@ -109,9 +116,7 @@ def test_training_display_reaches_the_last_step_without_a_logged_loss(monkeypatc
 
     import cli
     monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
-    start = {"event": "start", "step": 0, "limits": {"max_steps": 6}, "updates_per_epoch": 8, "parameters": 10,
-             "device": "cpu", "precision": "float32", "threads": 1, "train_pairs": 5, "dropped_long": 0,
-             "dropped_empty": 0, "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0, "corpora": []}
+    start = start_event(limits={"max_steps": 6})
     with cli.TrainingDisplay() as display:
         display(start)
         display({"event": "validation", "step": 6, "epoch": 0, "elapsed": 9.0, "dev_loss": 8.7, "dev_ppl": 6000.0,
@@ -130,9 +135,7 @@ def test_the_progress_line_moves_from_the_first_update(monkeypatch):
 
     import cli
     monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
-    start = {"event": "start", "step": 0, "limits": {"max_time": 120.0}, "updates_per_epoch": 8, "parameters": 10,
-             "device": "cpu", "precision": "float32", "threads": 1, "train_pairs": 5, "dropped_long": 0,
-             "dropped_empty": 0, "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0, "corpora": []}
+    start = start_event(limits={"max_time": 120.0})
     with cli.TrainingDisplay() as display:
         display(start)
         display({"event": "progress", "step": 1, "epoch": 0.125, "elapsed": 0.5, "loss": 9.1, "lr": 1e-5,
