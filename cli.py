@@ -421,6 +421,8 @@ def translate(
     layer: Optional[int] = typer.Option(None, help="Transformer decoder layer to show (default: the last)."),
     head: Optional[str] = typer.Option(None, help="Attention head to show: a number, or 'all' (a grid in the plot); "
                                        "default: the heads averaged."),
+    attention_html: Optional[Path] = typer.Option(None, help="Write the translations with their attention as one "
+                                                  "self-contained HTML page (the view of mt serve)."),
 ):
     """Translate sentences with a trained checkpoint."""
     from mt.translate import Translator
@@ -429,7 +431,8 @@ def translate(
                                             quantize=quantize, threads=threads or 0)
     _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
     decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
-    want_attention = show_attention or attention_plot is not None
+    want_attention = show_attention or attention_plot is not None or attention_html is not None
+    with_attention = []
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
           sentence_progress(_count_lines(input_file) if input_file else None) as advance):
@@ -447,6 +450,15 @@ def translate(
             handle.flush()
             if want_attention and result.attention is not None:
                 _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice)
+                if attention_html is not None:
+                    with_attention.append(result)
+    if attention_html is not None:
+        from mt.files import atomic_output
+        from mt.serve import attention_html as html_page
+
+        with atomic_output(attention_html, [input_file] if input_file else []) as page:
+            page.write(html_page(with_attention, f"{translator.tokenizer.src_lang} → {translator.tokenizer.tgt_lang}"))
+        console.print(f"attention page -> {shown(attention_html)}", highlight=False)
 
 
 def _output(path: Optional[Path], inputs: list[Path]):
@@ -477,6 +489,41 @@ def _show_attention(translator, result, number: int, show: bool, plot_path: Opti
         written = plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path,
                                  title=f"{kind}{which}\n{result.source} -> {result.text}")
         console.print(f"attention plot -> {shown(written)}", highlight=False)
+
+
+@app.command()
+@reports_errors
+def serve(
+    checkpoint: Optional[list[Path]] = typer.Option(None, help="Checkpoint or run directory to serve; repeat for several "
+                                                    "language pairs (default: $MT_CHECKPOINT or checkpoints/default)."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 opens the API to the network."),
+    port: int = typer.Option(8080, help="TCP port."),
+    api_key: Optional[str] = typer.Option(None, help="Require this key as the api_key field of every request."),
+    max_request_bytes: int = typer.Option(1 << 20, help="Largest request body, bytes (413 above)."),
+    max_sentences: int = typer.Option(512, help="Most texts in one request (413 above)."),
+    max_characters: int = typer.Option(50_000, help="Most characters in one request (413 above)."),
+    max_queue: int = typer.Option(256, help="Most requests waiting (503 above)."),
+    timeout: float = typer.Option(60.0, help="Seconds a request may wait for its translation (503 after)."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
+    threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores available)."),
+):
+    """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
+    import uvicorn
+
+    from mt.serve import Limits, build_app
+    from mt.translate import Translator
+
+    translators = [Translator.from_checkpoint(path, device=device, precision=precision, threads=threads or 0)
+                   for path in checkpoint or [default_checkpoint()]]
+    limits = Limits(max_request_bytes=max_request_bytes, max_characters=max_characters, max_sentences=max_sentences,
+                    max_queue=max_queue, timeout=timeout)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]warning:[/] listening on {shown(host)}: the API is open to the network"
+                      f"{'' if api_key else ' and has no authentication (add --api-key)'}", highlight=False)
+    pairs = ", ".join(f"{t.tokenizer.src_lang}->{t.tokenizer.tgt_lang}" for t in translators)
+    console.print(f"serving {shown(pairs)} on http://{shown(host)}:{port}/ (Ctrl-C stops)", highlight=False)
+    uvicorn.run(build_app(translators, limits, api_key), host=host, port=port, log_level="warning")
 
 
 @app.command()

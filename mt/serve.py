@@ -1,0 +1,384 @@
+"""An HTTP API over ``Translator``: LibreTranslate's routes, ``mt``'s own with attention, and a page.
+
+The app is Starlette (ASGI), served by uvicorn from ``mt serve``. Routes:
+
+- ``POST /translate`` (LibreTranslate's API: JSON, form or query fields ``q`` (a string or a
+  list), ``source``, ``target``, ``format`` ("text"), ``alternatives``) ->
+  ``{"translatedText": ...}`` (a list for a list, plus ``alternatives`` when asked);
+- ``GET /languages`` -> ``[{"code", "name", "targets"}]``;
+- ``POST /v1/translate`` (``mt``'s own, JSON): ``q``, ``source``, ``target``, ``beam_size``,
+  ``length_penalty``, ``n_best``, ``attention`` -> per sentence the translation, the n-best list
+  with scores and, when asked, the pieces of both sides and the attention (L, H, T, S) as nested
+  lists (schema in ``docs/serve.md``);
+- ``GET /health``; ``GET /`` the page (``mt/web/``) that translates as you type and draws the
+  attention.
+
+Errors are LibreTranslate's: ``{"error": "..."}`` with 400 (bad input), 403 (wrong API key),
+404 (no model for the language pair), 413 (over a size limit), 503 (the queue is full, or a
+request waited past its time limit).
+
+Concurrent requests are batched: each waits in one queue, and a worker takes what arrived
+within ``batch_wait`` seconds (up to ``batch_sentences``), groups it by decoding settings, and
+runs one ``Translator.translate`` call per group in a thread, so the model sees batches as
+``mt translate -i FILE`` does and the event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mt.config import DecodeConfig
+from mt.errors import ConfigError, MTError
+
+WEB_DIR = Path(__file__).parent / "web"
+LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "cs": "Czech", "ja": "Japanese",
+                  "ko": "Korean", "es": "Spanish", "it": "Italian", "ru": "Russian"}
+
+
+@dataclass
+class Limits:
+    """What one request may ask and how long it may wait. Bytes of the request body, characters of
+    all its texts, sentences, requests waiting, seconds."""
+
+    max_request_bytes: int = 1 << 20
+    max_characters: int = 50_000
+    max_sentences: int = 512
+    max_queue: int = 256
+    timeout: float = 60.0
+    max_beam_size: int = 16
+    batch_wait: float = 0.005  # seconds the worker waits for more requests before it translates
+    batch_sentences: int = 2048
+
+
+class RequestError(Exception):
+    """A request the server refuses: ``status`` is the HTTP status, the message goes to the client."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Job:
+    """One request's sentences waiting in the queue, and the future its handler awaits."""
+
+    translator: Any
+    sentences: list[str]
+    decode: DecodeConfig
+    attention: bool
+    future: asyncio.Future = field(default=None)
+
+
+class BatchingQueue:
+    """Gathers jobs for ``limits.batch_wait`` seconds and translates each group of jobs with the
+    same model and settings in one ``Translator.translate`` call, in a worker thread (one at a
+    time: torch already uses every core)."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.queue: asyncio.Queue[Job] | None = None
+        self.worker: asyncio.Task | None = None
+        self.jobs = self.batches = 0  # requests translated, and the Translator calls they took
+
+    async def start(self) -> None:
+        self.queue = asyncio.Queue(maxsize=self.limits.max_queue)
+        self.worker = asyncio.create_task(self._work())
+
+    async def stop(self) -> None:
+        if self.worker:
+            self.worker.cancel()
+
+    async def submit(self, job: Job) -> list:
+        """The translations of ``job``; ``RequestError`` 503 when the queue is full or the job waits
+        longer than ``limits.timeout``."""
+        job.future = asyncio.get_running_loop().create_future()
+        try:
+            self.queue.put_nowait(job)
+        except asyncio.QueueFull:
+            raise RequestError(503, f"the server is busy: {self.limits.max_queue} requests are waiting; retry later") from None
+        try:  # on a timeout wait_for cancels the future, and the worker skips the job
+            return await asyncio.wait_for(job.future, self.limits.timeout)
+        except asyncio.TimeoutError:
+            raise RequestError(503, f"the translation took longer than {self.limits.timeout:g} s; retry later") from None
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            jobs = [await self.queue.get()]
+            deadline = loop.time() + self.limits.batch_wait
+            sentences = len(jobs[0].sentences)
+            while sentences < self.limits.batch_sentences:
+                try:
+                    job = await asyncio.wait_for(self.queue.get(), max(deadline - loop.time(), 0))
+                except asyncio.TimeoutError:
+                    break
+                jobs.append(job)
+                sentences += len(job.sentences)
+            groups: dict[tuple, list[Job]] = {}
+            for job in jobs:
+                if not job.future.done():  # its client may have gone, or its time run out
+                    groups.setdefault((id(job.translator), dataclasses.astuple(job.decode), job.attention), []).append(job)
+            for group in groups.values():
+                self.jobs, self.batches = self.jobs + len(group), self.batches + 1
+                await loop.run_in_executor(None, _translate_group, group, loop)
+
+
+def _translate_group(jobs: list[Job], loop: asyncio.AbstractEventLoop) -> None:
+    """Translate the sentences of ``jobs`` (same model and settings) in one call; hand each job its
+    share, or the error, through its future."""
+    first = jobs[0]
+    sentences = [sentence for job in jobs for sentence in job.sentences]
+    try:
+        results = list(first.translator.translate(sentences, first.decode, return_attention=first.attention))
+    except Exception as error:  # noqa: BLE001 (a failed batch must answer its clients, not kill the worker)
+        for job in jobs:
+            loop.call_soon_threadsafe(_settle, job.future, None, error)
+        return
+    start = 0
+    for job in jobs:
+        share = results[start: start + len(job.sentences)]
+        start += len(job.sentences)
+        loop.call_soon_threadsafe(_settle, job.future, share, None)
+
+
+def _settle(future: asyncio.Future, result, error) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Models:
+    """The translators the server holds, by language pair (``(src, tgt)``)."""
+
+    def __init__(self, translators: list):
+        self.by_pair = {(t.tokenizer.src_lang, t.tokenizer.tgt_lang): t for t in translators}
+
+    def languages(self) -> list[dict[str, Any]]:
+        sources = sorted({src for src, _ in self.by_pair})
+        return [{"code": src, "name": LANGUAGE_NAMES.get(src, src),
+                 "targets": sorted(tgt for s, tgt in self.by_pair if s == src)} for src in sources]
+
+    def get(self, source: str | None, target: str | None):
+        """The translator for ``source`` -> ``target`` ("auto" or nothing: the only source that has
+        ``target``); ``RequestError`` 404 if there is none."""
+        if source in (None, "", "auto"):
+            sources = [src for src, tgt in self.by_pair if tgt == target or not target]
+            source = sources[0] if len(sources) == 1 else source
+        if not target and source:
+            targets = [tgt for src, tgt in self.by_pair if src == source]
+            target = targets[0] if len(targets) == 1 else target
+        translator = self.by_pair.get((source, target))
+        if translator is None:
+            pairs = ", ".join(f"{s}->{t}" for s, t in self.by_pair)
+            raise RequestError(404, f"no model translates {source or '?'}->{target or '?'}; this server has {pairs}")
+        return translator
+
+
+async def _fields(request) -> dict[str, Any]:
+    """The request's fields from its JSON or form body, then its query string (deep-translator
+    sends them there); ``RequestError`` 413 over the size limit, 400 for a body that is not JSON."""
+    limits: Limits = request.app.state.limits
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limits.max_request_bytes:
+        raise RequestError(413, f"the request has {int(declared):,} bytes; the limit is {limits.max_request_bytes:,}")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limits.max_request_bytes:
+            raise RequestError(413, f"the request is over {limits.max_request_bytes:,} bytes")
+    fields: dict[str, Any] = dict(request.query_params)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip()
+    if content_type == "application/json" or (body[:1] in (b"{", b"[") and content_type != "application/x-www-form-urlencoded"):
+        try:
+            parsed = json.loads(body or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise RequestError(400, f"the body is not valid JSON: {error}") from None
+        if not isinstance(parsed, dict):
+            raise RequestError(400, "the JSON body must be an object with a 'q' field")
+        fields.update(parsed)
+    elif body:
+        from urllib.parse import parse_qsl
+
+        try:
+            pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise RequestError(400, "the form body is not UTF-8") from None
+        form: dict[str, list[str]] = {}
+        for key, value in pairs:
+            form.setdefault(key, []).append(value)
+        fields.update({key: values if len(values) > 1 else values[0] for key, values in form.items()})
+    return fields
+
+
+def _sentences(fields: dict[str, Any], limits: Limits) -> tuple[list[str], bool]:
+    """The texts of ``q`` and whether it was a list; ``RequestError`` 400/413 for bad or oversized ones."""
+    texts = fields.get("q")
+    if texts is None:
+        raise RequestError(400, "invalid request: missing q parameter")
+    is_list = isinstance(texts, list)
+    texts = texts if is_list else [texts]
+    if not all(isinstance(text, str) for text in texts):
+        raise RequestError(400, "invalid request: q must be a string or a list of strings")
+    if not is_list and not texts[0].strip():
+        raise RequestError(400, "invalid request: q is empty")
+    if len(texts) > limits.max_sentences:
+        raise RequestError(413, f"{len(texts):,} texts in one request; the limit is {limits.max_sentences:,}")
+    characters = sum(map(len, texts))
+    if characters > limits.max_characters:
+        raise RequestError(413, f"{characters:,} characters in one request; the limit is {limits.max_characters:,}")
+    return texts, is_list
+
+
+def _number(fields: dict[str, Any], key: str, kind: type, default, low: float, high: float):
+    value = fields.get(key, default)
+    try:
+        value = kind(value)
+    except (TypeError, ValueError):
+        raise RequestError(400, f"invalid request: {key} must be a number, got {value!r}") from None
+    if not (math.isfinite(value) and low <= value <= high):
+        raise RequestError(400, f"invalid request: {key} must be within {low:g}..{high:g}, got {value!r}")
+    return value
+
+
+def _decode(translator, fields: dict[str, Any], limits: Limits, n_best: int) -> DecodeConfig:
+    base = translator.config.decode
+    beam_size = _number(fields, "beam_size", int, max(base.beam_size, n_best), 1, limits.max_beam_size)
+    decode = dataclasses.replace(base, beam_size=max(beam_size, n_best), n_best=n_best,
+                                 length_penalty=_number(fields, "length_penalty", float, base.length_penalty, 0, 10))
+    try:
+        decode.validate()
+    except ConfigError as error:
+        raise RequestError(400, f"invalid request: {error}") from None
+    return decode
+
+
+def _check_key(request, fields: dict[str, Any]) -> None:
+    key = request.app.state.api_key
+    if key and fields.get("api_key") != key:
+        raise RequestError(403, "invalid API key")
+
+
+async def _translate(request, own_api: bool):
+    limits: Limits = request.app.state.limits
+    fields = await _fields(request)
+    _check_key(request, fields)
+    if not own_api and fields.get("format", "text") not in ("text", ""):
+        raise RequestError(400, f"invalid request: format {fields.get('format')!r} is not supported; use text")
+    texts, is_list = _sentences(fields, limits)
+    translator = request.app.state.models.get(fields.get("source"), fields.get("target"))
+    alternatives = _number(fields, "n_best" if own_api else "alternatives", int, 1 if own_api else 0, 0, limits.max_beam_size)
+    n_best = max(alternatives if own_api else alternatives + 1, 1)
+    attention = own_api and fields.get("attention") in (True, "true", "1", 1)
+    job = Job(translator, texts, _decode(translator, fields, limits, n_best), attention)
+    results = await request.app.state.queue.submit(job)
+    if own_api:
+        return {"source": translator.tokenizer.src_lang, "target": translator.tokenizer.tgt_lang,
+                "translations": [_own_result(result, attention) for result in results]}
+    texts_out = [result.text for result in results]
+    body: dict[str, Any] = {"translatedText": texts_out if is_list else texts_out[0]}
+    if alternatives:
+        others = [[text for text, _ in result.n_best[1:]] for result in results]
+        body["alternatives"] = others if is_list else others[0]
+    return body
+
+
+def _own_result(result, attention: bool) -> dict[str, Any]:
+    """One sentence of ``POST /v1/translate``'s answer (see ``docs/serve.md``)."""
+    from mt.plot import alignment_labels
+
+    entry: dict[str, Any] = {"text": result.text, "score": result.score,
+                             "n_best": [{"text": text, "score": score} for text, score in result.n_best]}
+    if attention and result.attention is not None:
+        weights, rows, columns = alignment_labels(result)
+        entry["attention"] = {"target_pieces": rows, "source_pieces": columns,
+                              "weights": [[[[round(float(w), 4) for w in row] for row in head] for head in layer]
+                                          for layer in weights.permute(1, 2, 0, 3).tolist()]}
+    elif attention:
+        entry["attention"] = None
+    return entry
+
+
+def attention_html(translations: list, pair: str) -> str:
+    """The page's view of ``translations`` (``mt.translate.Translation`` with attention) as one
+    self-contained HTML file: the page, its CSS and script inlined, the data as JSON (text is
+    set with ``textContent`` by the script, never parsed as markup)."""
+    page = (WEB_DIR / "index.html").read_text(encoding="utf-8")
+    data = {"pair": pair, "items": [{"source": t.source, "translation": _own_result(t, True)} for t in translations]}
+    payload = json.dumps(data, ensure_ascii=False).replace("</", "<\\/")
+    style = (WEB_DIR / "style.css").read_text(encoding="utf-8")
+    script = (WEB_DIR / "app.js").read_text(encoding="utf-8").replace("</", "<\\/")
+    page = page.replace('<link rel="stylesheet" href="/static/style.css">', f"<style>\n{style}</style>")
+    return page.replace('<script src="/static/app.js"></script>',
+                        f"<script>window.MT_DATA = {payload};</script>\n<script>\n{script}</script>")
+
+
+def build_app(translators: list, limits: Limits | None = None, api_key: str | None = None):
+    """The Starlette app serving ``translators`` (``mt.translate.Translator``, one per language
+    pair) under ``limits``; with ``api_key``, requests must carry it as ``api_key``."""
+    from starlette.applications import Starlette
+    from starlette.requests import ClientDisconnect
+    from starlette.responses import FileResponse, JSONResponse
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    limits = limits or Limits()
+    queue = BatchingQueue(limits)
+
+    async def translate(request):
+        return await _answer(_translate(request, own_api=False))
+
+    async def translate_own(request):
+        return await _answer(_translate(request, own_api=True))
+
+    async def _answer(work):
+        try:
+            return JSONResponse(await work)
+        except RequestError as error:
+            return JSONResponse({"error": str(error)}, status_code=error.status)
+        except ClientDisconnect:
+            return JSONResponse({"error": "the client disconnected"}, status_code=400)
+        except MTError as error:
+            return JSONResponse({"error": str(error)}, status_code=400)
+
+    async def languages(request):
+        return JSONResponse(request.app.state.models.languages())
+
+    async def health(request):
+        return JSONResponse({"status": "ok", "queued": queue.queue.qsize() if queue.queue else 0,
+                             "requests_translated": queue.jobs, "batches": queue.batches,
+                             "models": [f"{s}->{t}" for s, t in request.app.state.models.by_pair],
+                             "uptime_s": round(time.time() - started, 1)})
+
+    async def page(request):
+        return FileResponse(WEB_DIR / "index.html")
+
+    async def font(request):
+        from pylopdf_fonts_zh_cn import sans_path
+
+        return FileResponse(sans_path(), media_type="font/otf")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        await queue.start()
+        yield
+        await queue.stop()
+
+    started = time.time()
+    app = Starlette(routes=[
+        Route("/", page), Route("/languages", languages, methods=["GET", "POST"]), Route("/health", health),
+        Route("/translate", translate, methods=["POST"]), Route("/v1/translate", translate_own, methods=["POST"]),
+        Route("/font/NotoSansSC-Regular.otf", font), Mount("/static", StaticFiles(directory=WEB_DIR)),
+    ], lifespan=lifespan)
+    app.state.models, app.state.limits, app.state.queue, app.state.api_key = Models(translators), limits, queue, api_key
+    return app

@@ -1,0 +1,105 @@
+// The page of `mt serve` (and of `mt translate --attention-html`): translate as you type, draw the
+// attention of the best translation as a heatmap, highlight on hover the source pieces a target
+// piece attends to. With window.MT_DATA set (a self-contained file) it draws that and fetches nothing.
+"use strict";
+const $ = (id) => document.getElementById(id);
+let current = null;   // one entry of POST /v1/translate's "translations"
+
+function colour(weight) {  // viridis, coarsely: dark blue (0) -> green -> yellow (1)
+  const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+  const x = Math.min(Math.max(weight, 0), 1) * (stops.length - 1), i = Math.min(Math.floor(x), stops.length - 2), f = x - i;
+  return "rgb(" + stops[i].map((c, k) => Math.round(c + f * (stops[i + 1][k] - c))).join(",") + ")";
+}
+
+function matrix() {  // (T, S) for the chosen layer and head, or the heads averaged
+  const layer = current.attention.weights[Number($("layer").value)];
+  const head = $("head").value;
+  if (head !== "avg") return layer[Number(head)];
+  return layer[0].map((row, t) => row.map((_, s) => layer.reduce((sum, h) => sum + h[t][s], 0) / layer.length));
+}
+
+function fillSelect(select, count, withAverage) {
+  const keep = select.value;
+  select.replaceChildren();
+  if (withAverage) select.add(new Option("average of heads", "avg"));
+  for (let i = 0; i < count; i++) select.add(new Option(String(i), String(i)));
+  select.value = [...select.options].some((o) => o.value === keep) ? keep : select.options[withAverage ? 0 : count - 1].value;
+}
+
+function drawHeatmap() {
+  const table = $("heatmap");
+  table.replaceChildren();
+  if (!current || !current.attention) return;
+  const weights = matrix(), sources = current.attention.source_pieces, targets = current.attention.target_pieces;
+  const head = table.createTHead().insertRow();
+  head.appendChild(document.createElement("th"));
+  sources.forEach((piece) => { const th = document.createElement("th"); th.textContent = piece; head.appendChild(th); });
+  const body = table.createTBody();
+  targets.forEach((piece, t) => {
+    const row = body.insertRow();
+    const th = document.createElement("th");
+    th.textContent = piece;
+    th.className = "target";
+    row.appendChild(th);
+    weights[t].forEach((w) => { const cell = row.insertCell(); cell.style.background = colour(w); cell.textContent = Math.round(w * 100); cell.title = w.toFixed(3); });
+    row.addEventListener("mouseenter", () => highlight(t, weights));
+    row.addEventListener("mouseleave", () => highlight(-1, weights));
+  });
+}
+
+function highlight(t, weights) {  // the source pieces holding most of target piece t's attention
+  const rows = $("heatmap").tBodies[0].rows, columns = $("heatmap").tHead.rows[0].cells;
+  [...rows].forEach((row, i) => row.classList.toggle("active", i === t));
+  const strongest = t < 0 ? -1 : weights[t].indexOf(Math.max(...weights[t]));
+  for (let s = 1; s < columns.length; s++) {
+    columns[s].classList.toggle("highlight", t >= 0 && weights[t][s - 1] >= 0.2);
+    columns[s].classList.toggle("strongest", s - 1 === strongest);
+  }
+}
+
+function show(entry) {
+  current = entry;
+  $("translation").textContent = entry ? entry.text : "";
+  $("nbest").replaceChildren(...(entry ? entry.n_best : []).map((h) => { const li = document.createElement("li"); li.textContent = h.text + "  (" + h.score.toFixed(3) + ")"; return li; }));
+  if (entry && entry.attention) {
+    fillSelect($("layer"), entry.attention.weights.length, false);
+    fillSelect($("head"), entry.attention.weights[0].length, true);
+  }
+  drawHeatmap();
+}
+
+let timer = null, asked = 0;
+async function translateNow() {
+  const text = $("source").value.trim(), ticket = ++asked;
+  if (!text) { show(null); return; }
+  $("status").textContent = "translating…";
+  try {
+    const response = await fetch("/v1/translate", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ q: text, n_best: 3, attention: true }) });
+    const body = await response.json();
+    if (ticket !== asked) return;  // a newer request is on its way
+    if (!response.ok) { $("status").textContent = body.error; return; }
+    $("pair").textContent = body.source + " → " + body.target;
+    show(body.translations[0]);
+    $("status").textContent = "";
+  } catch (error) { $("status").textContent = "server unreachable: " + error; }
+}
+
+$("layer").addEventListener("change", drawHeatmap);
+$("head").addEventListener("change", drawHeatmap);
+if (window.MT_DATA) {
+  const items = window.MT_DATA.items;
+  const pick = (i) => { $("source").value = items[i].source; show(items[i].translation); };
+  if (items.length > 1) {
+    const select = document.createElement("select");
+    items.forEach((item, i) => select.add(new Option(item.source, String(i))));
+    select.addEventListener("change", () => pick(Number(select.value)));
+    $("source").before(select);
+  }
+  $("source").readOnly = true;
+  $("pair").textContent = window.MT_DATA.pair;
+  pick(0);
+} else {
+  $("source").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(translateNow, 250); });
+  if ($("source").value) translateNow();
+}
