@@ -560,6 +560,22 @@ def export(
     console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({size:.1f} MiB, {dtype} weights)", highlight=False)
 
 
+@app.command()
+@reports_errors
+def average(
+    sources: list[Path] = typer.Argument(..., help="Checkpoints, or run directories (their --last newest step checkpoints)."),
+    output: Path = typer.Option(..., "-o", "--output", help="Directory for the averaged checkpoint."),
+    last: int = typer.Option(5, help="Step checkpoints taken from each run directory."),
+):
+    """Average the weights of several checkpoints of one run (e.g. its last 5 or 10) into one."""
+    from mt.average import average_checkpoints, expand_sources
+
+    paths = expand_sources(sources, last)
+    written = average_checkpoints(paths, output)
+    console.print(f"averaged {len(paths)} checkpoints ({', '.join(shown(p.name) for p in paths)}) -> {shown(written)}",
+                  highlight=False)
+
+
 @app.command("eval")
 @reports_errors
 def evaluate(
