@@ -186,11 +186,11 @@ class TrainingDisplay:
 @contextlib.contextmanager
 def sentence_progress(total: Optional[int], out: Optional[Console] = None):
     """A progress bar on stderr (sentences done, sentences/s, ETA) for ``total`` sentences, shown
-    only when stderr is a terminal and the total is known; yields ``advance()``, called once per
-    sentence translated."""
+    only when stderr is a terminal and the total is known; yields ``advance(count)``, the
+    ``progress`` callback of ``Translator.translate``."""
     out = out or console
     if not out.is_terminal or not total:
-        yield lambda: None
+        yield lambda count: None
         return
     with Progress(TextColumn("{task.completed:,}/{task.total:,} sentences"), BarColumn(),
                   TextColumn("{task.fields[rate]} sentences/s"), TimeElapsedColumn(), TextColumn("ETA"),
@@ -198,8 +198,8 @@ def sentence_progress(total: Optional[int], out: Optional[Console] = None):
         task = progress.add_task("translate", total=total, rate="–")
         started = time.monotonic()
 
-        def advance() -> None:
-            done = progress.tasks[0].completed + 1
+        def advance(count: int) -> None:
+            done = progress.tasks[0].completed + count
             progress.update(task, completed=done, rate=f"{done / max(time.monotonic() - started, 1e-9):,.1f}")
 
         yield advance
@@ -437,9 +437,8 @@ def translate(
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
           sentence_progress(_count_lines(input_file) if input_file else None) as advance):
         lines, chunking = _input_lines(text, input_file, encoding_errors)
-        results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking)
+        results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance)
         for number, result in enumerate(results, start=1):
-            advance()
             if result.truncated:
                 console.print(f"[yellow]warning:[/] input truncated to its first pieces: {shown(result.source[:60])}...",
                               highlight=False)
@@ -643,10 +642,7 @@ def evaluate(
         decode = _decode_config(translator, beam_size, length_penalty, None, None, batch_size)
         started = time.time()
         with sentence_progress(len(corpus)) as advance:
-            hypotheses = []
-            for result in translator.translate(corpus.sources, decode):
-                hypotheses.append(result.text)
-                advance()
+            hypotheses = [result.text for result in translator.translate(corpus.sources, decode, progress=advance)]
         seconds = time.time() - started
         if output_file:
             with atomic_output(output_file, inputs) as handle:

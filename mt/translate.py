@@ -11,7 +11,7 @@ import itertools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import torch
 
@@ -100,7 +100,8 @@ class Translator:
         return cls(model, tokenizer, config, torch_device, resolve_precision(precision, torch_device))
 
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None,
-                  return_attention: bool = False, chunking: str | None = None) -> Iterator[Translation]:
+                  return_attention: bool = False, chunking: str | None = None,
+                  progress: Callable[[int], None] | None = None) -> Iterator[Translation]:
         """Translate ``sentences`` (streamed), yielding one ``Translation`` per input, in input order.
 
         Empty or whitespace-only inputs, and inputs that SentencePiece normalizes to no piece at
@@ -109,6 +110,9 @@ class Translator:
         ``whole`` (CHUNK_SENTENCES at a time; the default for a list or other sequence),
         ``growing`` (1, 2, 4, ...; the default for any other iterable, such as a pipe) or
         ``lines`` (one at a time, for a terminal). Raises ``ConfigError`` for another value.
+        ``progress`` is called with the number of sentences each decoding batch finished (the
+        empty ones of a chunk once, before its batches), as they finish: a chunk's translations
+        are yielded only when all of its batches are done.
         """
         decode = decode or self.config.decode
         chunking = chunking or ("whole" if isinstance(sentences, Sequence) else "growing")
@@ -117,16 +121,19 @@ class Translator:
         chunk_size, growth = CHUNKING[chunking]
         iterator = iter(sentences)
         while chunk := list(itertools.islice(iterator, chunk_size)):
-            yield from self._translate_chunk(chunk, decode, return_attention)
+            yield from self._translate_chunk(chunk, decode, return_attention, progress or (lambda count: None))
             chunk_size = min(growth * chunk_size, CHUNK_SENTENCES)
 
-    def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool) -> list[Translation]:
+    def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool,
+                         progress: Callable[[int], None]) -> list[Translation]:
         cleaned = [clean_text(sentence) for sentence in sentences]
         results = [Translation(source, "", 0.0) for source in sentences]
         encoded = self.tokenizer.encode_src(cleaned)
         # an input that comes out of normalization as no pieces at all is empty, like a blank line
         todo = [i for i, ids in enumerate(encoded) if ids]
         src_ids = [encoded[i] for i in todo]
+        if len(todo) < len(sentences):
+            progress(len(sentences) - len(todo))
         for position, ids in enumerate(src_ids):
             if len(ids) > MAX_SOURCE_TOKENS:
                 src_ids[position] = ids[:MAX_SOURCE_TOKENS]
@@ -140,6 +147,7 @@ class Translator:
                 texts = iter(self.tokenizer.decode_tgt([h.tokens for hypotheses in outputs for h in hypotheses]))
                 for position, hypotheses in zip(batch.indices, outputs):
                     self._fill(results[todo[position]], src_ids[position], hypotheses, [next(texts) for _ in hypotheses])
+                progress(len(batch.indices))
         return results
 
     def _fill(self, result: Translation, src_ids: list[int], hypotheses: list[Hypothesis], texts: list[str]) -> None:

@@ -178,6 +178,6 @@ def test_sentence_progress_is_drawn_only_on_a_terminal():
     for terminal in (True, False):
         out = Console(file=io.StringIO(), force_terminal=terminal, width=120)
         with sentence_progress(3, out) as advance:
-            for _ in range(3):
-                advance()
+            advance(1)
+            advance(2)
         assert ("3/3 sentences" in out.file.getvalue()) == terminal

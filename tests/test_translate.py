@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 import cli
+from mt.config import DecodeConfig
 from mt.errors import ConfigError
 from mt.translate import Translator
 
@@ -57,7 +58,7 @@ def test_lines_chunking_answers_each_line_before_reading_the_next(translator):
 def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(tiny_checkpoint, tmp_path, monkeypatch):
     chunkings = []
     translate = Translator.translate
-    monkeypatch.setattr(Translator, "translate", lambda self, lines, decode, return_attention, chunking:
+    monkeypatch.setattr(Translator, "translate", lambda self, lines, decode, return_attention, chunking, progress:
                         chunkings.append(chunking) or translate(self, lines, decode, return_attention, chunking))
     source = tmp_path / "source.txt"
     source.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
@@ -91,3 +92,12 @@ def test_int8_quantization_fuses_the_feed_forward_relu_and_stays_close_to_fp32(t
     assert (quantized - reference).abs().max() < 0.05 * reference.abs().max()
     with pytest.raises(ConfigError, match="the only one is int8"):
         Translator.from_checkpoint(tiny_checkpoint, device="cpu", quantize="int4")
+
+
+def test_progress_counts_every_sentence_as_its_batch_finishes(tiny_checkpoint):
+    translator = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    counts = []
+    sentences = ["a b c d e f"] * 40 + ["", "a"] * 10
+    results = list(translator.translate(sentences, DecodeConfig(batch_tokens=64),
+                                        progress=counts.append))
+    assert len(results) == 60 and sum(counts) == 60 and len(counts) > 2 and counts[0] == 10  # the empty ones first
