@@ -51,10 +51,10 @@ def reports_errors(command):
     opened), into one paragraph and exit code 2 instead of a traceback, and warnings into one line."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        from mt.device import tune_process
-
-        tune_process()
         try:
+            from mt.device import tune_process  # imports torch, which can meet the disk's errors too
+
+            tune_process()
             with warnings.catch_warnings():
                 warnings.showwarning = show_warning
                 return command(*args, **kwargs)
