@@ -290,6 +290,7 @@ def train(
     """
     from mt.checkpoint import read_meta, resolve_checkpoint
     from mt.config import apply_overrides, build_config, config_from_dict
+    from mt.train import LIMITS
     from mt.train import train as run_training
 
     overrides: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
@@ -336,7 +337,7 @@ def train(
     if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
         return
     stopped_by = end["stopped_by"] or stop.received
-    if stopped_by and stopped_by not in ("max_steps", "epochs", "max_time"):
+    if stopped_by and stopped_by not in LIMITS:
         console.print(f"stopped by {stopped_by} at step {end['step']}; saved {shown(run_dir / 'last')}. "
                       f"Resume with: mt train --resume {shown(run_dir)}", highlight=False, soft_wrap=True)
         raise typer.Exit(StopSignals.EXIT_CODES.get(stopped_by, 1))
@@ -435,7 +436,7 @@ def translate(
     with_attention = []
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
-          sentence_progress(_count_lines(input_file) if input_file else None) as advance):
+          sentence_progress(_count_lines(input_file) if input_file and console.is_terminal else None) as advance):
         lines, chunking = _input_lines(text, input_file, encoding_errors)
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance)
         for number, result in enumerate(results, start=1):

@@ -251,16 +251,20 @@ def cjk_font() -> str | None:
 def font_for(character: str) -> Path | None:
     """The font file plots draw ``character`` with: the first font of their list (matplotlib's
     fallback order) whose character map has it, or None when none has it."""
+    return next((path for path in _plot_fonts() if ord(character) in _characters(str(path))), None)
+
+
+def _plot_fonts() -> list[Path]:
+    """The files of the installed fonts of the plots' list, in matplotlib's fallback order."""
     with _figure_style():
         families = list(matplotlib.rcParams["font.sans-serif"])
+    paths = []
     for family in families:
         try:
-            path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
+            paths.append(Path(font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)))
         except ValueError:  # not installed
             continue
-        if ord(character) in _characters(path):
-            return Path(path)
-    return None
+    return paths
 
 
 @functools.cache
@@ -271,7 +275,8 @@ def _characters(font_path: str) -> frozenset[int]:
 def _missing_glyphs(labels: Sequence[str]) -> str:
     """The characters of ``labels`` that no font of the plots' list has (empty when all are drawn)."""
     characters = sorted({character for label in labels for character in label if not character.isspace()})
-    return "".join(character for character in characters if font_for(character) is None)
+    covered = [_characters(str(path)) for path in _plot_fonts()]
+    return "".join(character for character in characters if not any(ord(character) in font for font in covered))
 
 
 @contextlib.contextmanager

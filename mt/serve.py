@@ -192,14 +192,15 @@ async def _fields(request) -> dict[str, Any]:
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limits.max_request_bytes:
         raise RequestError(413, f"the request has {int(declared):,} bytes; the limit is {limits.max_request_bytes:,}")
-    body = b""
+    body = bytearray()
     async for chunk in request.stream():
-        body += chunk
+        body.extend(chunk)
         if len(body) > limits.max_request_bytes:
             raise RequestError(413, f"the request is over {limits.max_request_bytes:,} bytes")
     fields: dict[str, Any] = dict(request.query_params)
     content_type = request.headers.get("content-type", "").split(";")[0].strip()
     if content_type == "application/json" or (body[:1] in (b"{", b"[") and content_type != "application/x-www-form-urlencoded"):
+        body = bytes(body)
         try:
             parsed = json.loads(body or b"{}")
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
