@@ -255,6 +255,8 @@ def train(
     output: Optional[Path] = typer.Option(None, "--output", help="Run directory (default checkpoints/<run-name>)."),
     run_name: Optional[str] = typer.Option(None, help="Name of the run directory under checkpoints/."),
     resume: Optional[Path] = typer.Option(None, help="Continue the run in this directory from its last/ checkpoint."),
+    init_from: Optional[Path] = typer.Option(None, help="Fine-tune: start from this checkpoint's weights, tokenizer and "
+                                             "model (fresh optimizer and learning-rate schedule)."),
     tokenizer: Optional[Path] = typer.Option(None, help="Use this tokenizer directory instead of training one."),
     vocab_size: Optional[int] = typer.Option(None, help="SentencePiece vocabulary size."),
     model_type: Optional[str] = typer.Option(None, help="SentencePiece model: unigram or bpe."),
@@ -304,15 +306,21 @@ def train(
         ("train", "epochs", epochs), ("train", "batch_tokens", batch_tokens), ("train", "accum_steps", accum_steps), ("train", "learning_rate", learning_rate),
         ("train", "warmup_steps", warmup_steps), ("train", "validate_every", validate_every),
         ("train", "log_every", log_every), ("train", "precision", precision), ("train", "compile", compile), ("train", "device", device), ("train", "seed", seed),
-        ("train", "threads", threads),
+        ("train", "threads", threads), ("train", "init_from", str(init_from) if init_from else None),
         ("train", "save_every", save_every), ("train", "save_every_minutes", save_every_minutes), ("train", "keep", keep),
         ("data", "encoding_errors", encoding_errors),
     ):
         if value is not None:
             overrides[section][key] = value
+    if init_from:
+        fixed = [f"model.{key}" for key in overrides["model"]] + [f"data.{key}" for key in ("tokenizer", "vocab_size", "model_type", "joint_vocab")
+                                                                 if key in overrides["data"]]
+        if fixed:
+            raise ConfigError(f"a fine-tuned run keeps the model and tokenizer of {init_from}: drop {', '.join(fixed)} when using --init-from")
+        resolve_checkpoint(init_from)
     if resume:
         fixed = [f"{section}.{key}" for section in ("model", "data") for key in overrides[section]]
-        fixed += [f"train.{key}" for key in ("batch_tokens", "seed") if key in overrides["train"]]
+        fixed += [f"train.{key}" for key in ("batch_tokens", "seed", "init_from") if key in overrides["train"]]
         if fixed:
             raise ConfigError(f"a resumed run keeps its model, data and batches: drop {', '.join(fixed)} when using --resume")
         if not (resume / "last").exists():

@@ -100,6 +100,7 @@ class TrainConfig:
     compile: bool = False  # run the training forward/backward under torch.compile
     device: str = "auto"
     threads: int = 0  # 0 = all cores available to this process
+    init_from: str = ""  # checkpoint whose weights, tokenizer and model section start the run (fine-tuning)
 
 
 @dataclass

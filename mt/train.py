@@ -300,7 +300,9 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     """Train a model as ``config`` says, writing checkpoints and ``train_log.jsonl`` into ``run_dir``.
 
     With ``resume``, continues from ``run_dir/last`` (model, optimizer, schedule, data position,
-    RNG), so the losses equal those of an uninterrupted run. Stops at ``max_steps``, ``epochs`` or
+    RNG), so the losses equal those of an uninterrupted run. With ``train.init_from`` (and no
+    ``resume``), starts from that checkpoint's weights, tokenizer and model section with a fresh
+    optimizer and schedule: fine-tuning, e.g. on more data. Stops at ``max_steps``, ``epochs`` or
     ``max_time`` seconds, whichever comes first (``max_time`` includes the closing validation:
     the updates stop as long before it as that validation is expected to take, see
     ``Run.closing_validation_seconds``), or after the current update when
@@ -336,11 +338,15 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
     if resume:
         model, tokenizer, _, _ = checkpoint.load_checkpoint(run_dir / "last", device)
         resume_state = checkpoint.load_trainer_state(run_dir / "last")
+    elif settings.init_from:  # fine-tuning: the checkpoint's weights and tokenizer, a fresh optimizer and schedule
+        model, tokenizer, init_config, _ = checkpoint.load_checkpoint(Path(settings.init_from), device)
+        model = model.float()
+        config.model = init_config.model
     started = time.time()
     data = prepare_data(config, tokenizer, distributed)
     config.model.src_vocab_size, config.model.tgt_vocab_size = data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size
     config.model.joint_vocab = data.tokenizer.joint
-    if not resume:
+    if not resume and not settings.init_from:
         model = build_model(config.model).to(device)
     model.train()
     log = RunLog(run_dir / rundir.LOG_FILE if distributed.is_main else None, callback)

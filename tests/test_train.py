@@ -137,3 +137,21 @@ def test_max_time_includes_the_closing_validation_and_the_end_says_what_stopped_
     assert [e["step"] for e in progress] == list(range(1, end["step"] + 1)) and progress[0]["tgt_tokens_per_s"] > 0
     (tmp_path / "steps").mkdir()
     assert train(tiny_run_config(tmp_path / "steps", max_steps=3), tmp_path / "steps" / "run")["stopped_by"] == "max_steps"
+
+
+def test_init_from_fine_tunes_a_checkpoint_with_its_tokenizer_and_a_fresh_schedule(tmp_path):
+    (tmp_path / "base").mkdir()
+    (tmp_path / "more").mkdir()
+    train(tiny_run_config(tmp_path / "base", max_steps=300, validate_every=300), tmp_path / "base" / "run")
+    config = tiny_run_config(tmp_path / "more", max_steps=25, validate_every=25, warmup_steps=10)
+    config.model.d_model = 32  # replaced by the checkpoint's model section
+    config.train.init_from = str(tmp_path / "base" / "run")
+    end = train(config, tmp_path / "more" / "run")
+    fresh = train(tiny_run_config(tmp_path / "more", max_steps=25, validate_every=25, warmup_steps=10), tmp_path / "fresh")
+    assert end["best_dev_bleu"] > 80 > fresh["best_dev_bleu"]  # 25 updates start where the base run ended
+    base_meta = json.loads((tmp_path / "base" / "run" / "best" / "config.json").read_text())
+    meta = json.loads((tmp_path / "more" / "run" / "best" / "config.json").read_text())
+    assert meta["config"]["model"] == base_meta["config"]["model"]
+    assert (tmp_path / "more" / "run" / "best" / "spm.model").read_bytes() == (tmp_path / "base" / "run" / "best" / "spm.model").read_bytes()
+    start = log_events(tmp_path / "more" / "run", "start")[0]
+    assert start["step"] == 0
