@@ -272,10 +272,11 @@ def train(
     log_every: Optional[int] = typer.Option(None, help="Log training loss every N steps."),
     arch: Optional[str] = typer.Option(None, help="transformer | rnn."),
     rnn_type: Optional[str] = typer.Option(None, help="RNN cell: gru | lstm."),
-    attention: Optional[str] = typer.Option(None, help="RNN attention: bahdanau | luong-dot | luong-general | luong-concat | luong-local."),
+    attention: Optional[str] = typer.Option(None, help="RNN attention mechanism (mt attentions lists them; default bahdanau)."),
+    positions: Optional[str] = typer.Option(None, help="Transformer positions: sinusoidal | learned."),
     hidden_size: Optional[int] = typer.Option(None, help="RNN hidden units (decoder; encoder: half per direction)."),
     embedding_dim: Optional[int] = typer.Option(None, help="RNN embedding size."),
-    local_window: Optional[int] = typer.Option(None, help="Half-width D of luong-local attention."),
+    local_window: Optional[int] = typer.Option(None, help="Half-width D of luong-local and luong-local-m attention."),
     precision: Optional[str] = typer.Option(None, help="auto | fp32 | bf16 | fp16 (CUDA)."),
     compile: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the training step (off by default; see the README)."),
     device: Optional[str] = typer.Option(None, help="auto | cpu | cuda."),
@@ -299,6 +300,7 @@ def train(
     for section, key, value in (
         ("model", "arch", arch), ("model", "rnn_type", rnn_type), ("model", "attention", attention),
         ("model", "hidden_size", hidden_size), ("model", "embedding_dim", embedding_dim), ("model", "local_window", local_window),
+        ("model", "positions", positions),
         ("data", "train", train or None), ("data", "dev", dev), ("data", "src_lang", src), ("data", "tgt_lang", tgt),
         ("data", "tokenizer", str(tokenizer) if tokenizer else None), ("data", "vocab_size", vocab_size),
         ("data", "model_type", model_type), ("data", "joint_vocab", False if separate_vocab else None),
@@ -566,6 +568,21 @@ def export(
     written = export_checkpoint(checkpoint, output, dtypes[dtype])
     size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
     console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({size:.1f} MiB, {dtype} weights)", highlight=False)
+
+
+@app.command()
+@reports_errors
+def attentions():
+    """List the RNN attention mechanisms for mt train --attention, with their papers."""
+    from rich.table import Table
+
+    from mt.models.rnn import ATTENTIONS
+
+    table = Table("--attention", "mechanism", box=None, header_style="bold")
+    for name, mechanism in ATTENTIONS.items():
+        table.add_row(name, escape(mechanism.summary))
+    console.print(table)
+    console.print("Transformer: multi-head scaled dot-product attention; --positions sinusoidal | learned.", highlight=False)
 
 
 @app.command()

@@ -45,7 +45,6 @@ class DataConfig:
 
 
 RNN_TYPES = ("gru", "lstm")
-RNN_ATTENTIONS = ("bahdanau", "luong-dot", "luong-general", "luong-concat", "luong-local")
 
 
 @dataclass
@@ -60,6 +59,8 @@ class ModelConfig:
     decoder_layers: int = 3
     dropout: float = 0.1
     attention_dropout: float = 0.0
+    positions: str = "sinusoidal"  # sinusoidal | learned (mt.models.transformer.POSITIONS)
+    max_positions: int = 1024  # rows of the learned position table (tokens)
     pre_norm: bool = True  # LayerNorm before each sublayer (pre-LN) or after it (post-LN, Vaswani 2017)
     tie_embeddings: bool = True  # share src/tgt/output embeddings when the vocabulary is joint
     joint_vocab: bool = True  # filled from the tokenizer: one SentencePiece model for both sides
@@ -67,10 +68,10 @@ class ModelConfig:
     tgt_vocab_size: int = 0
     # arch "rnn" (mt.models.rnn) uses these with encoder_layers, decoder_layers and dropout; not d_model, ff_dim, heads.
     rnn_type: str = "gru"  # gru | lstm
-    attention: str = "bahdanau"  # bahdanau | luong-dot | luong-general | luong-concat | luong-local (general score)
+    attention: str = "bahdanau"  # a name of mt.models.rnn.ATTENTIONS (mt attentions lists them)
     embedding_dim: int = 256
     hidden_size: int = 512  # decoder state and encoder states (hidden_size / 2 per direction)
-    local_window: int = 10  # D of luong-local: attends to source positions p_t - D .. p_t + D
+    local_window: int = 10  # D of luong-local and luong-local-m: attends to source positions p_t - D .. p_t + D
 
 
 @dataclass
@@ -165,8 +166,19 @@ class RunConfig:
             raise ConfigError(f"data.model_type must be unigram or bpe, got {self.data.model_type!r}")
         if model.rnn_type not in RNN_TYPES:
             raise ConfigError(f"model.rnn_type must be one of {', '.join(RNN_TYPES)}, got {model.rnn_type!r}")
-        if model.attention not in RNN_ATTENTIONS:
-            raise ConfigError(f"model.attention must be one of {', '.join(RNN_ATTENTIONS)}, got {model.attention!r}")
+        from mt.models.rnn import ATTENTIONS  # the registries need torch; config itself does not
+        from mt.models.transformer import POSITIONS
+        from mt.translate import MAX_SOURCE_TOKENS
+
+        if model.attention not in ATTENTIONS:
+            raise ConfigError(f"model.attention must be one of {', '.join(ATTENTIONS)}, got {model.attention!r}")
+        if model.positions not in POSITIONS:
+            raise ConfigError(f"model.positions must be one of {', '.join(POSITIONS)}, got {model.positions!r}")
+        longest = max(self.data.max_length, self.decode.max_length, MAX_SOURCE_TOKENS) + 1  # + BOS or EOS
+        if model.positions == "learned" and model.max_positions < longest:
+            raise ConfigError(f"model.max_positions={model.max_positions} is shorter than the longest sentence a run may meet, "
+                              f"{longest} tokens (data.max_length, decode.max_length and the {MAX_SOURCE_TOKENS} source tokens "
+                              f"translation keeps, plus BOS/EOS)")
         if model.embedding_dim < 1 or model.hidden_size < 2 or model.hidden_size % 2:
             raise ConfigError(
                 f"model.embedding_dim must be positive and model.hidden_size a positive even number (the encoder gives "

@@ -1,4 +1,4 @@
-"""The attention of the recurrent decoders: masks, the papers' score functions, the local window."""
+"""The attention of the recurrent decoders: masks, the papers' score functions, the local windows, hard attention."""
 
 from __future__ import annotations
 
@@ -7,10 +7,12 @@ import torch
 
 from mt.models.attention import (
     BahdanauAttention,
+    HardAttention,
     LuongConcatAttention,
     LuongDotAttention,
     LuongGeneralAttention,
     LuongLocalAttention,
+    LuongMonotonicAttention,
     RecurrentAttention,
 )
 
@@ -27,12 +29,16 @@ def make_attention(name: str) -> RecurrentAttention:
         return LuongGeneralAttention(SIZE, SIZE)
     if name == "luong-concat":
         return LuongConcatAttention(SIZE, SIZE)
-    _, score = name.split("/")
+    kind, score = name.split("/")
+    if kind == "local-m":
+        return LuongMonotonicAttention(make_attention(score), window=2)
+    if kind == "hard":
+        return HardAttention(make_attention(score)).eval()
     return LuongLocalAttention(make_attention(score), SIZE, window=2)
 
 
 ATTENTIONS = ["bahdanau", "luong-dot", "luong-general", "luong-concat",
-              "local/luong-dot", "local/luong-general", "local/luong-concat"]
+              "local/luong-dot", "local/luong-general", "local/luong-concat", "local-m/luong-general", "hard/luong-general"]
 
 
 def inputs(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -43,9 +49,9 @@ def inputs(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor
     return torch.randn(len(lengths), SIZE), memory, src_mask
 
 
-def run(attention: RecurrentAttention, query, memory, src_mask):
+def run(attention: RecurrentAttention, query, memory, src_mask, step: int = 3):
     with torch.no_grad():
-        return attention(query, attention.project_keys(memory), memory, src_mask)
+        return attention(query, attention.project_keys(memory), memory, src_mask, step)
 
 
 @pytest.mark.parametrize("name", ATTENTIONS)
@@ -133,3 +139,43 @@ def test_several_queries_per_sentence_equal_one_query_per_copy_of_the_sentence(n
     copies = [tensor.repeat_interleave(4, dim=0) for tensor in (memory, src_mask)]
     expected_context, expected_weights = run(attention, queries, copies[0], copies[1])
     assert torch.allclose(context, expected_context, atol=1e-6) and torch.allclose(weights, expected_weights, atol=1e-6)
+
+
+@pytest.mark.parametrize("step", [0, 3, 11, 25])
+def test_local_m_attends_only_within_d_of_the_target_position(step):
+    """local-m: p_t = t (capped at the last real token); every weight outside [p_t - D, p_t + D] is 0."""
+    attention = make_attention("local-m/luong-general")
+    lengths = [20, 13, 9]
+    query, memory, src_mask = inputs(lengths)
+    _, weights = run(attention, query, memory, src_mask, step)
+    positions = torch.arange(src_mask.size(1))
+    with torch.no_grad():
+        scores = attention.score(query[:, None], attention.project_keys(memory))[:, 0]
+    for b, length in enumerate(lengths):
+        inside = ((positions - min(step, length - 1)).abs() <= attention.window) & src_mask[b]
+        assert (weights[b, ~inside] == 0).all() and (weights[b, inside] > 0).all()
+        assert torch.allclose(weights[b], scores[b].masked_fill(~inside, float("-inf")).softmax(dim=0), atol=1e-6)
+
+
+def test_hard_attention_at_inference_is_one_hot_at_the_argmax_and_its_context_that_state():
+    attention = make_attention("hard/luong-general")
+    query, memory, src_mask = inputs([7, 4, 1])
+    context, weights = run(attention, query, memory, src_mask)
+    assert ((weights > 0).sum(dim=-1) == 1).all() and (weights.max(dim=-1).values == 1).all()
+    with torch.no_grad():
+        scores = attention.score(query[:, None], attention.project_keys(memory))[:, 0].masked_fill(~src_mask, float("-inf"))
+    chosen = scores.argmax(dim=-1)
+    assert torch.equal(weights.argmax(dim=-1), chosen)
+    assert torch.equal(context, memory[torch.arange(3), chosen])
+
+
+def test_hard_attention_in_training_samples_one_position_and_passes_gradients_straight_through():
+    attention = make_attention("hard/luong-general").train()
+    query, memory, src_mask = inputs([7, 4, 1])
+    torch.manual_seed(3)
+    samples = torch.stack([attention(query, attention.project_keys(memory), memory, src_mask, 0)[1] for _ in range(50)])
+    assert ((samples > 0).sum(dim=-1) == 1).all() and (samples[..., ~src_mask] == 0).all()
+    assert len({row.argmax().item() for row in samples[:, 0]}) > 1  # sampled, not always the argmax
+    context, _ = attention(query, attention.project_keys(memory), memory, src_mask, 0)
+    context.sum().backward()
+    assert attention.alignment.bilinear.weight.grad.abs().sum() > 0

@@ -10,15 +10,15 @@ import torch.nn.functional as F
 
 from mt.batching import collate
 from mt.checkpoint import load_checkpoint, write_checkpoint
-from mt.config import RNN_ATTENTIONS, RNN_TYPES, DecodeConfig, ModelConfig, RunConfig, build_config
+from mt.config import RNN_TYPES, DecodeConfig, ModelConfig, RunConfig, build_config
 from mt.errors import ConfigError
 from mt.models import build_model
-from mt.models.rnn import RNNEncoderDecoder
+from mt.models.rnn import ATTENTIONS, RNNEncoderDecoder
 from mt.search import beam_search, greedy_search
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_tokenizer
 from mt.loss import label_smoothed_loss
 
-VARIANTS = [(rnn_type, attention) for rnn_type in RNN_TYPES for attention in RNN_ATTENTIONS]
+VARIANTS = [(rnn_type, attention) for rnn_type in RNN_TYPES for attention in ATTENTIONS]
 VOCAB = 20
 
 
@@ -121,9 +121,11 @@ def test_beam_size_one_equals_greedy():
     assert [h[0].tokens for h in greedy] == [h[0].tokens for h in beam]
 
 
-@pytest.mark.parametrize("rnn_type, attention", [("gru", "bahdanau"), ("lstm", "luong-general")])
-def test_learns_to_reverse(rnn_type, attention):
-    """Reversing a sequence needs attention: the model must look at the source from right to left."""
+@pytest.mark.parametrize("rnn_type, attention, accuracy", [("gru", "bahdanau", 0.9), ("lstm", "luong-general", 0.9),
+                                                           ("gru", "hard", 0.8)])
+def test_learns_to_reverse(rnn_type, attention, accuracy):
+    """Reversing a sequence needs attention: the model must look at the source from right to left.
+    Hard attention learns it too, one source position per step, through the straight-through estimator."""
     torch.set_num_threads(1)
     torch.manual_seed(0)
     rng = random.Random(0)
@@ -147,12 +149,12 @@ def test_learns_to_reverse(rnn_type, attention):
     batch = collate(range(200), held_out, None)
     outputs = greedy_search(model, batch.src, batch.src_mask, DecodeConfig(beam_size=1))
     exact = sum(hypotheses[0].tokens == s[::-1] for hypotheses, s in zip(outputs, held_out)) / len(held_out)
-    assert exact >= 0.9
+    assert exact >= accuracy
 
 
 def test_config_rejects_unknown_attention_and_rnn_type():
     config = RunConfig(model=ModelConfig(arch="rnn", attention="luong-bilinear"))
-    with pytest.raises(ConfigError, match="bahdanau, luong-dot, luong-general, luong-concat, luong-local"):
+    with pytest.raises(ConfigError, match=", ".join(ATTENTIONS)):
         config.validate()
     config = RunConfig(model=ModelConfig(arch="rnn", rnn_type="elman"))
     with pytest.raises(ConfigError, match="gru, lstm"):
@@ -161,7 +163,8 @@ def test_config_rejects_unknown_attention_and_rnn_type():
         RunConfig(model=ModelConfig(arch="rnn", hidden_size=511)).validate()
 
 
-@pytest.mark.parametrize("preset", ["rnn-bahdanau", "rnn-luong", "rnn-luong-dot", "rnn-luong-concat", "rnn-luong-local"])
+@pytest.mark.parametrize("preset", ["rnn-bahdanau", "rnn-luong", "rnn-luong-dot", "rnn-luong-concat", "rnn-luong-local",
+                                    "rnn-luong-local-m", "rnn-hard"])
 def test_presets_build(preset):
     config = build_config(preset, None, {"model": {"src_vocab_size": 50, "tgt_vocab_size": 50}})
     assert config.model.arch == "rnn"

@@ -1,14 +1,16 @@
+import pytest
 import torch
 
 from mt.config import ModelConfig
 from mt.models import build_model
-from mt.models.transformer import SinusoidalPositionalEncoding
+from mt.models.transformer import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 
 
-def tiny_model(pre_norm=True, tie=True, vocab=30):
+def tiny_model(pre_norm=True, tie=True, vocab=30, positions="sinusoidal"):
     torch.manual_seed(0)
     config = ModelConfig(d_model=32, ff_dim=64, heads=4, encoder_layers=2, decoder_layers=2, dropout=0.0,
-                         pre_norm=pre_norm, tie_embeddings=tie, src_vocab_size=vocab, tgt_vocab_size=vocab)
+                         pre_norm=pre_norm, tie_embeddings=tie, src_vocab_size=vocab, tgt_vocab_size=vocab,
+                         positions=positions, max_positions=16)
     return build_model(config).eval()
 
 
@@ -31,9 +33,10 @@ def test_causal_mask_hides_future_target_tokens():
     assert not torch.allclose(first[:, 2:], changed[:, 2:], atol=1e-3)
 
 
-def test_incremental_decoding_equals_the_full_forward_pass():
+@pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
+def test_incremental_decoding_equals_the_full_forward_pass(positions):
     for pre_norm in (True, False):
-        model = tiny_model(pre_norm=pre_norm)
+        model = tiny_model(pre_norm=pre_norm, positions=positions)
         src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])
         mask = src != 0
         tgt = torch.tensor([[2, 11, 12, 13], [2, 14, 15, 16]])
@@ -84,3 +87,18 @@ def test_the_self_attention_cache_keeps_the_autocast_dtype():
             _, state, _ = model.decode_step(torch.tensor([token]), state)
     assert state.tensors["self0k"].dtype == torch.bfloat16  # not promoted to fp32 by an fp32 start
     assert state.tensors["self0k"].shape == (1, 4, 3, 8)  # (B, H, steps, D/H)
+
+
+def test_learned_positions_are_a_table_lookup_that_trains_and_ends_with_its_table():
+    model = tiny_model(positions="learned")
+    assert isinstance(model.positions, LearnedPositionalEmbedding)
+    table = model.positions.weight
+    assert table.shape == (16, 32) and table.requires_grad
+    assert torch.equal(model.positions(3, offset=5), table[5:8])
+    sinusoid = SinusoidalPositionalEncoding(32)(16)
+    assert not torch.allclose(table, sinusoid, atol=0.1)
+    src, tgt = torch.tensor([[5, 6, 7, 3]]), torch.tensor([[2, 8, 9]])
+    model(src, src != 0, tgt).sum().backward()
+    assert table.grad[:4].abs().sum() > 0 and table.grad[4:].abs().sum() == 0  # rows of the positions used, only
+    with pytest.raises(ValueError, match="past the learned position table of 16 positions"):
+        model(torch.full((1, 17), 5), torch.ones(1, 17, dtype=torch.bool), tgt)

@@ -14,7 +14,13 @@ thing that differs between
   content-based scores of Luong et al. (2015), "Effective Approaches to Attention-based Neural
   Machine Translation", eq. 8, from the current decoder state;
 - ``LuongLocalAttention``: one of those scores, restricted to a window around a predicted
-  source position and weighted by a Gaussian (Luong et al., 2015, section 3.2, local-p).
+  source position and weighted by a Gaussian (Luong et al., 2015, section 3.2, local-p);
+  ``LuongMonotonicAttention``: the same window around p_t = t, without the Gaussian (local-m);
+- ``HardAttention``: one source position per target step instead of a weighted sum (Xu et al.,
+  2015, "Show, Attend and Tell", section 4.1), trained with the straight-through Gumbel-softmax
+  estimator (Jang et al., 2017), the argmax position at inference.
+
+``mt.models.rnn.ATTENTIONS`` names them for the configuration and the command line.
 """
 
 from __future__ import annotations
@@ -119,17 +125,20 @@ class RecurrentAttention(nn.Module):
         """Queries (B, K, Q) (K per sentence), keys (B, S, A) -> unnormalised scores (B, K, S)."""
         raise NotImplementedError
 
-    def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The scores (B, K, S) and where they count, (B, 1 or K, S): here the real source tokens."""
+    def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor,
+                      step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scores (B, K, S) and where they count, (B, 1 or K, S): here the real source tokens.
+        ``step`` is the target position t of the queries (0 at the first step)."""
         return self.score(queries, keys), src_mask[:, None, :]
 
     def forward(
-        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor
+        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor, step: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Context c_t (B * K, M) and weights a_t (B * K, S) float32, exactly 0 at padding (and,
-        for local attention, outside the window), for ``query`` (B * K, Q), K rows per sentence."""
+        for local attention, outside the window), for ``query`` (B * K, Q), K rows per sentence, at
+        target position ``step``."""
         queries = query.view(keys.size(0), -1, query.size(-1))
-        context, weights = masked_attention(*self.masked_scores(queries, keys, src_mask), memory)
+        context, weights = masked_attention(*self.masked_scores(queries, keys, src_mask, step), memory)
         return context.flatten(0, 1), weights.flatten(0, 1)
 
 
@@ -184,7 +193,23 @@ class LuongGeneralAttention(LuongDotAttention):
         return self.bilinear(memory)
 
 
-class LuongLocalAttention(RecurrentAttention):
+class AlignedAttention(RecurrentAttention):
+    """An attention that scores with another one's score function, ``alignment`` (a
+    ``LuongDotAttention``, ``LuongGeneralAttention`` or ``LuongConcatAttention``), and changes
+    what is done with the scores: a window (local-p, local-m) or a single position (hard)."""
+
+    def __init__(self, alignment: RecurrentAttention):
+        super().__init__()
+        self.alignment = alignment
+
+    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
+        return self.alignment.project_keys(memory)
+
+    def score(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        return self.alignment.score(queries, keys)
+
+
+class LuongLocalAttention(AlignedAttention):
     """Local attention with predictive alignment, local-p (Luong et al., 2015, section 3.2).
 
     The decoder state predicts an aligned source position p_t = S * sigmoid(v_p^T tanh(W_p h_t))
@@ -200,23 +225,18 @@ class LuongLocalAttention(RecurrentAttention):
     """
 
     def __init__(self, alignment: RecurrentAttention, query_size: int, window: int):
-        super().__init__()
-        self.alignment, self.window = alignment, window
+        super().__init__(alignment)
+        self.window = window
         self.position_projection = nn.Linear(query_size, query_size, bias=False)  # W_p
         self.position_energy = nn.Linear(query_size, 1, bias=False)  # v_p
-
-    def project_keys(self, memory: torch.Tensor) -> torch.Tensor:
-        return self.alignment.project_keys(memory)
-
-    def score(self, queries: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        return self.alignment.score(queries, keys)
 
     def aligned_position(self, queries: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
         """p_t (B, K, 1) float32, between 0 and each sentence's source length S (eq. 10)."""
         src_lengths = src_mask.sum(dim=1)[:, None, None]
         return src_lengths * torch.sigmoid(self.position_energy(torch.tanh(self.position_projection(queries))).float())
 
-    def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor,
+                      step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The scores plus the Gaussian's log-weight, (B, K, S), and the window at real tokens (B, K, S)."""
         positions = torch.arange(src_mask.size(1), device=src_mask.device, dtype=torch.float32)
         distance = positions - self.aligned_position(queries, src_mask)  # (B, K, S)
@@ -224,3 +244,53 @@ class LuongLocalAttention(RecurrentAttention):
         gaussian_log_weight = -distance.square() / (2 * sigma**2)
         in_window = src_mask[:, None, :] & (distance.abs() <= self.window)
         return self.score(queries, keys).float() + gaussian_log_weight, in_window
+
+
+class LuongMonotonicAttention(AlignedAttention):
+    """Local attention with monotonic alignment, local-m (Luong et al., 2015, section 3.2): the
+    aligned position is the target position, p_t = t (capped at the sentence's last source token),
+    and only source positions s in [p_t - D, p_t + D] are attended, weighted by ``alignment``'s
+    score alone (eq. 7, no Gaussian). Outside the window and at padding the weights are exactly 0.
+    """
+
+    def __init__(self, alignment: RecurrentAttention, window: int):
+        super().__init__(alignment)
+        self.window = window
+
+    def masked_scores(self, queries: torch.Tensor, keys: torch.Tensor, src_mask: torch.Tensor,
+                      step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scores (B, K, S) and the window [t - D, t + D] at real tokens (B, 1, S)."""
+        aligned = (src_mask.sum(dim=1) - 1).clamp(max=step)[:, None, None]  # p_t = t, (B, 1, 1)
+        positions = torch.arange(src_mask.size(1), device=src_mask.device)
+        in_window = src_mask[:, None, :] & ((positions - aligned).abs() <= self.window)
+        return self.score(queries, keys), in_window
+
+
+class HardAttention(AlignedAttention):
+    """Hard attention: the context is the encoder state at one source position, c_t = h_{s_t}
+    (Xu et al., 2015, "Show, Attend and Tell", section 4.1, eq. 8), chosen with the probabilities
+    a_t = softmax(score) of ``alignment``'s score.
+
+    Training samples s_t with the straight-through Gumbel-softmax estimator (Jang et al., 2017,
+    "Categorical Reparameterization with Gumbel-Softmax", section 2.2): the forward pass uses the
+    one-hot of argmax_s (log a_t(s) + g_s), g_s ~ Gumbel(0, 1), and the backward pass the gradient
+    of softmax((log a_t + g) / tau). At inference (``eval()``) s_t = argmax_s a_t(s). The weights
+    returned are the one-hot rows: exactly one non-zero weight, 1.0, per target step.
+    """
+
+    def __init__(self, alignment: RecurrentAttention, temperature: float = 1.0):
+        super().__init__(alignment)
+        self.temperature = temperature
+
+    def forward(
+        self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context h_{s_t} (B * K, M) and one-hot weights (B * K, S) float32, for ``query`` (B * K, Q)."""
+        queries = query.view(keys.size(0), -1, query.size(-1))
+        scores = self.score(queries, keys).float().masked_fill(~src_mask[:, None, :], float("-inf"))
+        if self.training:
+            weights = F.gumbel_softmax(scores.log_softmax(dim=-1), tau=self.temperature, hard=True)
+        else:
+            weights = F.one_hot(scores.argmax(dim=-1), scores.size(-1)).float()
+        context = torch.bmm(weights.to(memory.dtype), memory)
+        return context.flatten(0, 1), weights.flatten(0, 1)

@@ -25,6 +25,9 @@ appendix A.2.2, uses bwd h_1 alone); LSTM cells start at zero.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -34,10 +37,12 @@ from mt.config import ModelConfig
 from mt.errors import ConfigError
 from mt.models.attention import (
     BahdanauAttention,
+    HardAttention,
     LuongConcatAttention,
     LuongDotAttention,
     LuongGeneralAttention,
     LuongLocalAttention,
+    LuongMonotonicAttention,
     RecurrentAttention,
 )
 from mt.models.base import DecoderState, EncoderDecoder, shares_embeddings
@@ -45,23 +50,6 @@ from mt.tokenizer import PAD_ID
 
 RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM}
 SOURCE_TENSORS = frozenset({"memory", "keys", "src_mask"})  # decoder-state tensors fixed per source sentence
-
-
-def build_attention(config: ModelConfig) -> RecurrentAttention:
-    """The attention named by ``config.attention``; decoder state and encoder states both have
-    ``hidden_size`` units. ``luong-local`` scores with the general function, the paper's best."""
-    size = config.hidden_size
-    if config.attention == "bahdanau":
-        return BahdanauAttention(size, size)
-    if config.attention == "luong-dot":
-        return LuongDotAttention()
-    if config.attention == "luong-general":
-        return LuongGeneralAttention(size, size)
-    if config.attention == "luong-concat":
-        return LuongConcatAttention(size, size)
-    if config.attention == "luong-local":
-        return LuongLocalAttention(LuongGeneralAttention(size, size), size, config.local_window)
-    raise ConfigError(f"unknown model.attention {config.attention!r}")
 
 
 def _stacked_rnn(config: ModelConfig, input_size: int, hidden_size: int, layers: int, bidirectional: bool) -> nn.RNNBase:
@@ -106,8 +94,8 @@ class RecurrentDecoder(nn.Module):
     The decoder state is a dict of batch-first tensors: ``hidden`` (and for LSTMs ``cell``)
     (B, L, H), ``memory`` (B', S, H), ``keys`` (B', S, A), ``src_mask`` (B', S), and whatever a
     subclass adds; B = B' except in beam search, where B = B' * K rows hold each sentence's K
-    hypotheses. ``forward`` runs one step: embedded y_{t-1} (B, E) -> o_t (B, H), the new state,
-    the attention weights (B, S).
+    hypotheses. ``forward`` runs step t: embedded y_{t-1} (B, E) and t -> o_t (B, H), the new
+    state, the attention weights (B, S).
     """
 
     def __init__(self, config: ModelConfig, attention: RecurrentAttention):
@@ -145,9 +133,9 @@ class RecurrentDecoder(nn.Module):
             updated = {"hidden": hidden.transpose(0, 1)}
         return output[:, 0], {**tensors, **updated}
 
-    def attend(self, query: torch.Tensor, tensors: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Context (B, H) and weights (B, S) for the decoder state ``query`` (B, H)."""
-        return self.attention(query, tensors["keys"], tensors["memory"], tensors["src_mask"])
+    def attend(self, query: torch.Tensor, tensors: dict[str, torch.Tensor], step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Context (B, H) and weights (B, S) for the decoder state ``query`` (B, H) at target position ``step``."""
+        return self.attention(query, tensors["keys"], tensors["memory"], tensors["src_mask"], step)
 
 
 class BahdanauDecoder(RecurrentDecoder):
@@ -158,9 +146,9 @@ class BahdanauDecoder(RecurrentDecoder):
         self.readout = nn.Linear(2 * config.hidden_size + config.embedding_dim, config.hidden_size)  # W_o
 
     def forward(
-        self, embedded: torch.Tensor, tensors: dict[str, torch.Tensor]
+        self, embedded: torch.Tensor, tensors: dict[str, torch.Tensor], step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        context, weights = self.attend(tensors["hidden"][:, -1], tensors)
+        context, weights = self.attend(tensors["hidden"][:, -1], tensors, step)
         state, tensors = self.recur(torch.cat([embedded, context], dim=-1), tensors)
         output = torch.tanh(self.readout(torch.cat([state, context, embedded], dim=-1)))
         return self.dropout(output), tensors, weights
@@ -179,12 +167,51 @@ class LuongDecoder(RecurrentDecoder):
         return tensors
 
     def forward(
-        self, embedded: torch.Tensor, tensors: dict[str, torch.Tensor]
+        self, embedded: torch.Tensor, tensors: dict[str, torch.Tensor], step: int
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
         state, tensors = self.recur(torch.cat([embedded, tensors["attentional"]], dim=-1), tensors)
-        context, weights = self.attend(state, tensors)
+        context, weights = self.attend(state, tensors, step)
         attentional = self.dropout(torch.tanh(self.combine(torch.cat([context, state], dim=-1))))
         return attentional, {**tensors, "attentional": attentional}, weights
+
+
+@dataclass(frozen=True)
+class Mechanism:
+    """An RNN attention mechanism: ``build`` makes it from the model config (decoder and encoder
+    states both of ``hidden_size`` units), ``decoder`` is the decoder it belongs to, ``summary``
+    one line for ``mt attentions``."""
+
+    build: Callable[[ModelConfig], RecurrentAttention]
+    decoder: type[RecurrentDecoder]
+    summary: str
+
+
+def _general(config: ModelConfig) -> LuongGeneralAttention:
+    return LuongGeneralAttention(config.hidden_size, config.hidden_size)
+
+
+# The one registry of RNN attentions: config validation, the command line and the tests read it.
+ATTENTIONS: dict[str, Mechanism] = {
+    "bahdanau": Mechanism(lambda c: BahdanauAttention(c.hidden_size, c.hidden_size), BahdanauDecoder,
+                          "soft, global, additive score of the previous state (Bahdanau et al. 2015)"),
+    "luong-dot": Mechanism(lambda c: LuongDotAttention(), LuongDecoder, "soft, global, dot score (Luong et al. 2015, eq. 8)"),
+    "luong-general": Mechanism(_general, LuongDecoder, "soft, global, bilinear score h_t^T W_a h_s (Luong et al. 2015, eq. 8)"),
+    "luong-concat": Mechanism(lambda c: LuongConcatAttention(c.hidden_size, c.hidden_size), LuongDecoder,
+                              "soft, global, concat score v^T tanh(W [h_t; h_s]) (Luong et al. 2015, eq. 8)"),
+    "luong-local": Mechanism(lambda c: LuongLocalAttention(_general(c), c.hidden_size, c.local_window), LuongDecoder,
+                             "soft, local-p: predicted position p_t, window +-D, Gaussian (Luong et al. 2015, sec. 3.2)"),
+    "luong-local-m": Mechanism(lambda c: LuongMonotonicAttention(_general(c), c.local_window), LuongDecoder,
+                               "soft, local-m: window +-D around p_t = t (Luong et al. 2015, sec. 3.2)"),
+    "hard": Mechanism(lambda c: HardAttention(_general(c)), LuongDecoder,
+                      "hard: one source position per step, straight-through Gumbel-softmax (Xu et al. 2015; Jang et al. 2017)"),
+}
+
+
+def build_attention(config: ModelConfig) -> RecurrentAttention:
+    """The attention named by ``config.attention`` (see ``ATTENTIONS``); ``ConfigError`` for an unknown name."""
+    if config.attention not in ATTENTIONS:
+        raise ConfigError(f"model.attention must be one of {', '.join(ATTENTIONS)}, got {config.attention!r}")
+    return ATTENTIONS[config.attention].build(config)
 
 
 def _embedding(vocab_size: int, embedding_dim: int) -> nn.Embedding:
@@ -212,8 +239,7 @@ class RNNEncoderDecoder(EncoderDecoder):
         self.tgt_embedding = self.src_embedding if shares_embeddings(config) else _embedding(config.tgt_vocab_size, config.embedding_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.encoder = RecurrentEncoder(config)
-        decoder_class = BahdanauDecoder if config.attention == "bahdanau" else LuongDecoder
-        self.decoder = decoder_class(config, build_attention(config))
+        self.decoder = ATTENTIONS[config.attention].decoder(config, build_attention(config))
         self.output = nn.Linear(config.hidden_size, config.tgt_vocab_size, bias=False)  # W_s
         if config.tie_embeddings and config.embedding_dim == config.hidden_size:
             self.output.weight = self.tgt_embedding.weight
@@ -225,7 +251,7 @@ class RNNEncoderDecoder(EncoderDecoder):
         return DecoderState(self.decoder.init_state(memory, src_mask), step=0, static=SOURCE_TENSORS)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        output, tensors, weights = self.decoder(self.dropout(self.tgt_embedding(prev_tokens)), state.tensors)
+        output, tensors, weights = self.decoder(self.dropout(self.tgt_embedding(prev_tokens)), state.tensors, state.step)
         logits = self.output(output)
         return F.log_softmax(logits.float(), dim=-1), state.advance(tensors), weights[:, None, None, :]
 
@@ -236,6 +262,6 @@ class RNNEncoderDecoder(EncoderDecoder):
         embedded = self.dropout(self.tgt_embedding(tgt_in))
         outputs = []
         for position in range(tgt_in.size(1)):
-            output, tensors, _ = self.decoder(embedded[:, position], tensors)
+            output, tensors, _ = self.decoder(embedded[:, position], tensors, position)
             outputs.append(output)
         return torch.stack(outputs, dim=1)

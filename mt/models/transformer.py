@@ -1,8 +1,9 @@
 """The Transformer encoder-decoder (Vaswani et al., 2017, "Attention Is All You Need").
 
-Pre-LN (Xiong et al., 2020) or post-LN (the paper's original) residual blocks, sinusoidal
-positional encodings (section 3.5), embeddings scaled by sqrt(d_model) (section 3.4) and,
-with a joint vocabulary, one embedding matrix shared by source, target and output layer.
+Pre-LN (Xiong et al., 2020) or post-LN (the paper's original) residual blocks, sinusoidal or
+learned positional encodings (section 3.5; ``POSITIONS``), embeddings scaled by sqrt(d_model)
+(section 3.4) and, with a joint vocabulary, one embedding matrix shared by source, target and
+output layer.
 """
 
 from __future__ import annotations
@@ -40,6 +41,31 @@ class SinusoidalPositionalEncoding(nn.Module):
         if offset + length > self.table.size(0):
             self.table = self._table(2 * (offset + length)).to(self.table.device)
         return self.table[offset : offset + length]
+
+
+class LearnedPositionalEmbedding(nn.Module):
+    """A learned table of position vectors, PE(pos) = P[pos], P of shape (``max_positions``, D),
+    drawn from N(0, 1/D) like the token embeddings (Gehring et al., 2017, section 3.1; Vaswani et
+    al., 2017, section 3.5, found it "nearly identical" to the sinusoids). ``forward`` raises
+    ``ValueError`` for positions past the table: it cannot encode what it never learned."""
+
+    def __init__(self, d_model: int, max_positions: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(max_positions, d_model) * d_model**-0.5)
+
+    def forward(self, length: int, offset: int = 0) -> torch.Tensor:
+        """Vectors of positions ``offset .. offset+length-1``: (length, D)."""
+        if offset + length > self.weight.size(0):
+            raise ValueError(f"position {offset + length - 1} is past the learned position table of {self.weight.size(0)} "
+                             f"positions (model.max_positions): use shorter inputs or outputs")
+        return self.weight[offset : offset + length]
+
+
+# The one registry of Transformer position encodings (model.positions).
+POSITIONS = {
+    "sinusoidal": lambda config: SinusoidalPositionalEncoding(config.d_model),
+    "learned": lambda config: LearnedPositionalEmbedding(config.d_model, config.max_positions),
+}
 
 
 class FeedForward(nn.Sequential):
@@ -141,7 +167,7 @@ class Transformer(EncoderDecoder):
         self.scale = math.sqrt(config.d_model)
         self.src_embedding = nn.Embedding(config.src_vocab_size, config.d_model, padding_idx=PAD_ID)
         self.tgt_embedding = self.src_embedding if shares_embeddings(config) else nn.Embedding(config.tgt_vocab_size, config.d_model, padding_idx=PAD_ID)
-        self.positions = SinusoidalPositionalEncoding(config.d_model)
+        self.positions = POSITIONS[config.positions](config)
         self.dropout = nn.Dropout(config.dropout)
         self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.decoder_layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
@@ -155,6 +181,8 @@ class Transformer(EncoderDecoder):
 
     def _reset_parameters(self) -> None:
         for name, parameter in self.named_parameters():
+            if name.startswith("positions."):  # initialised by its module
+                continue
             if "embedding" in name:
                 nn.init.normal_(parameter, mean=0.0, std=self.config.d_model ** -0.5)
                 with torch.no_grad():
