@@ -394,14 +394,25 @@ def _stdin_chunking() -> str:
 
 
 BATCH_SIZE_HELP = "Source tokens x beams per decoding batch (default: the checkpoint's, 6144 for new ones). Memory grows with it."
+# The decoding options that mt translate and mt eval share (None: the checkpoint's setting).
+CHECKPOINTS = typer.Option(None, "--checkpoint", help="Checkpoint or run directory (default: $MT_CHECKPOINT or "
+                           "checkpoints/default); repeat for an ensemble (mean log-probabilities, one vocabulary).")
+BEAM_SIZE = typer.Option(None, help="Beam size (1 = greedy; default: the checkpoint's, 5 for new runs).")
+LENGTH_PENALTY = typer.Option(None, help="Length penalty alpha (Wu et al. 2016; default: the checkpoint's, 1.0 for new runs).")
+SAMPLING = typer.Option(None, "--sampling/--no-sampling", help="Sample each token instead of searching (n samples with --n-best).")
+TEMPERATURE = typer.Option(None, help="Sampling: divide the log-probabilities by this (default 1.0).")
+TOP_K = typer.Option(None, help="Sampling: only from the K most probable tokens (default 0 = all).")
+TOP_P = typer.Option(None, help="Sampling: only from the smallest set of tokens with probability >= P (nucleus; default 1.0).")
+SEED = typer.Option(None, help="Sampling: random seed (default 1; the same seed gives the same samples).")
+NO_REPEAT = typer.Option(None, help="Never produce an n-gram of this size twice in one output (default 0 = off).")
 
 
-def _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size):
+def _decode_config(translator, batch_size, **changes):
+    """The checkpoint's decoding settings with the options given on the command line."""
     from dataclasses import replace
 
     decode = translator.config.decode
-    changes = {"beam_size": beam_size, "length_penalty": length_penalty, "max_length": max_length,
-               "n_best": n_best, "batch_tokens": batch_size}
+    changes["batch_tokens"] = batch_size
     decode = replace(decode, **{k: v for k, v in changes.items() if v is not None})
     decode.validate()
     return decode
@@ -413,11 +424,17 @@ def translate(
     text: list[str] = typer.Argument(None, help="Sentences to translate (else -i FILE, else stdin)."),
     input_file: Optional[Path] = typer.Option(None, "-i", "--input", help="File with one sentence per line."),
     output_file: Optional[Path] = typer.Option(None, "-o", "--output", help="Write translations here (default stdout)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint or run directory (default: $MT_CHECKPOINT or checkpoints/default)."),
-    beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy; default: the checkpoint's, 5 for new runs)."),
-    length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha (Wu et al. 2016; default: the checkpoint's, 1.0 for new runs)."),
+    checkpoint: Optional[list[Path]] = CHECKPOINTS,
+    beam_size: Optional[int] = BEAM_SIZE,
+    length_penalty: Optional[float] = LENGTH_PENALTY,
     max_length: Optional[int] = typer.Option(None, help="Maximum output length in tokens."),
     n_best: Optional[int] = typer.Option(None, help="Output the N best hypotheses (tab-separated with scores)."),
+    sampling: Optional[bool] = SAMPLING,
+    temperature: Optional[float] = TEMPERATURE,
+    top_k: Optional[int] = TOP_K,
+    top_p: Optional[float] = TOP_P,
+    seed: Optional[int] = SEED,
+    no_repeat_ngram_size: Optional[int] = NO_REPEAT,
     batch_size: Optional[int] = typer.Option(None, help=BATCH_SIZE_HELP),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
@@ -434,15 +451,28 @@ def translate(
                                        "default: the heads averaged."),
     attention_html: Optional[Path] = typer.Option(None, help="Write the translations with their attention as one "
                                                   "self-contained HTML page (the view of mt serve)."),
+    engine: str = typer.Option("mt", help="mt | ctranslate2 (--checkpoint is then a directory of mt export --format ctranslate2)."),
 ):
     """Translate sentences with a trained checkpoint."""
     from mt.translate import Translator
 
-    translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision,
-                                            quantize=quantize, threads=threads or 0)
-    _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
-    decode = _decode_config(translator, beam_size, length_penalty, max_length, n_best, batch_size)
+    checkpoints = checkpoint or [default_checkpoint()]
     want_attention = show_attention or attention_plot is not None or attention_html is not None
+    if engine == "ctranslate2":
+        from mt.ct2 import CT2Translator
+
+        if len(checkpoints) > 1 or want_attention or quantize or precision != "fp32":
+            raise ConfigError("--engine ctranslate2 takes one exported --checkpoint, without attention options, --quantize "
+                              "or --precision (quantize at export: mt export --format ctranslate2 --quantization int8)")
+        translator = CT2Translator(checkpoints[0], device=device, threads=threads or 0)
+    elif engine == "mt":
+        translator = Translator.from_checkpoint(checkpoints, device=device, precision=precision, quantize=quantize, threads=threads or 0)
+    else:
+        raise ConfigError(f"--engine must be mt or ctranslate2, got {engine!r}")
+    _check_language_pair(translator, src, tgt, checkpoints[0])
+    decode = _decode_config(translator, batch_size, beam_size=beam_size, length_penalty=length_penalty, max_length=max_length,
+                            n_best=n_best, sampling=sampling, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                            no_repeat_ngram_size=no_repeat_ngram_size)
     with_attention = []
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
@@ -538,6 +568,21 @@ def serve(
 
 @app.command()
 @reports_errors
+def attentions():
+    """List the RNN attention mechanisms for mt train --attention, with their papers."""
+    from rich.table import Table
+
+    from mt.models.rnn import ATTENTIONS
+
+    table = Table("--attention", "mechanism", box=None, header_style="bold")
+    for name, mechanism in ATTENTIONS.items():
+        table.add_row(name, escape(mechanism.summary))
+    console.print(table)
+    console.print("Transformer: multi-head scaled dot-product attention; --positions sinusoidal | learned.", highlight=False)
+
+
+@app.command()
+@reports_errors
 def plot(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (each with a train_log.jsonl)."),
     output: Path = typer.Option(Path("learning_curves.png"), "-o", "--output", help="PNG to write."),
@@ -556,11 +601,26 @@ def export(
     checkpoint: Path = typer.Argument(..., help="Checkpoint or run directory (its best)."),
     output: Path = typer.Argument(..., help="Directory for the exported checkpoint."),
     dtype: str = typer.Option("fp32", help="Weight storage: fp32 | bf16 | fp16 (bf16/fp16 halve the size)."),
+    format: str = typer.Option("mt", "--format", help="mt (a checkpoint) | ctranslate2 (a CTranslate2 model directory; "
+                               "Transformers only; pip install 'mt[ct2]')."),
+    quantization: str = typer.Option("float32", help="ctranslate2: float32 | int8 | int8_float32 | int8_bfloat16 | bfloat16."),
 ):
-    """Write an inference-only copy of a checkpoint (no optimizer state), optionally with 16-bit weights."""
+    """Write an inference-only copy of a checkpoint (no optimizer state), optionally with 16-bit weights,
+    or a CTranslate2 model of it (mt translate --engine ctranslate2 runs it)."""
     import torch
 
     from mt.checkpoint import export_checkpoint
+
+    if format == "ctranslate2":
+        from mt.ct2 import export_ctranslate2
+
+        written = export_ctranslate2(checkpoint, output, quantization)
+        size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
+        console.print(f"exported {shown(checkpoint)} -> {shown(written)} (CTranslate2, {size:.1f} MiB, {quantization})",
+                      highlight=False)
+        return
+    if format != "mt":
+        raise ConfigError(f"--format must be mt or ctranslate2, got {format!r}")
 
     dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
     if dtype not in dtypes:
@@ -607,11 +667,17 @@ def evaluate(
     test: str = typer.Option(..., help="Test corpus: PREFIX, FILE.tsv, or a dataset."),
     src: Optional[str] = typer.Option(None, help="Source language (default: the checkpoint's)."),
     tgt: Optional[str] = typer.Option(None, help="Target language (default: the checkpoint's)."),
-    checkpoint: Optional[Path] = typer.Option(None, help="Checkpoint or run directory (default: $MT_CHECKPOINT or checkpoints/default)."),
+    checkpoint: Optional[list[Path]] = CHECKPOINTS,
     hyp: Optional[Path] = typer.Option(None, help="Score this hypothesis file instead of translating."),
     output_file: Optional[Path] = typer.Option(None, "-o", "--output", help="Also write the translations here."),
-    beam_size: Optional[int] = typer.Option(None, help="Beam size (1 = greedy; default: the checkpoint's, 5 for new runs)."),
-    length_penalty: Optional[float] = typer.Option(None, help="Length penalty alpha (default: the checkpoint's, 1.0 for new runs)."),
+    beam_size: Optional[int] = BEAM_SIZE,
+    length_penalty: Optional[float] = LENGTH_PENALTY,
+    sampling: Optional[bool] = SAMPLING,
+    temperature: Optional[float] = TEMPERATURE,
+    top_k: Optional[int] = TOP_K,
+    top_p: Optional[float] = TOP_P,
+    seed: Optional[int] = SEED,
+    no_repeat_ngram_size: Optional[int] = NO_REPEAT,
     batch_size: Optional[int] = typer.Option(None, help=BATCH_SIZE_HELP),
     tokenize: Optional[str] = typer.Option(None, help="sacrebleu tokenizer (default zh for Chinese, ja-mecab for Japanese, else 13a)."),
     lowercase: bool = typer.Option(False, "--lowercase", help="Case-insensitive BLEU/chrF/TER."),
@@ -632,15 +698,16 @@ def evaluate(
     from mt.metrics import check_tokenize, corpus_scores, default_tokenize, lc_tok_bleu
 
     translator = None
+    checkpoints = checkpoint or [default_checkpoint()]
     if hyp is None or src is None or tgt is None:
         from mt.translate import Translator
 
-        if hyp is None or checkpoint is not None:
-            translator = Translator.from_checkpoint(checkpoint or default_checkpoint(), device=device, precision=precision,
+        if hyp is None or checkpoint:
+            translator = Translator.from_checkpoint(checkpoints, device=device, precision=precision,
                                                     quantize=quantize, threads=threads or 0)
-            _check_language_pair(translator, src, tgt, checkpoint or default_checkpoint())
+            _check_language_pair(translator, src, tgt, checkpoints[0])
         assumed = (f" (the languages {translator.tokenizer.src_lang}->{translator.tokenizer.tgt_lang} are those of "
-                   f"{checkpoint or default_checkpoint()}; choose others with --src/--tgt, or another --checkpoint)"
+                   f"{checkpoints[0]}; choose others with --src/--tgt, or another --checkpoint)"
                    if translator and not (src and tgt) else "")
         src = src or (translator.tokenizer.src_lang if translator else None)
         tgt = tgt or (translator.tokenizer.tgt_lang if translator else None)
@@ -665,7 +732,9 @@ def evaluate(
         if len(hypotheses) != len(corpus):
             raise DataError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} pairs")
     else:
-        decode = _decode_config(translator, beam_size, length_penalty, None, None, batch_size)
+        decode = _decode_config(translator, batch_size, beam_size=beam_size, length_penalty=length_penalty, sampling=sampling,
+                                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                                no_repeat_ngram_size=no_repeat_ngram_size)
         started = time.time()
         with sentence_progress(len(corpus)) as advance:
             hypotheses = [result.text for result in translator.translate(corpus.sources, decode, progress=advance)]
@@ -686,9 +755,9 @@ def evaluate(
         out.print(f"{score.name:<{width}}  {score.score:6.2f}  {score.signature}", highlight=False, soft_wrap=True)
     if seconds:
         console.print(f"translated {len(corpus)} sentences in {seconds:.1f}s ({len(corpus) / seconds:.1f} sentences/s, "
-                      f"beam {decode.beam_size})", highlight=False)
+                      f"{'sampling' if decode.sampling else f'beam {decode.beam_size}'})", highlight=False)
     if json_file:
-        report = {"test": corpus.origin, "sentences": len(corpus), "checkpoint": str(checkpoint or default_checkpoint()),
+        report = {"test": corpus.origin, "sentences": len(corpus), "checkpoint": ", ".join(map(str, checkpoints)),
                   "hypotheses": str(hyp) if hyp else None, "scores": [vars(score) for score in scores]}
         if seconds:
             import torch

@@ -113,19 +113,41 @@ class DecodeConfig:
     max_length_ratio: float = 1.5  # output may be at most ratio * source length + max_length_offset
     max_length_offset: int = 10
     max_length: int = 256  # absolute cap in tokens
-    n_best: int = 1
+    n_best: int = 1  # hypotheses returned per sentence (with sampling: samples drawn per sentence)
     batch_tokens: int = 6144  # source tokens x beams per decoding batch (memory grows with it: see the README)
+    no_repeat_ngram_size: int = 0  # never produce an n-gram of this size twice in one output (0 = off)
+    sampling: bool = False  # draw each token (mt.search.Sampling) instead of greedy or beam search
+    temperature: float = 1.0  # sampling: softmax(log p / temperature)
+    top_k: int = 0  # sampling: only the k most probable tokens (0 = all)
+    top_p: float = 1.0  # sampling: only the smallest set of tokens whose probability reaches p (1 = all)
+    seed: int = 1  # sampling: the random draws (the same seed, input and batch give the same samples)
+
+    @property
+    def hypotheses_per_sentence(self) -> int:
+        """Rows a sentence takes in a decoding batch: its beams, or its samples."""
+        return self.n_best if self.sampling else self.beam_size
 
     def validate(self) -> None:
         """Raise ``ConfigError`` for a beam size or maximum length below 1, a length penalty that is
-        negative or not a number, or an n-best outside 1..beam_size."""
+        negative or not a number, an n-best outside 1..beam_size (with sampling: below 1), a
+        temperature that is not positive, top-k below 0, top-p outside (0, 1], or a negative
+        no-repeat n-gram size."""
+        if self.no_repeat_ngram_size < 0:
+            raise ConfigError(f"the no-repeat n-gram size must be >= 0 (0 = off), got {self.no_repeat_ngram_size}")
+        if self.sampling:
+            if not (math.isfinite(self.temperature) and self.temperature > 0):
+                raise ConfigError(f"the sampling temperature must be a finite number > 0, got {self.temperature}")
+            if self.top_k < 0 or not 0 < self.top_p <= 1:
+                raise ConfigError(f"top-k must be >= 0 (0 = all) and top-p in (0, 1], got {self.top_k} and {self.top_p}")
+            if self.n_best < 1:
+                raise ConfigError(f"n-best (samples per sentence) must be at least 1, got {self.n_best}")
         if self.beam_size < 1:
             raise ConfigError(f"beam size must be at least 1, got {self.beam_size}")
         if self.max_length < 1:
             raise ConfigError(f"the maximum output length must be at least 1 token, got {self.max_length}")
         if not (math.isfinite(self.length_penalty) and self.length_penalty >= 0):
             raise ConfigError(f"the length penalty alpha must be a finite number >= 0 (0 = none), got {self.length_penalty}")
-        if not 0 < self.n_best <= self.beam_size:
+        if not self.sampling and not 0 < self.n_best <= self.beam_size:
             raise ConfigError(f"n-best must be in 1..beam size ({self.beam_size}), got {self.n_best}")
 
 

@@ -1,9 +1,16 @@
-"""Greedy and beam search over the ``EncoderDecoder`` interface, batched over many sentences.
+"""Decoding over the ``EncoderDecoder`` interface: one loop, three ways to choose the next token.
 
-Both run all sentences of a batch (and, for beam search, all their beams) as one tensor; a
-sentence that is finished leaves the batch (in greedy search, once an eighth of the batch has
-finished), so late steps only pay for the sentences still being written. Python loops run per
-step and per finished hypothesis, never per token of the batch or beam.
+``decode`` runs the steps for every strategy; what differs is a ``Selection`` (after
+OpenNMT-py's ``DecodeStrategy``): ``Greedy`` takes each hypothesis' most probable token,
+``Sampling`` draws it (temperature, top-k, top-p), and ``Beam`` keeps the K best extensions of
+each sentence's K hypotheses (Wu et al., 2016, length penalty). ``no_repeat_ngram_size`` applies to
+all three.
+
+The loop runs all sentences of a batch (and all their hypotheses) as one tensor. A sentence that
+is finished leaves the batch; with one hypothesis per sentence (greedy, sampling) it leaves only
+once an eighth of the batch has finished, since the rows of a step otherwise never move, and
+every removal copies the whole decoder state. Python loops run per step and per finished
+hypothesis, never per token of the batch or beam.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from mt.config import DecodeConfig
 from mt.models.base import EncoderDecoder
 from mt.tokenizer import BOS_ID, EOS_ID
 
-COMPACT_EVERY = 8  # greedy search drops finished sentences from the batch once they are 1/8 of it
+COMPACT_EVERY = 8  # one-hypothesis strategies drop finished sentences once they are 1/8 of the batch
 
 
 @dataclass
@@ -37,9 +44,10 @@ def length_penalty(length: int, alpha: float) -> float:
     return ((5.0 + length) / 6.0) ** alpha
 
 
-def top_k(x: torch.Tensor, k: int, block: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
+def exact_top_k(x: torch.Tensor, k: int, block: int = 64) -> tuple[torch.Tensor, torch.Tensor]:
     """``x.topk(k, dim=-1)`` of a wide (N, W) tensor, exactly: values and indices (N, k), best first.
 
+    (The k largest entries, as beam search needs them; not top-k *sampling*, see ``Sampling``.)
     The k best entries of a row lie in the k blocks (of ``block`` columns) with the highest
     maxima. On CPU torch's topk (and max with indices) is not vectorised but a plain max is, so
     this takes every block's maximum, the k best blocks, and the k best of their k * block
@@ -65,47 +73,95 @@ def max_output_lengths(src_mask: torch.Tensor, config: DecodeConfig) -> torch.Te
     return (src_lengths * config.max_length_ratio + config.max_length_offset).long().clamp(1, config.max_length)
 
 
-@torch.no_grad()
-def greedy_search(
-    model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig, return_attention: bool = False
-) -> list[list[Hypothesis]]:
-    """The most probable next token at every step. ``src``/``src_mask``: (B, S). One hypothesis per sentence."""
-    batch = src.size(0)
-    state = model.init_state(model.encode(src, src_mask), src_mask)
-    max_lengths = max_output_lengths(src_mask, config)
-    sentence_ids = torch.arange(batch)
-    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=src.device)
-    history = tokens.new_empty(batch, 0)
-    scores = torch.zeros(batch, device=src.device)
-    attention_history = None
-    results: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    finished = torch.zeros(batch, dtype=torch.bool, device=src.device)
-    step = 0
-    while len(sentence_ids):
-        log_probs, state, attention = model.decode_step(tokens, state)
-        best_scores, tokens = (column[:, 0] for column in top_k(log_probs, 1))
-        scores = scores + best_scores
-        history = torch.cat([history, tokens[:, None]], dim=1)
-        if return_attention:
-            attention_history = _append(attention_history, attention)
-        step += 1
-        done = ~finished & ((tokens == EOS_ID) | (step >= max_lengths.to(tokens.device)))
-        for row in done.nonzero().flatten().tolist():
-            output = history[row].tolist()
-            if output[-1] == EOS_ID:
-                output.pop()
-            weights = attention_history[row].float().cpu() if return_attention else None
-            results[int(sentence_ids[row])] = [Hypothesis(output, float(scores[row]), weights)]
-        finished |= done
-        # Finished rows leave only once they are 1/COMPACT_EVERY of the batch: every removal copies the
-        # whole state (keys and values of every layer), which costs more than a few steps of dead rows.
-        if int(finished.sum()) * COMPACT_EVERY >= len(sentence_ids):
-            keep = (~finished).nonzero().flatten()
-            state, tokens, history, scores = state.select(keep), tokens[keep], history[keep], scores[keep]
-            sentence_ids, max_lengths, finished = sentence_ids[keep.cpu()], max_lengths[keep.cpu()], finished[keep]
-            if return_attention:
-                attention_history = attention_history[keep]
-    return results
+def ban_repeated_ngrams(log_probs: torch.Tensor, history: torch.Tensor, n: int) -> None:
+    """Set to -inf, in place, the log-probability (R, V) of every token that would complete an
+    n-gram already in its row of ``history`` (R, t) (fairseq's and OpenNMT-py's
+    ``no_repeat_ngram_size``)."""
+    length = history.size(1)
+    if length < n - 1 or length == 0:
+        return
+    if n == 1:
+        log_probs.scatter_(1, history, float("-inf"))
+        return
+    prefix = history[:, length - n + 1 :]  # (R, n-1): the n-gram each row would complete
+    windows = history.unfold(1, n - 1, 1)[:, : length - n + 1]  # (R, t-n+1, n-1), each followed by a token
+    rows, starts = (windows == prefix[:, None]).all(dim=-1).nonzero(as_tuple=True)
+    log_probs[rows, history[rows, starts + n - 1]] = float("-inf")
+
+
+class Selection:
+    """How the next tokens are chosen, the part of decoding that differs between strategies.
+
+    ``select`` gets the step's log-probabilities (G * W, V) of G groups (sentences, or copies of
+    a sentence) of W hypotheses each, and their scores so far (G, W); it returns C >= ``width``
+    candidates per group, best first, as (scores (G, C), the hypothesis 0..W-1 each extends
+    (G, C), its token (G, C)). ``decode`` keeps the ``width`` best that do not end and finishes a
+    group once ``width`` of its candidates ranked below ``width`` have ended.
+    """
+
+    width = 1
+    length_normalized = False  # divide final scores by the length penalty
+
+    def select(self, log_probs: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+
+class Greedy(Selection):
+    """The most probable next token of every hypothesis."""
+
+    def select(self, log_probs, scores):
+        values, words = exact_top_k(log_probs, 1)
+        return scores + values, torch.zeros_like(words), words
+
+
+class Sampling(Selection):
+    """A next token drawn from softmax(log p / ``temperature``), restricted to the ``top_k`` most
+    probable tokens (0 = all) and to the smallest set whose probability reaches ``top_p``
+    (nucleus sampling, Holtzman et al., 2020, section 3.1; 1.0 = all). Scores are the model's own
+    log-probabilities of the drawn tokens. ``generator`` makes the draws reproducible."""
+
+    def __init__(self, temperature: float, top_k: int, top_p: float, generator: torch.Generator):
+        self.temperature, self.top_k, self.top_p, self.generator = temperature, top_k, top_p, generator
+
+    def select(self, log_probs, scores):
+        logits = log_probs / self.temperature
+        if 0 < self.top_k < logits.size(-1):
+            kth = logits.topk(self.top_k, dim=-1).values[:, -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        if self.top_p < 1.0:
+            sorted_logits, order = logits.sort(dim=-1, descending=True)
+            probabilities = sorted_logits.softmax(dim=-1)
+            outside = probabilities.cumsum(dim=-1) - probabilities >= self.top_p  # the most probable always stays
+            logits = logits.scatter(1, order, sorted_logits.masked_fill(outside, float("-inf")))
+        words = torch.multinomial(logits.float().softmax(dim=-1), 1, generator=self.generator)
+        return scores + log_probs.gather(1, words), torch.zeros_like(words), words
+
+
+class Beam(Selection):
+    """The 2K best extensions of each sentence's K hypotheses (K = ``width``): the ones among the
+    best K that end are finished, the K best that do not end continue."""
+
+    length_normalized = True
+
+    def __init__(self, width: int):
+        self.width = width
+
+    def select(self, log_probs, scores):
+        groups, width = scores.shape
+        vocab = log_probs.size(-1)
+        # in place: (G*K, V) is the largest tensor of a step
+        candidates = log_probs.add_(scores.view(-1, 1)).view(groups, width * vocab)
+        top_scores, top_index = exact_top_k(candidates, 2 * self.width)
+        return top_scores, top_index // vocab, top_index % vocab
+
+
+def selection_for(config: DecodeConfig, device: torch.device) -> Selection:
+    """The ``Selection`` that ``config`` asks for: ``Sampling`` when ``config.sampling``, else
+    ``Greedy`` for beam size 1 and ``Beam`` above."""
+    if config.sampling:
+        generator = torch.Generator(device=device).manual_seed(config.seed)
+        return Sampling(config.temperature, config.top_k, config.top_p, generator)
+    return Greedy() if config.beam_size == 1 else Beam(config.beam_size)
 
 
 def _append(history: torch.Tensor | None, attention: torch.Tensor) -> torch.Tensor:
@@ -115,82 +171,108 @@ def _append(history: torch.Tensor | None, attention: torch.Tensor) -> torch.Tens
 
 
 @torch.no_grad()
-def beam_search(
-    model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig, return_attention: bool = False
+def decode(
+    model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig, selection: Selection,
+    return_attention: bool = False, copies: int = 1,
 ) -> list[list[Hypothesis]]:
-    """Beam search with the length penalty of Wu et al. (2016), batched over sentences and beams.
+    """Decode the sentences ``src``/``src_mask`` (B, S) with ``selection``; returns
+    ``config.n_best`` hypotheses per sentence (at most ``width`` * ``copies``), best first.
 
-    Each step extends every beam by every token and keeps the 2K best candidates of each
-    sentence (K = ``config.beam_size``): those among the best K that end with EOS are finished,
-    and the K best that do not end continue. A sentence is done when it has K finished
-    hypotheses or reaches its maximum length. Returns ``config.n_best`` hypotheses per
-    sentence, best first, ranked by score / lp(length).
+    Each sentence runs as ``copies`` independent groups (sampling draws n samples that way) of
+    ``selection.width`` hypotheses; a group is done when ``width`` of its hypotheses have ended
+    (EOS, or the sentence's maximum length, ``max_output_lengths``).
     """
-    batch, beam = src.size(0), config.beam_size
-    device = src.device
-    # The first step runs one row per sentence (all K beams would start identical); the first
-    # reordering makes K rows per sentence of the hypothesis tensors.
+    batch, device = src.size(0), src.device
     state = model.init_state(model.encode(src, src_mask), src_mask)
-    max_lengths = max_output_lengths(src_mask, config).cpu()
-    sentence_ids = torch.arange(batch)
-    scores = torch.zeros(batch, 1, device=device)  # (alive sentences, beams of each)
-    tokens = torch.full((batch,), BOS_ID, dtype=torch.long, device=device)
-    history = tokens.new_empty(batch, 0)
+    if copies > 1:
+        rows = torch.arange(batch, device=device).repeat_interleave(copies)
+        state = state.reorder(rows, rows, beams=1)
+    groups = batch * copies
+    group_ids = torch.arange(groups)  # the group of each alive row of ``scores``, cpu
+    max_lengths = max_output_lengths(src_mask, config).cpu().repeat_interleave(copies)
+    scores = torch.zeros(groups, 1, device=device)  # (alive groups, hypotheses of each): 1 at the first step
+    tokens = torch.full((groups,), BOS_ID, dtype=torch.long, device=device)
+    history = tokens.new_empty(groups, 0)
     attention_history = None
-    finished: list[list[Hypothesis]] = [[] for _ in range(batch)]
-    finished_counts = torch.zeros(batch, dtype=torch.long)  # per alive sentence
-    rank = torch.arange(2 * beam, device=device)
+    results: list[list[Hypothesis]] = [[] for _ in range(groups)]
+    finished_counts = torch.zeros(groups, dtype=torch.long)  # per alive group, cpu
+    dead = torch.zeros(groups, dtype=torch.bool)  # done, but left in the batch until the next compaction
+    width = selection.width
     step = 0
-    while len(sentence_ids):
-        alive, width = scores.shape
+    while len(group_ids):
+        alive, current_width = scores.shape
         log_probs, state, attention = model.decode_step(tokens, state)
-        vocab = log_probs.size(-1)
-        # in place: (B*K, V) is the largest tensor of a step
-        candidates = log_probs.add_(scores.view(-1, 1)).view(alive, width * vocab)
-        top_scores, top_index = top_k(candidates, 2 * beam)
-        origin, words = top_index // vocab, top_index % vocab  # (alive, 2K) beam of origin, new token
+        if config.no_repeat_ngram_size:
+            ban_repeated_ngrams(log_probs, history, config.no_repeat_ngram_size)
+        top_scores, origin, words = selection.select(log_probs, scores)
+        rank = torch.arange(words.size(1), device=device)
         step += 1
         at_max = (step >= max_lengths).to(device)
         ends = (words == EOS_ID) | at_max[:, None]
-        rows = torch.arange(alive, device=device)[:, None] * width + origin  # (alive, 2K) rows of the state
+        rows = torch.arange(alive, device=device)[:, None] * current_width + origin  # (alive, C) rows of the state
         if return_attention:
             step_history = _append(attention_history, attention)
-        finishing = ends & (rank < beam)
+        finishing = ends & (rank < width) & ~dead.to(device)[:, None]
         for i, j in finishing.nonzero().tolist():
-            sentence = int(sentence_ids[i])
-            if len(finished[sentence]) >= beam:
+            group = int(group_ids[i])
+            if len(results[group]) >= width:
                 continue
             row, word = int(rows[i, j]), int(words[i, j])
             output = history[row].tolist() + ([] if word == EOS_ID else [word])
-            score = float(top_scores[i, j]) / length_penalty(step, config.length_penalty)
+            score = float(top_scores[i, j])
+            if selection.length_normalized:
+                score /= length_penalty(step, config.length_penalty)
             weights = step_history[row].float().cpu() if return_attention else None
-            finished[sentence].append(Hypothesis(output, score, weights))
+            results[group].append(Hypothesis(output, score, weights))
         finished_counts = finished_counts + finishing.sum(dim=1).cpu()
-        done = (finished_counts >= beam) | at_max.cpu()
-        # The K best candidates that do not end continue (EOS takes at most K of the 2K places).
-        keep_order = torch.where(ends, rank + 2 * beam, rank).argsort(dim=1)[:, :beam]
-        keep_sentences = (~done).nonzero().flatten()
-        if not len(keep_sentences):
+        done = (finished_counts >= width) | at_max.cpu() | dead
+        if done.all():
             break
-        keep_sentences_device = keep_sentences.to(device)
-        keep = keep_order[keep_sentences_device]
-        next_rows = rows[keep_sentences_device].gather(1, keep).flatten()
-        tokens = words[keep_sentences_device].gather(1, keep).flatten()
-        scores = top_scores[keep_sentences_device].gather(1, keep)
+        # The ``width`` best candidates that do not end continue (EOS takes at most ``width`` of the places).
+        if words.size(1) == 1:  # one candidate per group (greedy, sampling): it is the one kept
+            keep = torch.zeros_like(words)
+        else:
+            keep = torch.where(ends, rank + words.size(1), rank).argsort(dim=1)[:, :width]
+        if width == 1 and int(done.sum()) * COMPACT_EVERY < alive:
+            dead = done  # every row stays where it is: no state to move
+            tokens, scores = words.gather(1, keep).flatten(), top_scores.gather(1, keep)
+            history = torch.cat([history, tokens[:, None]], dim=1)
+            if return_attention:
+                attention_history = step_history
+            continue
+        kept = (~done).nonzero().flatten()
+        kept_device = kept.to(device)
+        keep = keep[kept_device]
+        next_rows = rows[kept_device].gather(1, keep).flatten()
+        tokens = words[kept_device].gather(1, keep).flatten()
+        scores = top_scores[kept_device].gather(1, keep)
         history = torch.cat([history[next_rows], tokens[:, None]], dim=1)
         if return_attention:
             attention_history = step_history[next_rows]
-        # the static tensors (one row per sentence) change only when sentences leave
-        state = state.reorder(next_rows, keep_sentences_device if len(keep_sentences) < alive else None, beam)
-        sentence_ids, max_lengths = sentence_ids[keep_sentences], max_lengths[keep_sentences]
-        finished_counts = finished_counts[keep_sentences]
-    return [sorted(hyps, key=lambda h: h.score, reverse=True)[: config.n_best] for hyps in finished]
+        # the static tensors (one row per group) change only when groups leave
+        state = state.reorder(next_rows, kept_device if len(kept) < alive else None, width)
+        group_ids, max_lengths, finished_counts, dead = group_ids[kept], max_lengths[kept], finished_counts[kept], dead[kept]
+    return [sorted((h for group in range(sentence * copies, (sentence + 1) * copies) for h in results[group]),
+                   key=lambda h: h.score, reverse=True)[: config.n_best] for sentence in range(batch)]
 
 
 def search(
     model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig, return_attention: bool = False
 ) -> list[list[Hypothesis]]:
-    """Greedy search when ``config.beam_size == 1``, beam search otherwise."""
-    if config.beam_size == 1:
-        return greedy_search(model, src, src_mask, config, return_attention)
-    return beam_search(model, src, src_mask, config, return_attention)
+    """Decode as ``config`` says (``selection_for``): greedy, beam, or ``config.n_best`` samples per sentence."""
+    copies = config.n_best if config.sampling else 1
+    return decode(model, src, src_mask, config, selection_for(config, src.device), return_attention, copies)
+
+
+def greedy_search(model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig,
+                  return_attention: bool = False) -> list[list[Hypothesis]]:
+    """The most probable next token at every step; one hypothesis per sentence (``decode`` with ``Greedy``)."""
+    return decode(model, src, src_mask, config, Greedy(), return_attention)
+
+
+def beam_search(model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig,
+                return_attention: bool = False) -> list[list[Hypothesis]]:
+    """Beam search of width ``config.beam_size`` with the length penalty of Wu et al. (2016): a
+    sentence is done when it has K finished hypotheses or reaches its maximum length; returns
+    ``config.n_best`` hypotheses per sentence ranked by score / lp(length)."""
+    return decode(model, src, src_mask, config, Beam(config.beam_size), return_attention)

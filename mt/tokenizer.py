@@ -124,6 +124,11 @@ class Tokenizer:
         """Target ids -> detokenized text (CJK without spaces, as SentencePiece learned it)."""
         return self.tgt.decode([list(i) for i in ids])
 
+    def same_as(self, other: "Tokenizer") -> bool:
+        """Whether ``other`` turns text into the same ids on both sides (the same SentencePiece models)."""
+        return (self.src.serialized_model_proto() == other.src.serialized_model_proto()
+                and self.tgt.serialized_model_proto() == other.tgt.serialized_model_proto())
+
     def save(self, directory: Path) -> None:
         """Write the model file(s) and ``tokenizer.json`` into ``directory``."""
         directory = Path(directory)

@@ -20,6 +20,7 @@ from mt.checkpoint import load_checkpoint
 from mt.config import DecodeConfig, RunConfig
 from mt.data import clean_text
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
+from mt.ensemble import Ensemble
 from mt.errors import ConfigError
 from mt.models import EncoderDecoder
 from mt.models.transformer import FeedForward
@@ -85,18 +86,26 @@ class Translator:
         self.model, self.tokenizer, self.config, self.device, self.dtype = model, tokenizer, config, device, dtype
 
     @classmethod
-    def from_checkpoint(cls, path: Path, device: str = "auto", precision: str = "fp32", threads: int = 0,
+    def from_checkpoint(cls, path: Path | Sequence[Path], device: str = "auto", precision: str = "fp32", threads: int = 0,
                         quantize: str | None = None) -> "Translator":
-        """Load a checkpoint directory (or a run directory's ``best``).
+        """Load a checkpoint directory (or a run directory's ``best``); several make an ensemble
+        (``mt.ensemble.Ensemble``), decoded with the first one's settings.
 
         ``quantize="int8"`` swaps every Linear layer for a dynamically quantized int8 one (weights
-        int8, activations quantized per batch; CPU only). Raises ``CheckpointError``, ``ConfigError``.
+        int8, activations quantized per batch; CPU only). Raises ``CheckpointError``, and
+        ``ConfigError`` for a bad quantization or ensemble members with different tokenizers.
         """
         set_threads(threads)
         torch_device = resolve_device(device)
-        model, tokenizer, config, _ = load_checkpoint(path, torch_device)
-        if quantize is not None:
-            model = quantize_linear_layers(model, quantize, torch_device)
+        paths = [path] if isinstance(path, (str, Path)) else list(path)
+        loaded = [load_checkpoint(member, torch_device)[:3] for member in paths]
+        models = [quantize_linear_layers(model, quantize, torch_device) if quantize else model for model, _, _ in loaded]
+        _, tokenizer, config = loaded[0]
+        for member, (_, other, _) in zip(paths[1:], loaded[1:]):
+            if not tokenizer.same_as(other):
+                raise ConfigError(f"{member} has another tokenizer than {paths[0]}: the models of an ensemble must share "
+                                  f"their vocabularies (train them with the same --tokenizer)")
+        model = models[0] if len(models) == 1 else Ensemble(models)
         return cls(model, tokenizer, config, torch_device, resolve_precision(precision, torch_device))
 
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None,
@@ -139,8 +148,8 @@ class Translator:
                 src_ids[position] = ids[:MAX_SOURCE_TOKENS]
                 results[todo[position]].truncated = True
         with torch.inference_mode(), autocast(self.device, self.dtype):
-            # every sentence runs beam_size hypotheses: keep the rows (and memory) of a batch bounded
-            for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.beam_size, 1)):
+            # every sentence runs beam_size hypotheses (or n samples): keep the rows (and memory) of a batch bounded
+            for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.hypotheses_per_sentence, 1)):
                 batch = batch.to(self.device)
                 outputs = search(self.model, batch.src, batch.src_mask, decode, return_attention)
                 # one SentencePiece call per batch: a call per sentence cost 70 us each, 1-2% of greedy decoding

@@ -7,7 +7,7 @@ import sacrebleu
 from typer.testing import CliRunner
 
 from cli import app
-from conftest import MULTI30K, needs_multi30k, write_pair
+from conftest import MULTI30K, needs_multi30k, synthetic_sentences, write_pair
 
 runner = CliRunner()
 
@@ -181,3 +181,28 @@ def test_sentence_progress_is_drawn_only_on_a_terminal():
             advance(1)
             advance(2)
         assert ("3/3 sentences" in out.file.getvalue()) == terminal
+
+
+def test_translate_ensembles_repeated_checkpoints_samples_and_refuses_another_vocabulary(tiny_checkpoint, tmp_path):
+    code, alone = invoke("translate", "a b c", "d e", "--checkpoint", tiny_checkpoint, "--beam-size", "3")
+    assert code == 0, alone
+    code, together = invoke("translate", "a b c", "d e", "--checkpoint", tiny_checkpoint, "--checkpoint", tiny_checkpoint,
+                            "--beam-size", "3")
+    assert code == 0 and together == alone
+    code, sampled = invoke("translate", "a b c", "--checkpoint", tiny_checkpoint, "--sampling", "--top-p", "0.9",
+                           "--n-best", "3", "--seed", "5", "--no-repeat-ngram-size", "2")
+    assert code == 0 and len(sampled.splitlines()) == 3, sampled
+    assert invoke("translate", "a b c", "--checkpoint", tiny_checkpoint, "--sampling", "--n-best", "3", "--seed", "5",
+                  "--top-p", "0.9", "--no-repeat-ngram-size", "2")[1] == sampled
+    code, output = invoke("translate", "a b", "--checkpoint", tiny_checkpoint, "--sampling", "--temperature", "0")
+    assert code == 2 and "temperature" in output
+    from mt.checkpoint import load_checkpoint, write_checkpoint
+    from mt.tokenizer import train_tokenizer
+
+    model, _, config, _ = load_checkpoint(tiny_checkpoint)
+    sentences = [" ".join(reversed(s.split())) for s in synthetic_sentences(400, seed=5)]
+    other = train_tokenizer(sentences, [s.upper() for s in sentences], "en", "de", vocab_size=40, model_type="bpe")
+    assert other.src_vocab_size == model.src_embedding.num_embeddings
+    write_checkpoint(tmp_path / "other", model, other, config)
+    code, output = invoke("translate", "a b", "--checkpoint", tiny_checkpoint, "--checkpoint", tmp_path / "other")
+    assert code == 2 and "another tokenizer" in output and "share" in output, output
