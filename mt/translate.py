@@ -84,6 +84,10 @@ class Translator:
     def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, config: RunConfig, device: torch.device,
                  dtype: torch.dtype = torch.float32):
         self.model, self.tokenizer, self.config, self.device, self.dtype = model, tokenizer, config, device, dtype
+        # On CPU, 16-bit decoding stores the weights in that type once (no autocast casts per call).
+        self.cast_weights = dtype != torch.float32 and device.type == "cpu"
+        if self.cast_weights:
+            self.model = model.to(dtype)
 
     @classmethod
     def from_checkpoint(cls, path: Path | Sequence[Path], device: str = "auto", precision: str = "fp32", threads: int = 0,
@@ -147,7 +151,7 @@ class Translator:
             if len(ids) > MAX_SOURCE_TOKENS:
                 src_ids[position] = ids[:MAX_SOURCE_TOKENS]
                 results[todo[position]].truncated = True
-        with torch.inference_mode(), autocast(self.device, self.dtype):
+        with torch.inference_mode(), autocast(self.device, torch.float32 if self.cast_weights else self.dtype):
             # every sentence runs beam_size hypotheses (or n samples): keep the rows (and memory) of a batch bounded
             for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.hypotheses_per_sentence, 1)):
                 batch = batch.to(self.device)

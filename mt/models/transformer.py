@@ -191,7 +191,8 @@ class Transformer(EncoderDecoder):
                 nn.init.xavier_uniform_(parameter)
 
     def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        return self.dropout(embedding(tokens) * self.scale + self.positions(tokens.size(1), offset))
+        embedded = embedding(tokens)
+        return self.dropout(embedded * self.scale + self.positions(tokens.size(1), offset).to(embedded.dtype))
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
         key_mask = src_mask[:, None, None, :]
