@@ -195,7 +195,9 @@ class CT2Translator:
         options = dict(beam_size=1 if decode.sampling else decode.beam_size, num_hypotheses=decode.n_best,
                        length_penalty=decode.length_penalty, max_decoding_length=decode.max_length,
                        no_repeat_ngram_size=decode.no_repeat_ngram_size, return_scores=True,
-                       max_batch_size=decode.batch_tokens, batch_type="tokens", **CT2_TRANSLATE_OPTIONS)
+                       # as mt's batches: source tokens x hypotheses per sentence
+                       max_batch_size=max(decode.batch_tokens // decode.hypotheses_per_sentence, 1), batch_type="tokens",
+                       **CT2_TRANSLATE_OPTIONS)
         if decode.sampling:
             options.update(sampling_topk=decode.top_k or 0, sampling_topp=decode.top_p, sampling_temperature=decode.temperature)
         progress = progress or (lambda count: None)

@@ -11,7 +11,10 @@ Measures, each part in its own process so that peak RSS belongs to that part alo
   EOS included; the median of ``--rounds`` passes, every pass's seconds in the JSON) for greedy and
   beam 5 at fp32, bf16 and int8, with BLEU; model FLOPs per target
   token and FLOP/s (counted by FlopCounterMode on a second, untimed pass; not for int8, whose kernels
-  it does not count); and the time from loading the checkpoint to the first translation.
+  it does not count); and the time from loading the checkpoint to the first translation;
+- decoding options, fp32: greedy, beam 5, sampling (temperature 1, top-p 0.9), no-repeat-ngram 3
+  with greedy and beam 5, and, with ``--ensemble CHECKPOINT``, the ensemble of both checkpoints
+  (greedy and beam 5); BLEU, tokens/s and peak RSS, and tokens/s as a ratio to greedy.
 
 On a CPU without bf16 units (no AVX512-BF16 or AMX: torch would emulate bf16, about 10x slower
 than fp32) the bf16 rows are skipped, and the header says so. With ``--device cuda`` every part runs
@@ -144,12 +147,14 @@ def bench_decode(args) -> dict:
     from mt.translate import Translator
 
     started = time.perf_counter()
-    translator = Translator.from_checkpoint(Path(args.checkpoint), device=args.device, threads=args.threads,
+    checkpoints = [Path(args.checkpoint)] + ([Path(args.ensemble)] if args.ensemble else [])
+    translator = Translator.from_checkpoint(checkpoints, device=args.device, threads=args.threads,
                                             precision=args.precision, quantize=args.quantize)
     first = next(translator.translate(["I love machine learning"]))
     first_seconds = time.perf_counter() - started
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "test_2016_flickr"), "en", "de")
-    decode = DecodeConfig(beam_size=args.beam_size, batch_tokens=args.batch_tokens or DecodeConfig.batch_tokens)
+    decode = DecodeConfig(beam_size=args.beam_size, batch_tokens=args.batch_tokens or DecodeConfig.batch_tokens,
+                          **json.loads(args.decode_options))
     rounds = []
     for _ in range(args.rounds):
         start = time.perf_counter()
@@ -158,11 +163,12 @@ def bench_decode(args) -> dict:
     seconds = statistics.median(rounds)
     produced = sum(len(r.tgt_pieces) + 1 for r in results)
     row = {"precision": args.precision, "quantize": args.quantize or "none", "beam_size": args.beam_size,
+           "decode_options": json.loads(args.decode_options), "ensemble": args.ensemble,
            "sentences_per_s": len(results) / seconds, "tgt_tokens_per_s": produced / seconds, "seconds": seconds,
            "seconds_per_round": rounds,
            "bleu": bleu([r.text for r in results], corpus.targets).score, "load_to_first_translation_s": first_seconds,
            "first_translation": first.text, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(args.device)}
-    if not args.quantize:  # FlopCounterMode does not count the quantized int8 kernels
+    if not args.quantize and args.count_flops == "yes":  # FlopCounterMode does not count the quantized int8 kernels
         from torch.utils.flop_counter import FlopCounterMode
 
         with FlopCounterMode(display=False) as counter:  # a second, untimed pass over the same sentences
@@ -200,13 +206,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="decoding: passes over the test set; the median is reported")
     parser.add_argument("--batch-tokens", type=int, default=0, help="decoding: source tokens x beams per batch (0: mt's default)")
     parser.add_argument("--json", default="", help="write the results here")
-    parser.add_argument("--skip", default="", help="comma-separated parts to skip: train, decode")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: train, decode, options")
+    parser.add_argument("--ensemble", default="", help="a second checkpoint (same tokenizer): ensemble rows of the options table")
     parser.add_argument("--part", help=argparse.SUPPRESS)
     parser.add_argument("--compile", action="store_true", help="also train under torch.compile (train.compile)")
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--compiled", default="no", help=argparse.SUPPRESS)
     parser.add_argument("--quantize", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--beam-size", type=int, default=5, help=argparse.SUPPRESS)
+    parser.add_argument("--decode-options", default="{}", help=argparse.SUPPRESS)
+    parser.add_argument("--count-flops", default="yes", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.part:
         from mt.device import tune_process
@@ -261,6 +270,26 @@ def main() -> None:
                 table.add_row("greedy" if beam_size == 1 else f"beam {beam_size}", quantize or precision,
                               f"{row['sentences_per_s']:.1f}", f"{row['tgt_tokens_per_s']:,.0f}", *flops, f"{row['bleu']:.2f}",
                               f"{row['load_to_first_translation_s']:.2f}", *(f"{row[key]:,.0f}" for key in memory.values()))
+        console.print(table)
+    if "options" not in skip and args.checkpoint:
+        table = Table(title=f"decoding options, test_2016_flickr, fp32, median of {args.rounds} passes")
+        for column in ("search", "sent/s", "tgt tok/s", "tok/s vs greedy", "BLEU", *memory):
+            table.add_column(column, justify="right")
+        rows = [("greedy", 1, {}, ""), ("beam 5", 5, {}, ""),
+                ("sampling, temperature 1, top-p 0.9", 1, {"sampling": True, "temperature": 1.0, "top_p": 0.9}, ""),
+                ("greedy, no-repeat-ngram 3", 1, {"no_repeat_ngram_size": 3}, ""),
+                ("beam 5, no-repeat-ngram 3", 5, {"no_repeat_ngram_size": 3}, "")]
+        if args.ensemble:
+            rows += [("ensemble of 2, greedy", 1, {}, args.ensemble), ("ensemble of 2, beam 5", 5, {}, args.ensemble)]
+        results["options"] = []
+        for name, beam_size, decode_options, ensemble in rows:
+            row = run_part(args, "decode", beam_size=beam_size, decode_options=json.dumps(decode_options), count_flops="no",
+                           **({"ensemble": ensemble} if ensemble else {}))
+            row["search"] = name
+            results["options"].append(row)
+            ratio = row["tgt_tokens_per_s"] / results["options"][0]["tgt_tokens_per_s"]
+            table.add_row(name, f"{row['sentences_per_s']:.1f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{ratio:.2f}",
+                          f"{row['bleu']:.2f}", *(f"{row[key]:,.0f}" for key in memory.values()))
         console.print(table)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
