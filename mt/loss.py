@@ -83,7 +83,9 @@ class LabelSmoothedLoss(nn.Module):
     """A model and its training loss as one module, so that DDP and ``torch.compile`` wrap both.
 
     ``forward(src, src_mask, tgt_in, tgt_out)`` takes a batch's (B, S) and (B, T) tensors and
-    returns ``label_smoothed_loss`` of the model's teacher-forced decoder features.
+    returns ``label_smoothed_loss`` of the model's teacher-forced decoder features. A model's
+    ``policy_loss`` (REINFORCE-trained hard attention) adds its gradient, not its value: the loss
+    reported stays the cross-entropy.
     """
 
     def __init__(self, model: nn.Module, epsilon: float):
@@ -92,4 +94,6 @@ class LabelSmoothedLoss(nn.Module):
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
         features = self.model.features(src, src_mask, tgt_in)
-        return label_smoothed_loss(features, self.model.output.weight, tgt_out, self.epsilon)
+        loss = label_smoothed_loss(features, self.model.output.weight, tgt_out, self.epsilon)
+        surrogate = self.model.policy_loss(features, tgt_out)
+        return loss + (surrogate - surrogate.detach())

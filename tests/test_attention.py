@@ -179,3 +179,21 @@ def test_hard_attention_in_training_samples_one_position_and_passes_gradients_st
     context, _ = attention(query, attention.project_keys(memory), memory, src_mask, 0)
     context.sum().backward()
     assert attention.alignment.bilinear.weight.grad.abs().sum() > 0
+
+
+def test_reinforce_samples_without_a_gradient_path_and_its_surrogate_is_xu_et_al_s_policy_gradient():
+    attention = HardAttention(make_attention("luong-general"), estimator="reinforce", entropy_weight=0.5).train()
+    query, memory, src_mask = inputs([7, 4, 1])
+    for step in range(2):
+        context, weights = attention(query, attention.project_keys(memory), memory, src_mask, step)
+        assert ((weights > 0).sum(dim=-1) == 1).all() and not context.requires_grad  # the draw is not differentiated
+    (log_a0, h0), (log_a1, h1) = attention.trace
+    rewards, mask = torch.tensor([-1.0, -2.0, -3.0]), torch.tensor([[True, True], [True, False], [True, True]])
+    surrogate = attention.policy_loss(rewards, mask)
+    log_chosen, entropy = torch.stack([log_a0, log_a1], 1), torch.stack([h0, h1], 1)
+    expected = -(((rewards - 0.0)[:, None] * log_chosen + 0.5 * entropy) * mask).sum()  # the baseline starts at 0
+    assert torch.allclose(surrogate, expected) and attention.trace == []
+    assert torch.isclose(attention.baseline, torch.tensor(0.1 * -2.0))  # moving average, decay 0.9
+    surrogate.backward()
+    assert attention.alignment.bilinear.weight.grad.abs().sum() > 0
+    assert torch.allclose(h0[2], torch.tensor(0.0))  # one real source token: no uncertainty

@@ -16,7 +16,7 @@ from mt.models import build_model
 from mt.models.rnn import ATTENTIONS, RNNEncoderDecoder
 from mt.search import beam_search, greedy_search
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_tokenizer
-from mt.loss import label_smoothed_loss
+from mt.loss import LabelSmoothedLoss
 
 VARIANTS = [(rnn_type, attention) for rnn_type in RNN_TYPES for attention in ATTENTIONS]
 VOCAB = 20
@@ -122,7 +122,7 @@ def test_beam_size_one_equals_greedy():
 
 
 @pytest.mark.parametrize("rnn_type, attention, accuracy", [("gru", "bahdanau", 0.9), ("lstm", "luong-general", 0.9),
-                                                           ("gru", "hard", 0.8)])
+                                                           ("gru", "hard", 0.8), ("gru", "hard-reinforce", 0.7)])
 def test_learns_to_reverse(rnn_type, attention, accuracy):
     """Reversing a sequence needs attention: the model must look at the source from right to left.
     Hard attention learns it too, one source position per step, through the straight-through estimator."""
@@ -135,12 +135,12 @@ def test_learns_to_reverse(rnn_type, attention, accuracy):
 
     model = build_model(ModelConfig(arch="rnn", rnn_type=rnn_type, attention=attention, embedding_dim=32, hidden_size=64,
                                     encoder_layers=1, decoder_layers=1, dropout=0.0, src_vocab_size=14, tgt_vocab_size=14))
+    objective = LabelSmoothedLoss(model, 0.0)  # with the REINFORCE surrogate of hard-reinforce
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
     for _ in range(300):
         sources = sample(64)
         batch = collate(range(64), sources, [s[::-1] for s in sources])
-        features = model.features(batch.src, batch.src_mask, batch.tgt_in)
-        loss = label_smoothed_loss(features, model.output.weight, batch.tgt_out, 0.0) / batch.n_tgt_tokens
+        loss = objective(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out) / batch.n_tgt_tokens
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -164,7 +164,7 @@ def test_config_rejects_unknown_attention_and_rnn_type():
 
 
 @pytest.mark.parametrize("preset", ["rnn-bahdanau", "rnn-luong", "rnn-luong-dot", "rnn-luong-concat", "rnn-luong-local",
-                                    "rnn-luong-local-m", "rnn-hard"])
+                                    "rnn-luong-local-m", "rnn-hard", "rnn-hard-reinforce"])
 def test_presets_build(preset):
     config = build_config(preset, None, {"model": {"src_vocab_size": 50, "tgt_vocab_size": 50}})
     assert config.model.arch == "rnn"

@@ -18,7 +18,7 @@ thing that differs between
   ``LuongMonotonicAttention``: the same window around p_t = t, without the Gaussian (local-m);
 - ``HardAttention``: one source position per target step instead of a weighted sum (Xu et al.,
   2015, "Show, Attend and Tell", section 4.1), trained with the straight-through Gumbel-softmax
-  estimator (Jang et al., 2017), the argmax position at inference.
+  estimator (Jang et al., 2017) or REINFORCE (Xu et al.), the argmax position at inference.
 
 ``mt.models.rnn.ATTENTIONS`` names them for the configuration and the command line.
 """
@@ -269,18 +269,32 @@ class LuongMonotonicAttention(AlignedAttention):
 class HardAttention(AlignedAttention):
     """Hard attention: the context is the encoder state at one source position, c_t = h_{s_t}
     (Xu et al., 2015, "Show, Attend and Tell", section 4.1, eq. 8), chosen with the probabilities
-    a_t = softmax(score) of ``alignment``'s score.
+    a_t = softmax(score) of ``alignment``'s score. At inference (``eval()``) s_t = argmax_s a_t(s).
+    The weights returned are the one-hot rows: exactly one non-zero weight, 1.0, per target step.
 
-    Training samples s_t with the straight-through Gumbel-softmax estimator (Jang et al., 2017,
-    "Categorical Reparameterization with Gumbel-Softmax", section 2.2): the forward pass uses the
-    one-hot of argmax_s (log a_t(s) + g_s), g_s ~ Gumbel(0, 1), and the backward pass the gradient
-    of softmax((log a_t + g) / tau). At inference (``eval()``) s_t = argmax_s a_t(s). The weights
-    returned are the one-hot rows: exactly one non-zero weight, 1.0, per target step.
+    Training draws s_t, and the draw is not differentiable; ``estimator`` says how the score
+    learns anyway:
+
+    - ``"gumbel"``: the straight-through Gumbel-softmax estimator (Jang et al., 2017,
+      "Categorical Reparameterization with Gumbel-Softmax", section 2.2): the forward pass uses
+      the one-hot of argmax_s (log a_t(s) + g_s), g_s ~ Gumbel(0, 1), the backward pass the
+      gradient of softmax((log a_t + g) / tau);
+    - ``"reinforce"``: REINFORCE as Xu et al. (section 4.1, eq. 12): s_t ~ Multinoulli(a_t), no
+      gradient through the context; each step's log a_t(s_t) and entropy H(a_t) are kept in
+      ``trace`` for ``policy_loss``, which the model adds to the training loss.
     """
 
-    def __init__(self, alignment: RecurrentAttention, temperature: float = 1.0):
+    ESTIMATORS = ("gumbel", "reinforce")
+
+    def __init__(self, alignment: RecurrentAttention, estimator: str = "gumbel", temperature: float = 1.0,
+                 entropy_weight: float = 0.01, baseline_decay: float = 0.9):
         super().__init__(alignment)
-        self.temperature = temperature
+        if estimator not in self.ESTIMATORS:
+            raise ValueError(f"estimator must be one of {', '.join(self.ESTIMATORS)}, got {estimator!r}")
+        self.estimator, self.temperature = estimator, temperature
+        self.entropy_weight, self.baseline_decay = entropy_weight, baseline_decay
+        self.trace: list[tuple[torch.Tensor, torch.Tensor]] = []  # per step: log a_t(s_t), H(a_t), each (B * K,)
+        self.register_buffer("baseline", torch.zeros(()), persistent=False)  # moving average of the reward
 
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor, step: int
@@ -288,9 +302,31 @@ class HardAttention(AlignedAttention):
         """Context h_{s_t} (B * K, M) and one-hot weights (B * K, S) float32, for ``query`` (B * K, Q)."""
         queries = query.view(keys.size(0), -1, query.size(-1))
         scores = self.score(queries, keys).float().masked_fill(~src_mask[:, None, :], float("-inf"))
-        if self.training:
-            weights = F.gumbel_softmax(scores.log_softmax(dim=-1), tau=self.temperature, hard=True)
-        else:
+        log_probs = scores.log_softmax(dim=-1)
+        if not self.training:
             weights = F.one_hot(scores.argmax(dim=-1), scores.size(-1)).float()
+        elif self.estimator == "gumbel":
+            weights = F.gumbel_softmax(log_probs, tau=self.temperature, hard=True)
+        else:
+            probabilities = log_probs.exp()
+            chosen = torch.multinomial(probabilities.flatten(0, 1).detach(), 1)  # (B * K, 1)
+            # H(a_t) over the real tokens only: at padding p log p is 0 log 0, whose gradient is not finite
+            entropy = -(probabilities * log_probs.masked_fill(~src_mask[:, None, :], 0.0)).sum(dim=-1)
+            self.trace.append((log_probs.flatten(0, 1).gather(1, chosen)[:, 0], entropy.flatten()))
+            weights = F.one_hot(chosen[:, 0], scores.size(-1)).float().view_as(scores)
         context = torch.bmm(weights.to(memory.dtype), memory)
         return context.flatten(0, 1), weights.flatten(0, 1)
+
+    def policy_loss(self, rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The REINFORCE surrogate of the steps in ``trace`` (then cleared), summed like the
+        cross-entropy: -sum_{b,t} [(R_b - baseline) log a_t(s_t) + lambda_e H(a_t)] over the real
+        target tokens ``mask`` (B, T); ``rewards`` R_b (B,) are each sentence's mean log p(y_t),
+        not differentiated. The baseline is their moving average (Xu et al., section 4.1)."""
+        if not self.trace:
+            return mask.new_zeros((), dtype=torch.float32)
+        log_chosen = torch.stack([step[0] for step in self.trace], dim=1)  # (B, T)
+        entropy = torch.stack([step[1] for step in self.trace], dim=1)
+        self.trace.clear()
+        advantage = (rewards - self.baseline)[:, None]
+        self.baseline.mul_(self.baseline_decay).add_((1 - self.baseline_decay) * rewards.mean())
+        return -((advantage * log_chosen + self.entropy_weight * entropy) * mask).sum()

@@ -84,6 +84,12 @@ class EncoderDecoder(nn.Module):
         output layer ``self.output`` (``mt.loss`` applies it a chunk of rows at a time)."""
         raise NotImplementedError
 
+    def policy_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """What a part trained by REINFORCE adds to the training loss after ``features(...)``
+        (B, T, D) for ``labels`` (B, T): a surrogate whose gradient is the policy gradient
+        (``mt.models.attention.HardAttention``); 0 for every other model."""
+        return features.new_zeros((), dtype=torch.float32)
+
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher-forced logits (B, T, V) for decoder inputs ``tgt_in`` (B, T)."""
         return self.output(self.features(src, src_mask, tgt_in))

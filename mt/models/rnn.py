@@ -204,6 +204,8 @@ ATTENTIONS: dict[str, Mechanism] = {
                                "soft, local-m: window +-D around p_t = t (Luong et al. 2015, sec. 3.2)"),
     "hard": Mechanism(lambda c: HardAttention(_general(c)), LuongDecoder,
                       "hard: one source position per step, straight-through Gumbel-softmax (Xu et al. 2015; Jang et al. 2017)"),
+    "hard-reinforce": Mechanism(lambda c: HardAttention(_general(c), estimator="reinforce"), LuongDecoder,
+                                "hard: one source position per step, REINFORCE with a baseline (Xu et al. 2015, sec. 4.1)"),
 }
 
 
@@ -255,9 +257,24 @@ class RNNEncoderDecoder(EncoderDecoder):
         logits = self.output(output)
         return F.log_softmax(logits.float(), dim=-1), state.advance(tensors), weights[:, None, None, :]
 
+    def policy_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The REINFORCE surrogate of a ``hard-reinforce`` attention for the steps of the last
+        ``features`` call, the reward of each sentence being its mean log p(y_t) under the current
+        output layer (computed without gradient); 0 for the other attentions."""
+        attention = self.decoder.attention
+        if not getattr(attention, "trace", None):
+            return super().policy_loss(features, labels)
+        mask = labels != PAD_ID
+        with torch.no_grad():
+            log_probs = F.log_softmax(self.output(features).float(), dim=-1).gather(-1, labels[..., None])[..., 0]
+            rewards = (log_probs * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+        return attention.policy_loss(rewards, mask)
+
     def features(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         """Teacher forcing: the decoder steps through ``tgt_in`` (B, T) as ``decode_step`` would
         (every step needs the previous one's state); the output layer then runs once on all T outputs."""
+        if getattr(self.decoder.attention, "trace", None):  # a REINFORCE trace nobody took (policy_loss)
+            self.decoder.attention.trace.clear()
         tensors = self.decoder.init_state(self.encode(src, src_mask), src_mask)
         embedded = self.dropout(self.tgt_embedding(tgt_in))
         outputs = []
