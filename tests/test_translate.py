@@ -101,3 +101,14 @@ def test_progress_counts_every_sentence_as_its_batch_finishes(tiny_checkpoint):
     results = list(translator.translate(sentences, DecodeConfig(batch_tokens=64),
                                         progress=counts.append))
     assert len(results) == 60 and sum(counts) == 60 and len(counts) > 2 and counts[0] == 10  # the empty ones first
+
+
+def test_bf16_on_cpu_stores_the_weights_in_bf16_and_translates_as_fp32_does(tiny_checkpoint):
+    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    bf16 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, precision="bf16")
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
+    sentences = ["a b c", "d e", "f g h i"]
+    decode = DecodeConfig(beam_size=2, max_length=8)
+    ours, theirs = list(fp32.translate(sentences, decode)), list(bf16.translate(sentences, decode))
+    assert all(abs(a.score - b.score) < 0.5 for a, b in zip(ours, theirs))  # bf16 keeps 8 bits of mantissa
