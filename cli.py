@@ -107,7 +107,7 @@ def tokenize(
     tokenizer = train_tokenizer(corpus.sources, corpus.targets, src, tgt, vocab_size, model_type, joint=not separate)
     tokenizer.save(output)
     console.print(f"tokenizer: {tokenizer.src_vocab_size}/{tokenizer.tgt_vocab_size} pieces "
-                  f"({'separate' if separate else 'joint'}, {model_type}) from {len(corpus)} pairs -> {shown(output)}")
+                  f"({'separate' if separate else 'joint'}, {shown(model_type)}) from {len(corpus)} pairs -> {shown(output)}")
     if encode:
         to_encode = read_corpus(encode, src, tgt)
         for lang, sentences, processor in ((src, to_encode.sources, tokenizer.src), (tgt, to_encode.targets, tokenizer.tgt)):
@@ -628,21 +628,6 @@ def export(
     written = export_checkpoint(checkpoint, output, dtypes[dtype])
     size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
     console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({size:.1f} MiB, {dtype} weights)", highlight=False)
-
-
-@app.command()
-@reports_errors
-def attentions():
-    """List the RNN attention mechanisms for mt train --attention, with their papers."""
-    from rich.table import Table
-
-    from mt.models.rnn import ATTENTIONS
-
-    table = Table("--attention", "mechanism", box=None, header_style="bold")
-    for name, mechanism in ATTENTIONS.items():
-        table.add_row(name, escape(mechanism.summary))
-    console.print(table)
-    console.print("Transformer: multi-head scaled dot-product attention; --positions sinusoidal | learned.", highlight=False)
 
 
 @app.command()
