@@ -34,6 +34,7 @@ from mt.data import clean_text
 from mt.errors import CheckpointError, ConfigError
 from mt.models.transformer import Transformer
 from mt.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
+from mt.translate import Translation, chunks
 
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int8_bfloat16", "bfloat16")
 # Passed to ctranslate2.Translator.translate_batch so that it decodes as mt does.
@@ -183,12 +184,10 @@ class CT2Translator:
                                              compute_type=compute_type, inter_threads=1, intra_threads=threads)
 
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None, return_attention: bool = False,
-                  chunking: str | None = None, progress: Callable[[int], None] | None = None) -> Iterator:
+                  chunking: str | None = None, progress: Callable[[int], None] | None = None) -> Iterator[Translation]:
         """Translate ``sentences`` with ``decode``'s beam size, n-best, sampling and no-repeat n-gram
-        settings (the length penalty is CTranslate2's |Y|^alpha). Raises ``ConfigError`` when asked
-        for attention."""
-        from mt.translate import Translation
-
+        settings (the length penalty is CTranslate2's |Y|^alpha), read in chunks as
+        ``mt.translate.chunks`` does. Raises ``ConfigError`` when asked for attention."""
         if return_attention:
             raise ConfigError("the ctranslate2 engine returns no attention: use --engine mt for attention")
         decode = decode or self.config.decode
@@ -200,21 +199,14 @@ class CT2Translator:
                        **CT2_TRANSLATE_OPTIONS)
         if decode.sampling:
             options.update(sampling_topk=decode.top_k or 0, sampling_topp=decode.top_p, sampling_temperature=decode.temperature)
-        progress = progress or (lambda count: None)
-        batch: list[str] = []
-        for sentence in sentences:
-            batch.append(sentence)
-            if len(batch) == 1000 or chunking == "lines":
-                yield from self._translate(batch, options, progress, Translation)
-                batch = []
-        if batch:
-            yield from self._translate(batch, options, progress, Translation)
+        for chunk in chunks(sentences, chunking):
+            yield from self._translate_chunk(chunk, options, progress or (lambda count: None))
 
-    def _translate(self, sentences: list[str], options: dict, progress, translation_class) -> list:
-        cleaned = [clean_text(sentence) for sentence in sentences]
-        todo = [i for i, text in enumerate(cleaned) if self.tokenizer.encode_src([text])[0]]
-        results = self.engine.translate_batch([source_tokens(self.tokenizer, cleaned[i]) for i in todo], **options) if todo else []
-        out = [translation_class(source, "", 0.0) for source in sentences]
+    def _translate_chunk(self, sentences: list[str], options: dict, progress: Callable[[int], None]) -> list[Translation]:
+        tokens = [source_tokens(self.tokenizer, clean_text(sentence)) for sentence in sentences]
+        todo = [i for i, source in enumerate(tokens) if len(source) > 1]  # EOS alone: an empty input stays empty
+        results = self.engine.translate_batch([tokens[i] for i in todo], **options) if todo else []
+        out = [Translation(source, "", 0.0) for source in sentences]
         for i, result in zip(todo, results):
             texts = [self.tokenizer.tgt.decode_pieces(pieces) for pieces in result.hypotheses]
             out[i].text, out[i].score, out[i].tgt_pieces = texts[0], result.scores[0], result.hypotheses[0]

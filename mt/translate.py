@@ -39,6 +39,20 @@ CHUNKING = {
 MAX_SOURCE_TOKENS = 512  # longer inputs are truncated (and flagged): attention cost grows as S^2
 
 
+def chunks(sentences: Iterable[str], chunking: str | None = None) -> Iterator[list[str]]:
+    """``sentences`` read in chunks as ``chunking`` (a key of ``CHUNKING``) says; by default
+    ``whole`` for a list or other sequence, ``growing`` for any other iterable. Raises
+    ``ConfigError`` for another value."""
+    chunking = chunking or ("whole" if isinstance(sentences, Sequence) else "growing")
+    if chunking not in CHUNKING:
+        raise ConfigError(f"unknown chunking {chunking!r}: use one of {', '.join(CHUNKING)}")
+    chunk_size, growth = CHUNKING[chunking]
+    iterator = iter(sentences)
+    while chunk := list(itertools.islice(iterator, chunk_size)):
+        yield chunk
+        chunk_size = min(growth * chunk_size, CHUNK_SENTENCES)
+
+
 @dataclass
 class Translation:
     """A source sentence and its translation(s).
@@ -128,14 +142,8 @@ class Translator:
         are yielded only when all of its batches are done.
         """
         decode = decode or self.config.decode
-        chunking = chunking or ("whole" if isinstance(sentences, Sequence) else "growing")
-        if chunking not in CHUNKING:
-            raise ConfigError(f"unknown chunking {chunking!r}: use one of {', '.join(CHUNKING)}")
-        chunk_size, growth = CHUNKING[chunking]
-        iterator = iter(sentences)
-        while chunk := list(itertools.islice(iterator, chunk_size)):
+        for chunk in chunks(sentences, chunking):
             yield from self._translate_chunk(chunk, decode, return_attention, progress or (lambda count: None))
-            chunk_size = min(growth * chunk_size, CHUNK_SENTENCES)
 
     def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool,
                          progress: Callable[[int], None]) -> list[Translation]:
