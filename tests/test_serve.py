@@ -1,11 +1,13 @@
 """`mt serve` as a real process on 127.0.0.1, driven by clients this project did not write."""
 
+import asyncio
 import concurrent.futures
 import json
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -13,7 +15,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from mt.translate import Translator
+from mt.config import DecodeConfig
+from mt.serve import BatchingQueue, Job, Limits, ModelThread
+from mt.translate import Translation, Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ["a b c", "d e f g", "h i", "a a b b c c"]
@@ -174,3 +178,64 @@ def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(s
         assert driver.find_element(By.CSS_SELECTOR, "#heatmap thead th.strongest").text == strongest
     finally:
         driver.quit()
+
+
+class SlowTranslator:
+    """Stands in for a Translator in the queue: takes ``seconds`` per call, records each call's
+    batch size and thread."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.batches, self.threads = seconds, [], set()
+
+    def translate(self, sentences, decode, return_attention=False):
+        self.batches.append(len(sentences))
+        self.threads.add(threading.get_ident())
+        time.sleep(self.seconds)
+        return [Translation(sentence, sentence.upper(), 0.0) for sentence in sentences]
+
+
+def run_clients(limits: Limits, translator: SlowTranslator, clients: int, rounds: int, think: float,
+                model_thread: ModelThread | None = None) -> list[float]:
+    """``clients`` closed-loop clients, each sending ``rounds`` requests and pausing ``think`` x its
+    number seconds between them (answers come back staggered, as from HTTP); their latencies."""
+    model_thread = model_thread or ModelThread()
+
+    async def main():
+        queue = BatchingQueue(limits, model_thread)
+        await queue.start()
+        latencies = []
+
+        async def client(number):
+            for _ in range(rounds):
+                began = time.monotonic()
+                assert await queue.submit(Job(translator, [f"s{number}"], DecodeConfig(), False)) == [Translation(f"s{number}", f"S{number}", 0.0)]
+                latencies.append(time.monotonic() - began)
+                await asyncio.sleep(think * number)
+
+        await asyncio.gather(*(client(number) for number in range(clients)))
+        await queue.stop()
+        return latencies
+
+    return asyncio.run(main())
+
+
+def test_a_steady_load_is_batched_whole_not_in_alternating_halves():
+    # 8 clients whose answers come back 0-14 ms apart: a fixed 5 ms window after the first would
+    # split them, and then they alternate in two half batches for good
+    translator = SlowTranslator(0.05)
+    run_clients(Limits(batch_wait=0.2), translator, clients=8, rounds=6, think=0.002)
+    assert translator.batches[2:] == [8] * (len(translator.batches) - 2), translator.batches
+
+
+def test_a_lone_client_does_not_wait_for_the_batch_window():
+    translator = SlowTranslator(0.01)
+    latencies = run_clients(Limits(batch_wait=0.5), translator, clients=1, rounds=3, think=0.0)
+    assert max(latencies) < 0.25 and translator.batches == [1, 1, 1]
+
+
+def test_the_model_is_loaded_and_run_on_one_thread():
+    model_thread = ModelThread()
+    translator = model_thread.call(SlowTranslator, 0.0)
+    loaded_on = model_thread.call(threading.get_ident)
+    run_clients(Limits(), translator, clients=4, rounds=2, think=0.0, model_thread=model_thread)
+    assert translator.threads == {loaded_on} and loaded_on != threading.get_ident()
