@@ -10,6 +10,10 @@ def test_presets_ship_with_the_package():
     assert (small.model.d_model, small.model.ff_dim, small.model.heads, small.model.encoder_layers) == (256, 1024, 4, 3)
     tiny = build_config("transformer-tiny", None, {})
     assert (tiny.model.d_model, tiny.model.ff_dim, tiny.model.encoder_layers, tiny.model.dropout) == (128, 256, 4, 0.3)
+    # Wu et al. (2021)'s recipe for it
+    assert (tiny.model.heads, tiny.model.decoder_layers, tiny.model.tie_embeddings, tiny.data.joint_vocab) == (4, 4, True, True)
+    assert (tiny.train.learning_rate, tiny.train.warmup_steps, tiny.train.batch_tokens, tiny.train.label_smoothing,
+            tiny.train.adam_betas) == (0.005, 2000, 4096, 0.1, (0.9, 0.98))
 
 
 def test_priority_is_preset_then_file_then_flags(tmp_path):
