@@ -17,9 +17,9 @@ Errors are LibreTranslate's: ``{"error": "..."}`` with 400 (bad input), 403 (wro
 404 (no model for the language pair), 413 (over a size limit), 503 (the queue is full, or a
 request waited past its time limit).
 
-Concurrent requests are batched: each waits in one queue, and a worker takes what arrived
-within ``batch_wait`` seconds (up to ``batch_sentences``), groups it by decoding settings, and
-runs one ``Translator.translate`` call per group on the model thread, so the model sees batches
+Concurrent requests are batched: each waits in one queue, and a worker takes what waits and what
+comes while the batch is short of the last one's load (see ``BatchingQueue._gather``), groups it
+by decoding settings, and runs one ``Translator.translate`` call per group on the model thread, so the model sees batches
 as ``mt translate -i FILE`` does and the event loop keeps serving.
 
 All of torch's work (loading the models, translating, reading attention tensors) runs on one
@@ -102,7 +102,7 @@ class Job:
 
 
 class BatchingQueue:
-    """Gathers jobs for ``limits.batch_wait`` seconds and translates each group of jobs with the
+    """Gathers jobs into batches (``_gather``) and translates each group of a batch's jobs with the
     same model and settings in one ``Translator.translate`` call on ``model_thread`` (one at a
     time: torch already uses every core)."""
 
