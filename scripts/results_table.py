@@ -2,8 +2,9 @@
 
 Each row is one run directory made by one script (see ROWS): its ``train_log.jsonl`` gives the
 training minutes, updates, threads and median target tokens/s; ``best/model.safetensors`` the
-model size; ``test.json`` (written by ``mt eval --json``) the test scores with their sacrebleu
-signatures and the decoding speed. A run that is missing is listed as such, never guessed.
+model size; ``test.json`` (written by ``mt eval --json``; a row may name another, such as an
+averaged checkpoint's ``test.average-5.json``) the test scores with their sacrebleu signatures
+and the decoding speed. A run that is missing is listed as such, never guessed.
 
     python scripts/results_table.py            # prints Markdown
 """
@@ -16,8 +17,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-ROWS = [  # corpus, model, run directory, the script that makes it
+ROWS = [  # corpus, model, run directory, the script that makes it[, its scores file]
     ("Multi30k en->de", "Transformer", "checkpoints/m30k-small", "scripts/train_multi30k.sh"),
+    ("Multi30k en->de", "Transformer-Tiny, average of the last 5 checkpoints", "checkpoints/m30k-tiny",
+     'PRESET=transformer-tiny CONFIG=scripts/configs/multi30k-tiny.yaml RUN=checkpoints/m30k-tiny AVERAGE="5 10" '
+     "scripts/train_multi30k.sh", "test.average-5.json"),
     ("Multi30k en->de", "RNN + Bahdanau", "checkpoints/m30k-rnn-bahdanau", "scripts/train_rnn.sh rnn-bahdanau multi30k 30 1"),
     ("Multi30k en->de", "RNN + Luong (general)", "checkpoints/m30k-rnn-luong", "scripts/train_rnn.sh rnn-luong multi30k 30 1"),
     ("Multi30k en->de", "RNN + Luong (local-p)", "checkpoints/m30k-rnn-luong-local", "scripts/train_rnn.sh rnn-luong-local multi30k 30 1"),
@@ -46,8 +50,8 @@ def training(run: Path) -> dict:
             "parameters": start["parameters"], "tgt_tokens_per_s": statistics.median(speeds)}
 
 
-def scores(run: Path) -> dict:
-    report = json.loads((run / "test.json").read_text(encoding="utf-8"))
+def scores(path: Path) -> dict:
+    report = json.loads(path.read_text(encoding="utf-8"))
     by_name = {score["name"]: score for score in report["scores"]}
     return {"bleu": by_name["BLEU"], "chrf": by_name["chrF"], "lc_tok": by_name.get("lc+tok BLEU"),
             "sentences_per_s": report["sentences_per_s"], "decode_threads": report["threads"]}
@@ -58,12 +62,13 @@ def main() -> None:
           "| tgt tok/s | beam-5 sent/s (threads) | script |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     signatures = {}
-    for corpus, model, run_name, script in ROWS:
+    for corpus, model, run_name, script, *report in ROWS:
         run = ROOT / run_name
-        if not (run / "test.json").is_file():
+        report_path = run / (report[0] if report else "test.json")
+        if not report_path.is_file():
             print(f"| {corpus} | {model} | not run | | | | | | | | | `{script}` |")
             continue
-        train, test = training(run), scores(run)
+        train, test = training(run), scores(report_path)
         size = (run / "best" / "model.safetensors").stat().st_size / 2**20
         lc_tok = f"{test['lc_tok']['score']:.2f}" if test["lc_tok"] else "–"
         print(f"| {corpus} | {model} | **{test['bleu']['score']:.2f}** | {test['chrf']['score']:.2f} | {lc_tok} "

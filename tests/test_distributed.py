@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from mt.average import average_checkpoints, expand_sources
 from mt.batching import TrainingBatches, Update, collate
 from mt.checkpoint import load_checkpoint
 from mt.models import build_model
@@ -58,7 +59,8 @@ def test_updates_give_each_process_its_own_batches_and_count_every_label_token(t
 def test_two_processes_equal_one_process_with_the_same_total_batch(tmp_path):
     # Each update of the 2-process run is batches (2k, 2k+1) of the plan, one per process; the
     # 1-process run accumulates the same two batches. Dropout is off, so the runs must agree.
-    config = tiny_run_config(tmp_path, max_steps=4, log_every=1, validate_every=4, batch_tokens=200, device="cpu")  # gloo
+    config = tiny_run_config(tmp_path, max_steps=4, log_every=1, validate_every=4, save_every=2, batch_tokens=200,
+                             device="cpu")  # gloo
     config_file = tmp_path / "config.yaml"
     config_file.write_text(yaml.safe_dump(config.to_dict()))
     mt_script = Path(sys.executable).parent / "mt"
@@ -89,3 +91,13 @@ def test_two_processes_equal_one_process_with_the_same_total_batch(tmp_path):
     ddp_out = [h.text for h in Translator.from_checkpoint(tmp_path / "ddp" / "last", device="cpu", threads=1).translate(sentences)]
     single_out = [h.text for h in Translator.from_checkpoint(tmp_path / "single" / "last", device="cpu", threads=1).translate(sentences)]
     assert ddp_out == single_out
+
+    # mt average on the DDP run: the mean of its last 2 step checkpoints, as of the 1-process run's
+    for run in ("ddp", "single"):
+        average_checkpoints(expand_sources([tmp_path / run], 2), tmp_path / f"{run}-average")
+    steps = [load_checkpoint(path)[0] for path in expand_sources([tmp_path / "ddp"], 2)]
+    assert [path.name for path in expand_sources([tmp_path / "ddp"], 2)] == ["step-0000002", "step-0000004"]
+    ddp_average, single_average = (load_checkpoint(tmp_path / f"{run}-average")[0] for run in ("ddp", "single"))
+    for (name, mean), first, second, other in zip(ddp_average.named_parameters(), steps[0].parameters(),
+                                                  steps[1].parameters(), single_average.parameters()):
+        assert torch.allclose(mean, (first + second) / 2, atol=1e-6) and torch.allclose(mean, other, atol=1e-5), name
