@@ -23,6 +23,9 @@ ROWS = [  # corpus, model, run directory, the script that makes it[, its scores 
      'PRESET=transformer-tiny CONFIG=scripts/configs/multi30k-tiny.yaml RUN=checkpoints/m30k-tiny AVERAGE="5 10" '
      "scripts/train_multi30k.sh", "test.average-5.json"),
     ("Multi30k en->de", "RNN + Bahdanau", "checkpoints/m30k-rnn-bahdanau", "scripts/train_rnn.sh rnn-bahdanau multi30k 30 1"),
+    ("Multi30k en->de", "RNN + Bahdanau, 60 min, average of the last 5 checkpoints", "checkpoints/m30k-rnn-bahdanau-60",
+     'RUN=checkpoints/m30k-rnn-bahdanau-60 TRAIN_FLAGS="--save-every 100 --keep 10" AVERAGE="5 10" '
+     "scripts/train_rnn.sh rnn-bahdanau multi30k 60 0", "test.average-5.json"),
     ("Multi30k en->de", "RNN + Luong (general)", "checkpoints/m30k-rnn-luong", "scripts/train_rnn.sh rnn-luong multi30k 30 1"),
     ("Multi30k en->de", "RNN + Luong (local-p)", "checkpoints/m30k-rnn-luong-local", "scripts/train_rnn.sh rnn-luong-local multi30k 30 1"),
     ("Multi30k en->de", "RNN + Luong (local-m)", "checkpoints/m30k-rnn-luong-local-m", "scripts/train_rnn.sh rnn-luong-local-m multi30k 30 1"),
