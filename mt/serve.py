@@ -19,8 +19,8 @@ request waited past its time limit).
 
 Concurrent requests are batched: each waits in one queue, and a worker takes what waits and what
 comes while the batch is short of the last one's load (see ``BatchingQueue._gather``), groups it
-by decoding settings, and runs one ``Translator.translate`` call per group on the model thread, so the model sees batches
-as ``mt translate -i FILE`` does and the event loop keeps serving.
+by decoding settings, and runs one ``Translator.translate`` call per group on the model thread,
+so the model sees batches as ``mt translate -i FILE`` does and the event loop keeps serving.
 
 All of torch's work (loading the models, translating, reading attention tensors) runs on one
 ``ModelThread``: libgomp gives every thread that starts a parallel region a team of its own, and

@@ -3,7 +3,8 @@
 # machine's CPU, then beam-5 test BLEU/chrF (cased, detokenized) and lc+tok BLEU on test_2016_flickr.
 #   DATA=../shared/data MINUTES=60 scripts/train_multi30k.sh
 # Transformer-Tiny (Wu et al. 2021), ending with the averages of its last 5 and 10 checkpoints:
-#   PRESET=transformer-tiny CONFIG=scripts/configs/multi30k-tiny.yaml RUN=checkpoints/m30k-tiny scripts/train_multi30k.sh
+#   PRESET=transformer-tiny CONFIG=scripts/configs/multi30k-tiny.yaml RUN=checkpoints/m30k-tiny AVERAGE="5 10" \
+#     scripts/train_multi30k.sh
 # The positions rows (30 minutes on one core each, sinusoidal and learned side by side):
 #   POSITIONS=learned MINUTES=30 THREADS=1 RUN=checkpoints/m30k-positions-learned scripts/train_multi30k.sh
 set -euo pipefail
