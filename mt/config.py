@@ -81,6 +81,7 @@ class TrainConfig:
     batch_tokens: int = 4096
     learning_rate: float = 7e-4  # peak, reached at the end of warmup
     warmup_steps: int = 800
+    cooldown_steps: int = 0  # the last N of max_steps updates decay the learning rate linearly to 0 (0 = off)
     adam_betas: tuple[float, float] = (0.9, 0.98)
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
@@ -170,6 +171,9 @@ class RunConfig:
         if model.heads < 1 or model.d_model % model.heads:
             raise ConfigError(f"model.heads={model.heads} must divide model.d_model={model.d_model}")
         self.decode.validate()
+        if train.cooldown_steps and not 0 < train.cooldown_steps <= train.max_steps:
+            raise ConfigError(f"train.cooldown_steps={train.cooldown_steps} needs train.max_steps (--max-steps) of at least "
+                              f"as many updates, got {train.max_steps}: the cooldown ends at max_steps")
         if train.accum_steps < 1:
             raise ConfigError(f"train.accum_steps must be at least 1, got {train.accum_steps}")
         if train.log_every < 1 or train.validate_every < 1:

@@ -1,4 +1,4 @@
-"""Training: label-smoothed cross-entropy, Adam with warmup + inverse-sqrt decay, validation, checkpoints.
+"""Training: label-smoothed cross-entropy, Adam with warmup + inverse-sqrt decay (+ cooldown), validation, checkpoints.
 
 ``train()`` is the whole pipeline: read corpora -> tokenizer -> token batches -> model ->
 optimisation loop, validating on the dev set every ``validate_every`` steps (loss, perplexity,
@@ -63,11 +63,18 @@ class PreparedData:
     dev_truncated: int  # dev pairs cut to MAX_SOURCE_TOKENS pieces on a side
 
 
-def inverse_sqrt_schedule(warmup_steps: int) -> Callable[[int], float]:
-    """Multiplier of the peak learning rate: linear warmup, then decay ~ 1/sqrt(step) (Vaswani et al., eq. 3)."""
+def inverse_sqrt_schedule(warmup_steps: int, max_steps: int = 0, cooldown_steps: int = 0) -> Callable[[int], float]:
+    """Multiplier of the peak learning rate at update ``step`` (0-based): linear warmup, then decay
+    ~ 1/sqrt(step) (Vaswani et al., 2017, eq. 3); with ``cooldown_steps``, the last that many
+    updates before ``max_steps`` also scale it linearly down towards 0 (the "cooldown" of a
+    warmup-stable-decay schedule, Hägele et al., 2024, which lets a run's last checkpoint match one
+    whose schedule knew the budget from the start)."""
     def factor(step: int) -> float:
         step = max(step, 1)
-        return min(step / max(warmup_steps, 1), math.sqrt(max(warmup_steps, 1) / step))
+        decay = min(step / max(warmup_steps, 1), math.sqrt(max(warmup_steps, 1) / step))
+        if cooldown_steps:
+            decay *= min(1.0, max(max_steps - step, 0) / cooldown_steps)
+        return decay
     return factor
 
 
@@ -180,7 +187,8 @@ class Updater:
             self.objective = torch.compile(self.objective, dynamic=True)
         self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
                                           weight_decay=settings.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(settings.warmup_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(
+            settings.warmup_steps, settings.max_steps, settings.cooldown_steps))
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
         self.scaler = torch.amp.GradScaler(device.type) if dtype == torch.float16 else None
 

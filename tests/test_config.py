@@ -50,6 +50,10 @@ def test_wrong_types_and_impossible_values():
     for alpha in (float("nan"), float("inf"), -1.0):
         with pytest.raises(ConfigError, match="length penalty alpha must be a finite number >= 0"):
             build_config(None, None, {"decode": {"length_penalty": alpha}})
+    for train in ({"cooldown_steps": 100}, {"cooldown_steps": 100, "max_steps": 50}, {"cooldown_steps": -1, "max_steps": 50}):
+        with pytest.raises(ConfigError, match="cooldown_steps.*needs train.max_steps"):
+            build_config(None, None, {"train": train})
+    assert build_config(None, None, {"train": {"cooldown_steps": 50, "max_steps": 50}}).train.cooldown_steps == 50
     with pytest.raises(ConfigError, match="must hold a mapping of sections"):
         config_from_dict(None, "config.json")
 

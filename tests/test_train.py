@@ -73,6 +73,13 @@ def test_schedule_warms_up_linearly_then_decays_as_inverse_square_root():
     assert factor(400) == pytest.approx(0.5)
 
 
+def test_cooldown_scales_the_last_updates_linearly_down_to_zero_at_max_steps():
+    plain, cooled = inverse_sqrt_schedule(100), inverse_sqrt_schedule(100, max_steps=1000, cooldown_steps=200)
+    assert [cooled(step) for step in (50, 400, 800)] == pytest.approx([plain(step) for step in (50, 400, 800)])
+    assert cooled(900) == pytest.approx(plain(900) / 2) and cooled(999) == pytest.approx(plain(999) / 200)
+    assert cooled(1000) == 0.0 and cooled(1200) == 0.0
+
+
 def test_a_1_mb_dev_line_is_cut_and_counted_not_a_crash_at_the_first_validation(tmp_path):
     config = tiny_run_config(tmp_path, max_steps=10, validate_every=10)
     for lang in ("en", "de"):
