@@ -3,7 +3,8 @@
 # or Tatoeba en->zh, then beam-5 BLEU/chrF on its test set (Multi30k also lc+tok BLEU).
 #   scripts/train_rnn.sh rnn-luong multi30k 30 1      # preset, corpus, minutes, threads (0 = all)
 # RUN names the run directory, TRAIN_FLAGS adds mt train options, and AVERAGE="5 10" ends with
-# the averages of the run's last 5 and 10 step checkpoints, each scored on dev and test:
+# the averages of the run's last 5 and 10 step checkpoints, each scored on dev and test; BEAM
+# sets the beam size (default 5; another one is named in the files written, e.g. test.beam-12.json):
 #   RUN=checkpoints/m30k-rnn-bahdanau-60 TRAIN_FLAGS="--save-every 100 --keep 10" AVERAGE="5 10" \
 #     scripts/train_rnn.sh rnn-bahdanau multi30k 60 0
 set -euo pipefail
@@ -12,6 +13,8 @@ preset="${1:?usage: $0 PRESET multi30k|tatoeba [MINUTES] [THREADS]}"
 corpus="${2:?usage: $0 PRESET multi30k|tatoeba [MINUTES] [THREADS]}"
 minutes="${3:-30}"
 threads="${4:-0}"
+beam="${BEAM:-5}"
+tag="${BEAM:+.beam-$BEAM}"  # in the names of the files written
 data="${DATA:-$root/../shared/data}"
 case "$corpus" in
   multi30k)
@@ -35,13 +38,15 @@ if [ ! -d "$run/last" ]; then
   mt train --preset "$preset" --threads "$threads" "${corpus_flags[@]}" \
     --max-time "${minutes}m" --validate-every 500 ${TRAIN_FLAGS:-} --output "$run"
 fi
-mt eval --checkpoint "$run" --beam-size 5 --threads "$threads" "${test_flags[@]}" -o "$run/$hypotheses" --json "$run/test.json"
+mt eval --checkpoint "$run" --beam-size "$beam" --threads "$threads" "${test_flags[@]}" \
+  -o "$run/${BEAM:+beam-$BEAM.}$hypotheses" --json "$run/test$tag.json"
 if [ -n "${AVERAGE:-}" ]; then  # the best checkpoint on dev too, beside the averages
-  mt eval --checkpoint "$run" --beam-size 5 --threads "$threads" "${dev_flags[@]}" --json "$run/dev.json"
+  mt eval --checkpoint "$run" --beam-size "$beam" --threads "$threads" "${dev_flags[@]}" --json "$run/dev$tag.json"
 fi
 for last in ${AVERAGE:-}; do
-  mt average "$run" --last "$last" -o "$run/average-$last"
-  mt eval --checkpoint "$run/average-$last" --beam-size 5 --threads "$threads" "${dev_flags[@]}" --json "$run/dev.average-$last.json"
-  mt eval --checkpoint "$run/average-$last" --beam-size 5 --threads "$threads" "${test_flags[@]}" \
-    -o "$run/average-$last.$hypotheses" --json "$run/test.average-$last.json"
+  [ -d "$run/average-$last" ] || mt average "$run" --last "$last" -o "$run/average-$last"
+  mt eval --checkpoint "$run/average-$last" --beam-size "$beam" --threads "$threads" "${dev_flags[@]}" \
+    --json "$run/dev.average-$last$tag.json"
+  mt eval --checkpoint "$run/average-$last" --beam-size "$beam" --threads "$threads" "${test_flags[@]}" \
+    -o "$run/average-$last$tag.$hypotheses" --json "$run/test.average-$last$tag.json"
 done
