@@ -172,8 +172,8 @@ class RunConfig:
             raise ConfigError(f"model.heads={model.heads} must divide model.d_model={model.d_model}")
         self.decode.validate()
         if train.cooldown_steps and not 0 < train.cooldown_steps <= train.max_steps:
-            raise ConfigError(f"train.cooldown_steps={train.cooldown_steps} needs train.max_steps (--max-steps) of at least "
-                              f"as many updates, got {train.max_steps}: the cooldown ends at max_steps")
+            raise ConfigError(f"train.cooldown_steps={train.cooldown_steps} needs train.max_steps (--max-steps) "
+                              f"of at least as many updates, got {train.max_steps}: the cooldown ends at max_steps")
         if train.accum_steps < 1:
             raise ConfigError(f"train.accum_steps must be at least 1, got {train.accum_steps}")
         if train.log_every < 1 or train.validate_every < 1:
