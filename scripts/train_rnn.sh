@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One RNN row of the README's results table: train a preset with `mt train` on Multi30k en->de
-# or Tatoeba en->zh, then beam-5 BLEU/chrF on its test set (Multi30k also lc+tok BLEU).
+# or Tatoeba en->zh, then BLEU/chrF on its test set, beam 5 or BEAM (Multi30k also lc+tok BLEU).
 #   scripts/train_rnn.sh rnn-luong multi30k 30 1      # preset, corpus, minutes, threads (0 = all)
 # RUN names the run directory, TRAIN_FLAGS adds mt train options, and AVERAGE="5 10" ends with
 # the averages of the run's last 5 and 10 step checkpoints, each scored on dev and test; BEAM
 # sets the beam size (default 5; another one is named in the files written, e.g. test.beam-12.json):
-#   RUN=checkpoints/m30k-rnn-bahdanau-60 TRAIN_FLAGS="--save-every 100 --keep 10" AVERAGE="5 10" \
+#   RUN=checkpoints/m30k-rnn-bahdanau-60 TRAIN_FLAGS="--save-every 100 --keep 10" AVERAGE="5 10" BEAM=12 \
 #     scripts/train_rnn.sh rnn-bahdanau multi30k 60 0
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
