@@ -19,11 +19,12 @@ from mt.batching import decoding_batches
 from mt.checkpoint import load_checkpoint
 from mt.config import DecodeConfig, RunConfig
 from mt.data import clean_text
-from mt.device import autocast, resolve_device, resolve_precision, set_threads
+from mt.device import autocast, mkl_is_slow_here, resolve_device, resolve_precision, set_threads
 from mt.ensemble import Ensemble
 from mt.errors import ConfigError
 from mt.models import EncoderDecoder
 from mt.models.transformer import FeedForward
+from mt.packing import pack_linear_layers
 from mt.search import Hypothesis, search
 from mt.tokenizer import Tokenizer
 
@@ -92,6 +93,18 @@ def quantize_linear_layers(model: EncoderDecoder, scheme: str, device: torch.dev
         return quantize_dynamic(model, {torch.nn.Linear, LinearReLU}, dtype=torch.qint8, inplace=True)
 
 
+def prepare_model(model: EncoderDecoder, quantize: str | None, dtype: torch.dtype, device: torch.device) -> EncoderDecoder:
+    """The model as it decodes: int8-quantized when asked (``quantize_linear_layers``), else,
+    for fp32 on a CPU where MKL is slow (``mkl_is_slow_here``), with oneDNN's prepacked Linear
+    layers (``pack_linear_layers``: about 1.6-1.8x greedy and beam-5 sentences/s on a 2-core AMD
+    EPYC, the same translations), else as loaded. Raises what ``quantize_linear_layers`` raises."""
+    if quantize:
+        return quantize_linear_layers(model, quantize, device)
+    if dtype == torch.float32 and device.type == "cpu" and mkl_is_slow_here():
+        return pack_linear_layers(model)
+    return model
+
+
 class Translator:
     """A loaded model with its tokenizer, ready to translate text."""
 
@@ -117,14 +130,15 @@ class Translator:
         torch_device = resolve_device(device)
         paths = [path] if isinstance(path, (str, Path)) else list(path)
         loaded = [load_checkpoint(member, torch_device)[:3] for member in paths]
-        models = [quantize_linear_layers(model, quantize, torch_device) if quantize else model for model, _, _ in loaded]
+        dtype = resolve_precision(precision, torch_device)
+        models = [prepare_model(model, quantize, dtype, torch_device) for model, _, _ in loaded]
         _, tokenizer, config = loaded[0]
         for member, (_, other, _) in zip(paths[1:], loaded[1:]):
             if not tokenizer.same_as(other):
                 raise ConfigError(f"{member} has another tokenizer than {paths[0]}: the models of an ensemble must share "
                                   f"their vocabularies (train them with the same --tokenizer)")
         model = models[0] if len(models) == 1 else Ensemble(models)
-        return cls(model, tokenizer, config, torch_device, resolve_precision(precision, torch_device))
+        return cls(model, tokenizer, config, torch_device, dtype)
 
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None,
                   return_attention: bool = False, chunking: str | None = None,

@@ -2,7 +2,8 @@
 
 Measures, each part in its own process so that peak RSS belongs to that part alone:
 
-- matmul peak: FLOP/s of a large fp32 and bf16 matrix multiply (the machine's ceiling);
+- matmul peak: FLOP/s of a large fp32 and bf16 matrix multiply (the machine's ceiling), and on a
+  CPU where MKL is slow (``mt.device.mkl_is_slow_here``) of the fp32 one in oneDNN, as mt decodes;
 - training: source+target and target tokens/s of the transformer-small shape (d_model 256, ff 1024,
   4 heads, 3+3 layers, 8k joint vocabulary, 4096-token batches) over ``--steps`` updates after
   ``--warmup``, fp32 and bf16; model FLOP/s (counted by torch's FlopCounterMode) and utilisation
@@ -73,19 +74,29 @@ def peak_gpu_mb(device: str) -> float | None:
 def bench_matmul(args) -> dict:
     import torch
 
+    from mt.device import mkl_is_slow_here
+    from mt.packing import PackedLinear
+
     size, results = (8192 if args.device.startswith("cuda") else 2048), {}
-    for name in precisions(args.device):
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-        a, b = (torch.randn(size, size, dtype=dtype, device=args.device) for _ in range(2))
+
+    def gflops(product, repeats: int = 20) -> float:
         for _ in range(3):
-            a @ b
-        repeats = 20
+            product()
         synchronize(args.device)
         start = time.perf_counter()
         for _ in range(repeats):
-            a @ b
+            product()
         synchronize(args.device)
-        results[f"matmul_{name}_gflops"] = 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+        return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+    for name in precisions(args.device):
+        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
+        a, b = (torch.randn(size, size, dtype=dtype, device=args.device) for _ in range(2))
+        results[f"matmul_{name}_gflops"] = gflops(lambda: a @ b)
+    if args.device == "cpu" and mkl_is_slow_here():  # fp32 products in oneDNN, as mt decodes here (mt.packing)
+        packed, x = PackedLinear(torch.nn.Linear(size, size, bias=False)), torch.randn(size, size)
+        with torch.inference_mode():
+            results["matmul_fp32_onednn_gflops"] = gflops(lambda: packed(x))
     return results
 
 
@@ -237,6 +248,8 @@ def main() -> None:
                **run_part(args, "matmul"), "train": [], "decode": []}
     console = Console(width=140)  # the tables are wide: keep their columns readable when piped to a file
     peaks = ", ".join(f"{name} {results[f'matmul_{name}_gflops']:,.0f} GFLOP/s" for name in names)
+    if "matmul_fp32_onednn_gflops" in results:
+        peaks += f" (fp32 in oneDNN, as mt decodes here: {results['matmul_fp32_onednn_gflops']:,.0f})"
     bf16_units = "yes" if results["bf16_units"] else "no: bf16 rows skipped (emulated, about 10x slower than fp32)"
     console.print(f"{results['cpu']} ({results['cpu_capability']}; bf16 units: {bf16_units}), {results['threads']} threads, "
                   f"torch {results['torch']}" + (f"; GPU {results['device']}" if on_gpu else "") + f"; matmul peak {peaks}")

@@ -4,7 +4,8 @@ Exports the checkpoint with ``mt export --format ctranslate2`` (float32; CTransl
 its compute types on load), then decodes the test set with each engine **in its own process**
 (two OpenMP runtimes in one process slow each other down), text in -> text out, the median of
 ``--rounds`` passes after a warm-up pass. Rows: greedy and beam 5 for mt fp32 / int8 (dynamic) /
-bf16 (where the CPU has bf16 units) and CTranslate2 float32 / int8 / bfloat16 (where
+bf16 (where the CPU has bf16 units), on a CPU where MKL is slow (``mt.device.mkl_is_slow_here``)
+mt fp32 also without its oneDNN-packed Linear layers ("fp32 MKL"), and CTranslate2 float32 / int8 / bfloat16 (where
 CTranslate2 offers it on this CPU); columns
 sentences/s, target tokens/s (pieces produced, EOS included), BLEU (sacrebleu, the test set's
 tokenizer), peak RSS, and how many outputs equal mt fp32's with the same search.
@@ -40,6 +41,16 @@ def run_engine(args) -> dict:
         from mt.ct2 import CT2Translator
 
         translator = CT2Translator(Path(args.exported), threads=args.threads, compute_type=args.compute_type)
+    elif args.fp32_linear == "mkl":  # fp32 products in MKL even where it is slow: what packing is measured against
+        import torch
+
+        from mt.checkpoint import load_checkpoint
+        from mt.device import set_threads
+        from mt.translate import Translator
+
+        set_threads(args.threads)
+        model, tokenizer, config = load_checkpoint(Path(args.checkpoint), torch.device("cpu"))[:3]
+        translator = Translator(model, tokenizer, config, torch.device("cpu"))
     else:
         from mt.translate import Translator
 
@@ -71,6 +82,7 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--quantize", default="", help=argparse.SUPPRESS)
     parser.add_argument("--beam-size", type=int, default=1, help=argparse.SUPPRESS)
+    parser.add_argument("--fp32-linear", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
         print(json.dumps(run_engine(args), ensure_ascii=False))
@@ -80,12 +92,14 @@ def main() -> None:
     from rich.table import Table
 
     from mt.ct2 import export_ctranslate2
-    from mt.device import cpu_supports_bf16
+    from mt.device import cpu_supports_bf16, mkl_is_slow_here
     from mt.metrics import bleu, default_tokenize
 
     bf16 = cpu_supports_bf16()
     settings = [("mt", "fp32", {"precision": "fp32"}), ("mt", "int8", {"quantize": "int8"}),
                 ("ctranslate2", "float32", {"compute_type": "float32"}), ("ctranslate2", "int8", {"compute_type": "int8"})]
+    if mkl_is_slow_here():  # mt packs fp32 Linear layers for oneDNN here (mt.packing); the row without it
+        settings.insert(1, ("mt", "fp32 MKL", {"fp32_linear": "mkl"}))
     import ctranslate2
 
     supported = ctranslate2.get_supported_compute_types("cpu")

@@ -1,0 +1,77 @@
+"""oneDNN's prepacked Linear layers for fp32 decoding where MKL is slow: same numbers, same translations."""
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+import mt.device
+import mt.translate
+from mt.config import DecodeConfig
+from mt.packing import PackedLinear, pack_linear_layers
+from mt.search import search
+from mt.translate import Translator
+
+from test_rnn import tiny_model as tiny_rnn
+from test_transformer import tiny_model as tiny_transformer
+
+pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("shape", [(7, 24), (3, 5, 24)])
+def test_a_packed_linear_computes_what_the_linear_does_with_the_relu_fused(bias, shape):
+    torch.manual_seed(0)
+    linear, x = nn.Linear(24, 40, bias=bias), torch.randn(shape)
+    with torch.inference_mode():
+        expected = linear(x)
+        assert torch.allclose(PackedLinear(linear)(x), expected, atol=1e-5)
+        assert torch.allclose(PackedLinear(linear, "relu")(x), expected.relu(), atol=1e-5)
+    with pytest.raises(ValueError, match="'none' or 'relu'"):
+        PackedLinear(linear, "gelu")
+
+
+@pytest.mark.parametrize("model", [tiny_transformer(), tiny_transformer(pre_norm=False, tie=False),
+                                   tiny_rnn("gru", "bahdanau"), tiny_rnn("lstm", "luong-local")],
+                         ids=["transformer", "post-ln-untied", "gru-bahdanau", "lstm-luong-local"])
+def test_a_packed_model_has_no_plain_linear_left_and_decodes_the_same(model):
+    packed = pack_linear_layers(copy.deepcopy(model))
+    assert not [m for m in packed.modules() if type(m) is nn.Linear]
+    assert sum(isinstance(m, PackedLinear) for m in packed.modules()) == sum(type(m) is nn.Linear for m in model.modules())
+    torch.manual_seed(1)
+    src = torch.randint(4, 20, (6, 7))
+    src[2, 4:] = 0
+    for beam_size in (1, 4):
+        config = DecodeConfig(beam_size=beam_size, max_length=10, length_penalty=0.0)
+        with torch.inference_mode():
+            ours, theirs = search(packed, src, src != 0, config), search(model, src, src != 0, config)
+        assert [h[0].tokens for h in ours] == [h[0].tokens for h in theirs]
+        assert all(abs(a[0].score - b[0].score) < 1e-4 for a, b in zip(ours, theirs))
+
+
+def test_the_feed_forward_relu_goes_into_its_first_linear():
+    feed_forward = pack_linear_layers(tiny_transformer()).decoder_layers[0].feed_forward
+    assert feed_forward[0].activation == "relu" and isinstance(feed_forward[1], nn.Identity)
+    assert feed_forward[2].activation == "none"
+
+
+@pytest.mark.parametrize("cpuinfo, slow", [("vendor_id\t: AuthenticAMD\nflags\t: avx2\n", True),
+                                           ("vendor_id\t: GenuineIntel\nflags\t: avx2\n", False), ("", False)])
+def test_mkl_counts_as_slow_on_cpus_not_made_by_intel(monkeypatch, cpuinfo, slow):
+    monkeypatch.setattr(mt.device, "_cpuinfo", lambda: cpuinfo)
+    assert mt.device.mkl_is_slow_here() is slow
+
+
+@pytest.mark.parametrize("slow", [True, False])
+def test_the_translator_packs_fp32_models_only_where_mkl_is_slow(tiny_checkpoint, monkeypatch, slow):
+    monkeypatch.setattr(mt.translate, "mkl_is_slow_here", lambda: slow)
+    packed = lambda translator: any(isinstance(m, PackedLinear) for m in translator.model.modules())  # noqa: E731
+    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    assert packed(fp32) is slow
+    assert not packed(Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, precision="bf16"))
+    assert not packed(Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, quantize="int8"))
+    monkeypatch.setattr(mt.translate, "mkl_is_slow_here", lambda: not slow)
+    other = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    sentences = ["a b c", "d e f g", "h"]
+    assert [t.text for t in fp32.translate(sentences)] == [t.text for t in other.translate(sentences)]
