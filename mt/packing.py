@@ -26,10 +26,9 @@ class PackedLinear(nn.Module):
         if activation not in ("none", "relu"):
             raise ValueError(f"activation must be 'none' or 'relu', got {activation!r}")
         self.in_features, self.out_features, self.activation = linear.in_features, linear.out_features, activation
-        weight = linear.weight.detach()
-        self.register_buffer("packed_weight", torch.ops.mkldnn._reorder_linear_weight(weight, None), persistent=False)
-        bias = None if linear.bias is None else linear.bias.detach().clone()
-        self.register_buffer("bias", bias, persistent=False)
+        packed = torch.ops.mkldnn._reorder_linear_weight(linear.weight.detach(), None)
+        self.register_buffer("packed_weight", packed, persistent=False)
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach(), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scalars = [None] if self.activation == "relu" else []

@@ -5,10 +5,10 @@ its compute types on load), then decodes the test set with each engine **in its 
 (two OpenMP runtimes in one process slow each other down), text in -> text out, the median of
 ``--rounds`` passes after a warm-up pass. Rows: greedy and beam 5 for mt fp32 / int8 (dynamic) /
 bf16 (where the CPU has bf16 units), on a CPU where MKL is slow (``mt.device.mkl_is_slow_here``)
-mt fp32 also without its oneDNN-packed Linear layers ("fp32 MKL"), and CTranslate2 float32 / int8 / bfloat16 (where
-CTranslate2 offers it on this CPU); columns
-sentences/s, target tokens/s (pieces produced, EOS included), BLEU (sacrebleu, the test set's
-tokenizer), peak RSS, and how many outputs equal mt fp32's with the same search.
+mt fp32 also without its oneDNN-packed Linear layers ("fp32 MKL"), and CTranslate2 float32 /
+int8 / bfloat16 (where CTranslate2 offers it on this CPU); columns sentences/s, target tokens/s
+(pieces produced, EOS included), BLEU (sacrebleu, the test set's tokenizer), peak RSS, and how
+many outputs equal mt fp32's with the same search.
 
     python scripts/bench_ct2.py --checkpoint checkpoints/m30k-small --test ../shared/data/multi30k/test_2016_flickr
     python scripts/bench_ct2.py --checkpoint checkpoints/default --test ../shared/data/tatoeba-en-zh/test.tsv
