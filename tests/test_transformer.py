@@ -89,6 +89,22 @@ def test_the_self_attention_cache_keeps_the_autocast_dtype():
     assert state.tensors["self0k"].shape == (1, 4, 3, 8)  # (B, H, steps, D/H)
 
 
+def test_a_bf16_model_attends_in_fp32_when_it_decodes_on_cpu():
+    model = tiny_model().to(torch.bfloat16)  # as mt translate --precision bf16 stores it
+    src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])
+    mask = src != 0
+    tgt = torch.tensor([[2, 11, 12, 13], [2, 14, 15, 16]])
+    with torch.no_grad():
+        full = model(src, mask, tgt).float().log_softmax(-1)
+        state = model.init_state(model.encode(src, mask), mask)
+        steps = []
+        for position in range(tgt.size(1)):
+            log_probs, state, _ = model.decode_step(tgt[:, position], state)
+            steps.append(log_probs)
+    assert {state.tensors[name].dtype for name in ("cross0k", "cross1v", "self0k", "self1v")} == {torch.float32}
+    assert torch.allclose(full, torch.stack(steps, dim=1), atol=0.1)  # bf16 throughout vs fp32 attention
+
+
 def test_learned_positions_are_a_table_lookup_that_trains_and_ends_with_its_table():
     model = tiny_model(positions="learned")
     assert isinstance(model.positions, LearnedPositionalEmbedding)

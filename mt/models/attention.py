@@ -76,7 +76,7 @@ class MultiHeadAttention(nn.Module):
         need_weights: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns the attended output (B, T, D) and, if ``need_weights``, the weights (B, H, T, S)."""
-        q = self._split_heads(self.query(query))
+        q = self._split_heads(self.query(query)).to(keys.dtype)
         dropout = self.dropout if self.training else 0.0
         weights = None
         if q.is_cuda and not need_weights:
@@ -95,7 +95,7 @@ class MultiHeadAttention(nn.Module):
             weights = scores.float().softmax(dim=-1).to(values.dtype)
             attended = F.dropout(weights, dropout, self.training) @ values
         batch, _, length, _ = attended.shape
-        return self.output(attended.transpose(1, 2).reshape(batch, length, -1)), weights
+        return self.output(attended.transpose(1, 2).reshape(batch, length, -1).to(query.dtype)), weights
 
 
 def masked_attention(scores: torch.Tensor, mask: torch.Tensor, memory: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -138,6 +138,7 @@ class DecoderLayer(nn.Module):
             keys, values = self.self_attention.project_kv(h)
             if cache is None:
                 return self.self_attention(h, keys, values, causal=True)[0]
+            keys, values = keys.to(memory_kv[0].dtype), values.to(memory_kv[0].dtype)  # init_state chose it
             if prefix + "k" in cache:  # absent before the first step
                 keys = torch.cat([cache[prefix + "k"], keys], dim=2)
                 values = torch.cat([cache[prefix + "v"], values], dim=2)
@@ -213,12 +214,20 @@ class Transformer(EncoderDecoder):
         """The source mask and every decoder layer's cross-attention keys/values, all static (one
         row per sentence, however many hypotheses it has). The
         self-attention caches ``self{i}k``/``self{i}v`` (B, H, steps so far, D/H) start at the
-        first step, in the dtype of the key/value projection: an empty fp32 start made
-        ``torch.cat`` promote a bf16 cache to fp32, which autocast then cast back at every step."""
+        first step, in the dtype of the cross-attention keys: an empty fp32 start made ``torch.cat``
+        promote a bf16 cache to fp32, which autocast then cast back at every step.
+
+        On CPU without autocast (``mt translate --precision bf16`` stores the weights in bf16) the
+        keys and values are fp32, so a step's attention products run in fp32 (MKL) while its
+        Linear layers run in bf16: oneDNN compiles a bf16 product for every new shape (1-5 ms
+        each with AMX), and the self-attention cache grows by a position at every step."""
         tensors = {"src_mask": src_mask}
+        fp32_attention = memory.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
         for i, layer in enumerate(self.decoder_layers):
             # Contiguous once here, or every step's q @ k^T and weights @ v would copy them to (B*H, S, D/H).
             keys, values = layer.cross_attention.project_kv(memory)
+            if fp32_attention:
+                keys, values = keys.float(), values.float()
             tensors[f"cross{i}k"], tensors[f"cross{i}v"] = keys.contiguous(), values.contiguous()
         return DecoderState(tensors, step=0, static=frozenset(tensors))
 
@@ -231,4 +240,4 @@ class Transformer(EncoderDecoder):
             x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, f"self{i}", state.beams)
             attention.append(weights[:, :, 0])
         logits = self.output(self.decoder_norm(x[:, 0]))
-        return F.log_softmax(logits.float(), dim=-1), state.advance(cache), torch.stack(attention, dim=1)
+        return F.log_softmax(logits, dim=-1, dtype=torch.float32), state.advance(cache), torch.stack(attention, dim=1)
