@@ -54,7 +54,7 @@ def reports_errors(command):
         try:
             from mt.device import tune_process  # imports torch, which can meet the disk's errors too
 
-            tune_process()
+            tune_process(training=command.__name__ == "train")
             with warnings.catch_warnings():
                 warnings.showwarning = show_warning
                 return command(*args, **kwargs)

@@ -18,9 +18,11 @@ from mt.errors import ConfigError, SlowPrecisionWarning
 # oneDNN, which runs torch's CPU matrix multiplies, caches a compiled primitive for every shape it
 # meets, up to 1,024 of them; sentence batches come in hundreds of shapes, and in bf16 that cache
 # grew a 60-minute training run to 4.5 GB. 64 entries brought the peak RSS of scripts/bench.py's
-# bf16 training from 2.27 to 2.01 GB, and of bf16 greedy decoding from 1.08 to 0.83 GB, for 3-5%
-# of bf16 training speed.
-ONEDNN_CACHE_CAPACITY = "64"
+# bf16 training from 2.27 to 2.01 GB for 3-5% of bf16 training speed. Decoding keeps 1,024: its
+# bf16 products come in a bounded set of shapes (mt.packing.bucket_rows; 142 of them in a beam-5
+# pass over Tatoeba's test set), compiling one costs 1-5 ms with AMX, and with 64 entries every
+# pass compiled them all again (docs/benchmarks.md, "bf16 decoding that uses the AMX units").
+ONEDNN_CACHE_CAPACITY = {"training": "64", "decoding": "1024"}
 # In bf16 (fp32 matrix multiplies run in MKL instead) torch reaches oneDNN through ideep, which
 # keeps its own least-recently-used cache of primitives, 1,024 by default (LRU_CACHE_CAPACITY):
 # a Transformer-Tiny bf16 run grew from 0.73 GB after its first update to 1.71 GB after 150, and
@@ -29,20 +31,20 @@ ONEDNN_CACHE_CAPACITY = "64"
 IDEEP_CACHE_CAPACITY = "64"
 
 
-def tune_process() -> None:
+def tune_process(training: bool = False) -> None:
     """The process-wide settings the ``mt`` command runs under; nothing in ``mt`` applies them
     on import, so a program that imports ``mt`` keeps its own. Call it first, before torch
     computes anything (oneDNN reads its variable when it first runs). It:
 
-    - caps oneDNN's primitive cache at ``ONEDNN_CACHE_CAPACITY`` entries
-      (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, unless already set), and ideep's, in front of it, at
-      ``IDEEP_CACHE_CAPACITY`` (``LRU_CACHE_CAPACITY``, likewise);
+    - caps oneDNN's primitive cache at ``ONEDNN_CACHE_CAPACITY`` entries for ``training`` or
+      decoding (``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, unless already set), and ideep's, in front
+      of it, at ``IDEEP_CACHE_CAPACITY`` (``LRU_CACHE_CAPACITY``, likewise);
     - has glibc's malloc keep freed blocks (``keep_freed_memory``);
     - freezes the garbage collector at exit: Python's last collection walks every object torch
       created (0.15-0.2 s of a 2 s ``mt translate`` on a 2-core EPYC); frozen objects are skipped,
       and files are closed and atexit handlers run as before.
     """
-    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY["training" if training else "decoding"])
     os.environ.setdefault("LRU_CACHE_CAPACITY", IDEEP_CACHE_CAPACITY)
     keep_freed_memory()
     atexit.register(gc.freeze)

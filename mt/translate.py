@@ -94,13 +94,16 @@ def quantize_linear_layers(model: EncoderDecoder, scheme: str, device: torch.dev
 
 
 def prepare_model(model: EncoderDecoder, quantize: str | None, dtype: torch.dtype, device: torch.device) -> EncoderDecoder:
-    """The model as it decodes: int8-quantized when asked (``quantize_linear_layers``), else,
-    for fp32 on a CPU where MKL is slow (``mkl_is_slow_here``), with oneDNN's prepacked Linear
-    layers (``pack_linear_layers``: 1.36x greedy and 1.35x beam-5 sentences/s on a 2-core AMD
-    EPYC, ``scripts/bench_ct2.py``, the same translations), else as loaded. Raises what ``quantize_linear_layers`` raises."""
+    """The model as it decodes: int8-quantized when asked (``quantize_linear_layers``); else on
+    CPU with oneDNN's prepacked Linear layers (``pack_linear_layers``) for bf16, its weights
+    stored in bf16 first, and for fp32 where MKL is slow (``mkl_is_slow_here``: 1.36x greedy and
+    1.35x beam-5 sentences/s on a 2-core AMD EPYC, ``scripts/bench_ct2.py``, the same
+    translations); else as loaded. Raises what ``quantize_linear_layers`` raises."""
     if quantize:
         return quantize_linear_layers(model, quantize, device)
-    if dtype == torch.float32 and device.type == "cpu" and mkl_is_slow_here():
+    if device.type == "cpu" and dtype == torch.bfloat16:
+        return pack_linear_layers(model.to(dtype))
+    if device.type == "cpu" and dtype == torch.float32 and mkl_is_slow_here():
         return pack_linear_layers(model)
     return model
 

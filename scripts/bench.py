@@ -231,7 +231,7 @@ def main() -> None:
     if args.part:
         from mt.device import tune_process
 
-        tune_process()  # measure under the settings `mt` runs with
+        tune_process(training=args.part == "train")  # measure under the settings `mt` runs with
         print(json.dumps(PARTS[args.part](args)))
         return
 

@@ -62,10 +62,11 @@ def test_importing_mt_changes_nothing_in_the_process_until_tune_process_is_calle
     import sys
 
     names = ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY")
-    code = (f"import os, cli, mt.train, mt.translate; names = {names}; before = [os.environ.get(n) for n in names]; "
-            "from mt.device import tune_process; tune_process(); "
+    code = (f"import os, sys, cli, mt.train, mt.translate; names = {names}; before = [os.environ.get(n) for n in names]; "
+            "from mt.device import tune_process; tune_process(training=sys.argv[1] == 'train'); "
             "print(*before, *(os.environ[n] for n in names))")
     env = {key: value for key, value in os.environ.items() if key not in names}
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                            cwd=Path(__file__).resolve().parents[1])
-    assert result.stdout.split() == ["None", "None", "64", "64"], result.stderr
+    for use, expected in (("train", ["None", "None", "64", "64"]), ("decode", ["None", "None", "1024", "64"])):
+        result = subprocess.run([sys.executable, "-c", code, use], capture_output=True, text=True, env=env,
+                                cwd=Path(__file__).resolve().parents[1])
+        assert result.stdout.split() == expected, result.stderr

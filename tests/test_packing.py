@@ -1,6 +1,7 @@
-"""oneDNN's prepacked Linear layers for fp32 decoding where MKL is slow: same numbers, same translations."""
+"""oneDNN's prepacked Linear layers for bf16 decoding and for fp32 where MKL is slow: same numbers, same translations."""
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -9,7 +10,8 @@ from torch import nn
 import mt.device
 import mt.translate
 from mt.config import DecodeConfig
-from mt.packing import PackedLinear, pack_linear_layers
+from mt.errors import SlowPrecisionWarning
+from mt.packing import PackedLinear, bucket_rows, pack_linear_layers
 from mt.search import search
 from mt.translate import Translator
 
@@ -30,6 +32,23 @@ def test_a_packed_linear_computes_what_the_linear_does_with_the_relu_fused(bias,
         assert torch.allclose(PackedLinear(linear, "relu")(x), expected.relu(), atol=1e-5)
     with pytest.raises(ValueError, match="'none' or 'relu'"):
         PackedLinear(linear, "gelu")
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 64), (37, 64), (2, 300, 64)])  # 15, 37 and 600 rows: padded to 16, 40, 640
+def test_a_packed_bf16_linear_computes_what_the_bf16_linear_does(shape):
+    torch.manual_seed(0)
+    linear, x = nn.Linear(64, 96).to(torch.bfloat16), torch.randn(shape, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        expected, packed = linear(x).float(), PackedLinear(linear, "relu")(x)
+    assert packed.dtype == torch.bfloat16 and packed.shape == (*shape[:-1], 96) and packed.is_contiguous()
+    assert torch.allclose(packed.float(), expected.relu(), atol=0.05, rtol=0.02)
+
+
+def test_bf16_rows_are_padded_to_a_few_bucket_sizes():
+    assert [bucket_rows(rows) for rows in (1, 16, 17, 20, 21, 33, 64, 65, 253, 614, 1055)] == \
+        [16, 16, 20, 20, 24, 40, 64, 80, 256, 640, 1280]
+    sizes = {bucket_rows(rows) for rows in range(1, 4097)}
+    assert len(sizes) == 33 and all(bucket_rows(rows) <= 1.25 * rows for rows in range(17, 4097))
 
 
 @pytest.mark.parametrize("model", [tiny_transformer(), tiny_transformer(pre_norm=False, tie=False),
@@ -64,12 +83,15 @@ def test_mkl_counts_as_slow_on_cpus_not_made_by_intel(monkeypatch, cpuinfo, slow
 
 
 @pytest.mark.parametrize("slow", [True, False])
-def test_the_translator_packs_fp32_models_only_where_mkl_is_slow(tiny_checkpoint, monkeypatch, slow):
+def test_the_translator_packs_bf16_models_and_fp32_ones_only_where_mkl_is_slow(tiny_checkpoint, monkeypatch, slow):
     monkeypatch.setattr(mt.translate, "mkl_is_slow_here", lambda: slow)
     packed = lambda translator: any(isinstance(m, PackedLinear) for m in translator.model.modules())  # noqa: E731
     fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
     assert packed(fp32) is slow
-    assert not packed(Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, precision="bf16"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SlowPrecisionWarning)  # a CPU without bf16 units emulates it
+        bf16 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, precision="bf16")
+    assert packed(bf16) and all(p.dtype == torch.bfloat16 for p in bf16.model.parameters())
     assert not packed(Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, quantize="int8"))
     monkeypatch.setattr(mt.translate, "mkl_is_slow_here", lambda: not slow)
     other = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
