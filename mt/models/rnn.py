@@ -255,7 +255,7 @@ class RNNEncoderDecoder(EncoderDecoder):
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         output, tensors, weights = self.decoder(self.dropout(self.tgt_embedding(prev_tokens)), state.tensors, state.step)
         logits = self.output(output)
-        return F.log_softmax(logits, dim=-1, dtype=torch.float32), state.advance(tensors), weights[:, None, None, :]
+        return F.log_softmax(logits.float(), dim=-1), state.advance(tensors), weights[:, None, None, :]
 
     def policy_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The REINFORCE surrogate of a ``hard-reinforce`` attention for the steps of the last

@@ -240,4 +240,4 @@ class Transformer(EncoderDecoder):
             x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, f"self{i}", state.beams)
             attention.append(weights[:, :, 0])
         logits = self.output(self.decoder_norm(x[:, 0]))
-        return F.log_softmax(logits, dim=-1, dtype=torch.float32), state.advance(cache), torch.stack(attention, dim=1)
+        return F.log_softmax(logits.float(), dim=-1), state.advance(cache), torch.stack(attention, dim=1)
