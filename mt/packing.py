@@ -42,18 +42,15 @@ class PackedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         scalars = [None] if self.activation == "relu" else []
-        if not self.bucket:
+        rows = x.numel() // self.in_features
+        padded = bucket_rows(rows) if self.bucket else rows
+        if padded == rows:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed_weight, self.bias, self.activation, scalars, "")
-        rows = x.reshape(-1, self.in_features)
-        count = rows.size(0)
-        if bucket_rows(count) != count:
-            # the padding rows are left as they are in memory: each output row depends on its own
-            # input row only, and the padding's are cut off below
-            padded = rows.new_empty(bucket_rows(count), self.in_features)
-            padded[:count] = rows
-            rows = padded
-        y = torch.ops.mkldnn._linear_pointwise(rows, self.packed_weight, self.bias, self.activation, scalars, "")
-        return y[:count].view(*x.shape[:-1], self.out_features)
+        # the padding rows are left as they are in memory: each output row depends on its own
+        # input row only, and the padding's are cut off below
+        x_padded = torch.cat([x.reshape(rows, self.in_features), x.new_empty(padded - rows, self.in_features)])
+        y = torch.ops.mkldnn._linear_pointwise(x_padded, self.packed_weight, self.bias, self.activation, scalars, "")
+        return y[:rows].view(*x.shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
