@@ -19,7 +19,7 @@ from mt.batching import decoding_batches
 from mt.checkpoint import load_checkpoint
 from mt.config import DecodeConfig, RunConfig
 from mt.data import clean_text
-from mt.device import autocast, mkl_is_slow_here, resolve_device, resolve_precision, set_threads
+from mt.device import autocast, cpu_supports_bf16, mkl_is_slow_here, resolve_device, resolve_precision, set_threads
 from mt.ensemble import Ensemble
 from mt.errors import ConfigError
 from mt.models import EncoderDecoder
@@ -96,13 +96,13 @@ def quantize_linear_layers(model: EncoderDecoder, scheme: str, device: torch.dev
 def prepare_model(model: EncoderDecoder, quantize: str | None, dtype: torch.dtype, device: torch.device) -> EncoderDecoder:
     """The model as it decodes: int8-quantized when asked (``quantize_linear_layers``); else on
     CPU with oneDNN's prepacked Linear layers (``pack_linear_layers``) for bf16, its weights
-    stored in bf16 first, and for fp32 where MKL is slow (``mkl_is_slow_here``: 1.36x greedy and
+    stored in bf16 first (on a CPU with bf16 units), and for fp32 where MKL is slow (``mkl_is_slow_here``: 1.36x greedy and
     1.35x beam-5 sentences/s on a 2-core AMD EPYC, ``scripts/bench_ct2.py``, the same
     translations); else as loaded. Raises what ``quantize_linear_layers`` raises."""
     if quantize:
         return quantize_linear_layers(model, quantize, device)
-    if device.type == "cpu" and dtype == torch.bfloat16:
-        return pack_linear_layers(model.to(dtype))
+    if device.type == "cpu" and dtype == torch.bfloat16:  # without bf16 units torch emulates it, unpacked
+        return pack_linear_layers(model.to(dtype)) if cpu_supports_bf16() else model.to(dtype)
     if device.type == "cpu" and dtype == torch.float32 and mkl_is_slow_here():
         return pack_linear_layers(model)
     return model

@@ -34,6 +34,7 @@ def test_a_packed_linear_computes_what_the_linear_does_with_the_relu_fused(bias,
         PackedLinear(linear, "gelu")
 
 
+@pytest.mark.skipif(not mt.device.cpu_supports_bf16(), reason="this CPU has no bf16 units (AVX512-BF16 or AMX): mt packs no bf16 model here")
 @pytest.mark.parametrize("shape", [(3, 5, 64), (37, 64), (2, 300, 64)])  # 15, 37 and 600 rows: padded to 16, 40, 640
 def test_a_packed_bf16_linear_computes_what_the_bf16_linear_does(shape):
     torch.manual_seed(0)
@@ -54,7 +55,10 @@ def test_bf16_rows_are_padded_to_a_few_bucket_sizes():
 @pytest.mark.parametrize("model", [tiny_transformer(), tiny_transformer(pre_norm=False, tie=False),
                                    tiny_rnn("gru", "bahdanau"), tiny_rnn("lstm", "luong-local")],
                          ids=["transformer", "post-ln-untied", "gru-bahdanau", "lstm-luong-local"])
-def test_a_packed_model_has_no_plain_linear_left_and_decodes_the_same(model):
+@pytest.mark.parametrize("dtype", [torch.float32, pytest.param(torch.bfloat16, marks=pytest.mark.skipif(
+    not mt.device.cpu_supports_bf16(), reason="this CPU has no bf16 units (AVX512-BF16 or AMX): mt packs no bf16 model here"))])
+def test_a_packed_model_has_no_plain_linear_left_and_decodes_the_same(model, dtype):
+    model = copy.deepcopy(model).to(dtype)
     packed = pack_linear_layers(copy.deepcopy(model))
     assert not [m for m in packed.modules() if type(m) is nn.Linear]
     assert sum(isinstance(m, PackedLinear) for m in packed.modules()) == sum(type(m) is nn.Linear for m in model.modules())
@@ -91,7 +95,7 @@ def test_the_translator_packs_bf16_models_and_fp32_ones_only_where_mkl_is_slow(t
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SlowPrecisionWarning)  # a CPU without bf16 units emulates it
         bf16 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, precision="bf16")
-    assert packed(bf16) and all(p.dtype == torch.bfloat16 for p in bf16.model.parameters())
+    assert packed(bf16) is mt.device.cpu_supports_bf16() and all(p.dtype == torch.bfloat16 for p in bf16.model.parameters())
     assert not packed(Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, quantize="int8"))
     monkeypatch.setattr(mt.translate, "mkl_is_slow_here", lambda: not slow)
     other = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
