@@ -24,10 +24,10 @@ class PackedLinear(nn.Module):
     """y = activation(x W^T + b) with W reordered once into oneDNN's blocked layout.
 
     x: (..., in_features) on CPU, in the dtype of the Linear's weight (fp32 or bf16) -> (...,
-    out_features), same dtype. ``activation`` is ``"none"`` or
-    ``"relu"`` (fused into the product). A bf16 product runs on ``bucket_rows`` rows, the
-    padding cut off its output. Inference only: the packed weight is a copy, not a parameter,
-    and is not in the state dict. Raises ``ValueError`` for another activation.
+    out_features), same dtype. ``activation`` is ``"none"`` or ``"relu"`` (fused into the
+    product). A bf16 product runs on ``bucket_rows`` rows, the padding cut off its output.
+    Inference only: the packed weight is a copy, not a parameter, and is not in the state dict.
+    Raises ``ValueError`` for another activation.
     """
 
     def __init__(self, linear: nn.Linear, activation: str = "none"):
