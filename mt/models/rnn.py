@@ -46,6 +46,7 @@ from mt.models.attention import (
     RecurrentAttention,
 )
 from mt.models.base import DecoderState, EncoderDecoder, shares_embeddings
+from mt.models.dropout import Dropout
 from mt.tokenizer import PAD_ID
 
 RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM}
@@ -106,7 +107,7 @@ class RecurrentDecoder(nn.Module):
         self.rnn = _stacked_rnn(config, input_size, config.hidden_size, self.layers, bidirectional=False)
         self.bridge = nn.Linear(config.hidden_size, self.layers * config.hidden_size)  # W_b
         self.attention = attention
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> dict[str, torch.Tensor]:
         hidden = torch.tanh(self.bridge(final_encoder_states(memory, src_mask)))
@@ -239,7 +240,7 @@ class RNNEncoderDecoder(EncoderDecoder):
         self.config = config
         self.src_embedding = _embedding(config.src_vocab_size, config.embedding_dim)
         self.tgt_embedding = self.src_embedding if shares_embeddings(config) else _embedding(config.tgt_vocab_size, config.embedding_dim)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.encoder = RecurrentEncoder(config)
         self.decoder = ATTENTIONS[config.attention].decoder(config, build_attention(config))
         self.output = nn.Linear(config.hidden_size, config.tgt_vocab_size, bias=False)  # W_s

@@ -17,6 +17,7 @@ from torch import nn
 from mt.config import ModelConfig
 from mt.models.attention import MultiHeadAttention
 from mt.models.base import DecoderState, EncoderDecoder, shares_embeddings
+from mt.models.dropout import Dropout
 from mt.tokenizer import PAD_ID
 
 
@@ -81,7 +82,7 @@ class Residual(nn.Module):
 
     def __init__(self, d_model: int, dropout: float, pre_norm: bool):
         super().__init__()
-        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), nn.Dropout(dropout), pre_norm
+        self.norm, self.dropout, self.pre_norm = nn.LayerNorm(d_model), Dropout(dropout), pre_norm
 
     def forward(self, x: torch.Tensor, sublayer) -> torch.Tensor:
         if self.pre_norm:
@@ -169,7 +170,7 @@ class Transformer(EncoderDecoder):
         self.src_embedding = nn.Embedding(config.src_vocab_size, config.d_model, padding_idx=PAD_ID)
         self.tgt_embedding = self.src_embedding if shares_embeddings(config) else nn.Embedding(config.tgt_vocab_size, config.d_model, padding_idx=PAD_ID)
         self.positions = POSITIONS[config.positions](config)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.encoder_layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.encoder_layers))
         self.decoder_layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.decoder_layers))
         # Pre-LN leaves the residual stream unnormalised: normalise once at the top of each stack.
