@@ -110,15 +110,14 @@ def prepare_model(model: EncoderDecoder, quantize: str | None, dtype: torch.dtyp
 
 
 class Translator:
-    """A loaded model with its tokenizer, ready to translate text."""
+    """A loaded model with its tokenizer, ready to translate text. ``model`` is as
+    ``prepare_model`` leaves it for ``dtype``: on CPU, 16-bit decoding runs on weights stored in
+    that type (no autocast casts per call), elsewhere under autocast."""
 
     def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, config: RunConfig, device: torch.device,
                  dtype: torch.dtype = torch.float32):
         self.model, self.tokenizer, self.config, self.device, self.dtype = model, tokenizer, config, device, dtype
-        # On CPU, 16-bit decoding stores the weights in that type once (no autocast casts per call).
         self.cast_weights = dtype != torch.float32 and device.type == "cpu"
-        if self.cast_weights:
-            self.model = model.to(dtype)
 
     @classmethod
     def from_checkpoint(cls, path: Path | Sequence[Path], device: str = "auto", precision: str = "fp32", threads: int = 0,
