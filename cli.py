@@ -424,8 +424,8 @@ def _decode_config(translator, batch_size, **changes):
 @app.command()
 @reports_errors
 def translate(
-    text: list[str] = typer.Argument(None, help="Sentences to translate (else -i FILE, else stdin)."),
-    input_file: Optional[Path] = typer.Option(None, "-i", "--input", help="File with one sentence per line."),
+    text: list[str] = typer.Argument(None, help="Sentences to translate (else -i FILE, else stdin; '-': stdin)."),
+    input_file: Optional[Path] = typer.Option(None, "-i", "--input", help="File with one sentence per line ('-': stdin)."),
     output_file: Optional[Path] = typer.Option(None, "-o", "--output", help="Write translations here (default stdout)."),
     checkpoint: Optional[list[Path]] = CHECKPOINTS,
     beam_size: Optional[int] = BEAM_SIZE,
@@ -459,6 +459,8 @@ def translate(
     """Translate sentences with a trained checkpoint."""
     from mt.translate import Translator
 
+    if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
+        text, input_file = [], None
     checkpoints = checkpoint or [default_checkpoint()]
     want_attention = show_attention or attention_plot is not None or attention_html is not None
     if engine == "ctranslate2":

@@ -64,14 +64,17 @@ def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(tiny_checkpoint
     source.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
     runner = CliRunner()
     assert runner.invoke(cli.app, ["translate", "-i", str(source), "--checkpoint", str(tiny_checkpoint)]).exit_code == 0
-    assert runner.invoke(cli.app, ["translate", "--checkpoint", str(tiny_checkpoint)], input="a b\n").exit_code == 0
+    piped = runner.invoke(cli.app, ["translate", "--checkpoint", str(tiny_checkpoint)], input="a b\n")
+    assert piped.exit_code == 0
+    for dash in (["-"], ["-i", "-"]):  # "-" is stdin too, not a sentence or a file
+        assert runner.invoke(cli.app, ["translate", *dash, "--checkpoint", str(tiny_checkpoint)], input="a b\n").stdout == piped.stdout
 
     class Terminal(io.TextIOWrapper):
         def isatty(self):
             return True
 
     monkeypatch.setattr(sys, "stdin", Terminal(io.BytesIO(b"a b\n")))
-    assert chunkings == ["whole", "growing"]  # a file, a pipe
+    assert chunkings == ["whole"] + ["growing"] * 3  # a file, pipes
     assert cli._input_lines([], None, "strict")[1] == "lines"
     with source.open(encoding="utf-8") as redirected:  # mt translate < source.txt
         monkeypatch.setattr(sys, "stdin", redirected)
