@@ -37,18 +37,22 @@ class Ensemble(EncoderDecoder):
         return [model.encode(src, src_mask) for model in self.models]
 
     def init_state(self, memory: list[torch.Tensor], src_mask: torch.Tensor) -> DecoderState:  # type: ignore[override]
-        tensors, static = {}, set()
+        tensors, static, growing = {}, set(), set()
         for i, (model, member_memory) in enumerate(zip(self.models, memory)):
             state = model.init_state(member_memory, src_mask)
             tensors.update({f"m{i}.{name}": tensor for name, tensor in state.tensors.items()})
             static.update(f"m{i}.{name}" for name in state.static)
-        return DecoderState(tensors, step=0, static=frozenset(static))
+            growing.update(f"m{i}.{name}" for name in state.growing)
+        return DecoderState(tensors, step=0, static=frozenset(static), growing=frozenset(growing))
 
     def _member_state(self, i: int, state: DecoderState) -> DecoderState:
         prefix = f"m{i}."
+
+        def own(names):
+            return frozenset(name[len(prefix):] for name in names if name.startswith(prefix))
+
         tensors = {name[len(prefix):]: tensor for name, tensor in state.tensors.items() if name.startswith(prefix)}
-        static = frozenset(name[len(prefix):] for name in state.static if name.startswith(prefix))
-        return DecoderState(tensors, state.step, static, state.beams)
+        return DecoderState(tensors, state.step, own(state.static), state.beams, own(state.growing), state.rows)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         """Mean log-probabilities (B, V) float32, the next state, the first model's attention (B, L, H, S)."""

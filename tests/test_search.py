@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mt.config import DecodeConfig
-from mt.search import beam_search, exact_top_k, greedy_search, length_penalty
+from mt.search import beam_search, best_extensions, greedy_search, length_penalty
 
 from test_transformer import tiny_model
 
@@ -106,14 +106,16 @@ def test_greedy_results_do_not_depend_on_when_finished_sentences_leave_the_batch
             assert torch.allclose(first[0].attention, second[0].attention, atol=1e-6)
 
 
-@pytest.mark.parametrize("rows, width, k", [(5, 640, 1), (3, 8000, 10), (4, 1003, 6), (2, 200, 4)])
-def test_top_k_by_blocks_equals_torch_topk(rows, width, k):
-    torch.manual_seed(width)
-    x = torch.randn(rows, width)
-    x[0, 64:64 + k] = 10 + torch.arange(k, dtype=torch.float)  # row 0: all of its k best in one block
-    values, indices = exact_top_k(x, k, block=16)
-    expected = x.topk(k, dim=-1)
-    assert torch.equal(values, expected.values) and torch.equal(indices, expected.indices)
+@pytest.mark.parametrize("groups, width, vocab, k", [(5, 1, 640, 1), (3, 1, 8000, 10), (4, 3, 1003, 6), (2, 5, 200, 4),
+                                                    (3, 5, 8000, 10)])
+def test_best_extensions_by_blocks_equal_topk_of_the_sums(groups, width, vocab, k):
+    torch.manual_seed(vocab + width)
+    log_probs, scores = torch.randn(groups * width, vocab), 3 * torch.randn(groups, width)
+    log_probs[0, 64:64 + k] = 10 + torch.arange(k, dtype=torch.float)  # group 0: its k best in one block of one hypothesis
+    values, hypothesis, token = best_extensions(log_probs, scores, k, block=16)
+    expected = (log_probs + scores.view(-1, 1)).view(groups, width * vocab).topk(k, dim=-1)
+    assert torch.equal(values, expected.values)
+    assert torch.equal(hypothesis * vocab + token, expected.indices)
 
 
 def test_reordering_beams_keeps_one_row_per_sentence_of_the_static_tensors():
@@ -125,3 +127,18 @@ def test_reordering_beams_keeps_one_row_per_sentence_of_the_static_tensors():
     left = beams.reorder(torch.tensor([5, 4]), torch.tensor([2]), beams=2)  # sentences 0 and 1 are done
     assert left.tensors["memory"].flatten().tolist() == [2] and left.tensors["hidden"].flatten().tolist() == [2, 2]
     assert left.beams == 2 and left.advance({}).step == 1
+
+
+def test_reordering_leaves_growing_caches_to_be_reordered_as_they_grow():
+    from mt.models.base import DecoderState, append_step
+
+    cache = torch.arange(3 * 2 * 4 * 1, dtype=torch.float).view(3, 2, 4, 1)  # (N, H, t, D/H)
+    state = DecoderState({"memory": torch.arange(3)[:, None], "selfk": cache}, static=frozenset({"memory"}),
+                         growing=frozenset({"selfk"}))
+    first = state.reorder(torch.tensor([2, 2, 0]), None, beams=1)
+    second = first.reorder(torch.tensor([1, 0]), None, beams=1)
+    assert second.tensors["selfk"] is cache and second.rows.tolist() == [2, 2]  # rows composed, nothing copied yet
+    step = torch.full((2, 2, 1, 1), -1.0)
+    assert torch.equal(append_step(cache, step, second.rows), torch.cat([cache[[2, 2]], step], dim=2))
+    assert torch.equal(append_step(cache, step[:1].expand(3, -1, -1, -1), None), torch.cat([cache, step[:1].expand(3, -1, -1, -1)], dim=2))
+    assert append_step(None, step, second.rows) is step and second.advance({}).rows is None

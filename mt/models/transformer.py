@@ -16,7 +16,7 @@ from torch import nn
 
 from mt.config import ModelConfig
 from mt.models.attention import MultiHeadAttention
-from mt.models.base import DecoderState, EncoderDecoder, shares_embeddings
+from mt.models.base import DecoderState, EncoderDecoder, append_step, shares_embeddings
 from mt.models.dropout import Dropout
 from mt.tokenizer import PAD_ID
 
@@ -128,11 +128,13 @@ class DecoderLayer(nn.Module):
         cache: dict[str, torch.Tensor] | None = None,
         prefix: str = "",
         beams: int = 1,
+        rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """x: (B, T, D); ``memory_kv`` and ``key_mask`` have one row per sentence. Without ``cache``:
         teacher forcing with a causal mask. With ``cache`` (incremental decoding, T = 1, x holding
         ``beams`` consecutive hypotheses per sentence): appends this step's keys/values under
-        ``prefix`` and returns the cross-attention weights (B, H, 1, S)."""
+        ``prefix`` to rows ``rows`` (B,) of the cached ones (``DecoderState.rows``) and returns
+        the cross-attention weights (B, H, 1, S)."""
         weights = None
 
         def self_attend(h: torch.Tensor) -> torch.Tensor:
@@ -140,9 +142,8 @@ class DecoderLayer(nn.Module):
             if cache is None:
                 return self.self_attention(h, keys, values, causal=True)[0]
             keys, values = keys.to(memory_kv[0].dtype), values.to(memory_kv[0].dtype)  # init_state chose it
-            if prefix + "k" in cache:  # absent before the first step
-                keys = torch.cat([cache[prefix + "k"], keys], dim=2)
-                values = torch.cat([cache[prefix + "v"], values], dim=2)
+            keys = append_step(cache.get(prefix + "k"), keys, rows)
+            values = append_step(cache.get(prefix + "v"), values, rows)
             cache[prefix + "k"], cache[prefix + "v"] = keys, values
             return self.self_attention(h, keys, values)[0]
 
@@ -230,7 +231,8 @@ class Transformer(EncoderDecoder):
             if fp32_attention:
                 keys, values = keys.float(), values.float()
             tensors[f"cross{i}k"], tensors[f"cross{i}v"] = keys.contiguous(), values.contiguous()
-        return DecoderState(tensors, step=0, static=frozenset(tensors))
+        growing = frozenset(f"self{i}{part}" for i in range(len(self.decoder_layers)) for part in "kv")
+        return DecoderState(tensors, step=0, static=frozenset(tensors), growing=growing)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         cache = dict(state.tensors)
@@ -238,7 +240,8 @@ class Transformer(EncoderDecoder):
         x = self._embed(self.tgt_embedding, prev_tokens[:, None], offset=state.step)
         attention = []
         for i, layer in enumerate(self.decoder_layers):
-            x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, f"self{i}", state.beams)
+            x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, f"self{i}", state.beams,
+                               state.rows)
             attention.append(weights[:, :, 0])
         logits = self.output(self.decoder_norm(x[:, 0]))
         return F.log_softmax(logits.float(), dim=-1), state.advance(cache), torch.stack(attention, dim=1)
