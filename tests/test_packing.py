@@ -46,10 +46,10 @@ def test_a_packed_bf16_linear_computes_what_the_bf16_linear_does(shape):
 
 
 def test_bf16_rows_are_padded_to_a_few_bucket_sizes():
-    assert [bucket_rows(rows) for rows in (1, 16, 17, 20, 21, 33, 64, 65, 253, 614, 1055)] == \
-        [16, 16, 20, 20, 24, 40, 64, 80, 256, 640, 1280]
+    assert [bucket_rows(rows) for rows in (1, 16, 17, 24, 25, 33, 64, 65, 253, 614, 1055)] == \
+        [16, 16, 24, 24, 32, 48, 64, 96, 256, 768, 1536]
     sizes = {bucket_rows(rows) for rows in range(1, 4097)}
-    assert len(sizes) == 33 and all(bucket_rows(rows) <= 1.25 * rows for rows in range(17, 4097))
+    assert len(sizes) == 17 and all(rows <= bucket_rows(rows) <= 1.5 * rows for rows in range(17, 4097))
 
 
 @pytest.mark.parametrize("model", [tiny_transformer(), tiny_transformer(pre_norm=False, tie=False),
