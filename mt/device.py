@@ -19,7 +19,7 @@ from mt.errors import ConfigError, SlowPrecisionWarning
 # meets, up to 1,024 of them; sentence batches come in hundreds of shapes, and in bf16 that cache
 # grew a 60-minute training run to 4.5 GB. 64 entries brought the peak RSS of scripts/bench.py's
 # bf16 training from 2.27 to 2.01 GB for 3-5% of bf16 training speed. Decoding keeps 1,024: its
-# bf16 products come in a bounded set of shapes (mt.packing.bucket_rows; 146 compiled over a
+# bf16 products come in a bounded set of shapes (mt.packing.bucket_rows; 96 compiled over a
 # warm-up and three beam-5 passes of Tatoeba's test set), compiling one costs 1-5 ms with AMX, and
 # with 64 entries they were compiled 1,363 times (docs/benchmarks.md, "bf16 decoding that uses the
 # AMX units").
