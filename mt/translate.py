@@ -97,7 +97,7 @@ def prepare_model(model: EncoderDecoder, quantize: str | None, dtype: torch.dtyp
     """The model as it decodes: int8-quantized when asked (``quantize_linear_layers``); else on
     CPU with oneDNN's prepacked Linear layers (``pack_linear_layers``) for bf16, its weights
     stored in bf16 first (on a CPU with bf16 units: 1.50-1.69x fp32's target tokens/s greedy,
-    1.35-1.497x at beam 5 on a 2-core Xeon with AMX, in four runs), and for fp32 where MKL is slow
+    1.35-1.55x at beam 5 on a 2-core Xeon with AMX, in six runs), and for fp32 where MKL is slow
     (``mkl_is_slow_here``: 1.36x greedy and 1.35x beam-5 sentences/s on a 2-core AMD EPYC); both
     from ``scripts/bench_ct2.py``; else as loaded. Raises what ``quantize_linear_layers`` raises."""
     if quantize:
