@@ -62,9 +62,10 @@ def best_extensions(log_probs: torch.Tensor, scores: torch.Tensor, k: int, block
     """
     groups, width = scores.shape
     vocab = log_probs.size(1)
-    if log_probs.is_cuda or vocab <= k * block:
-        values, index = (log_probs + scores.view(-1, 1)).view(groups, width * vocab).topk(k, dim=-1)
-        return values, index // vocab, index % vocab
+    if log_probs.is_cuda or vocab <= k * block:  # a group's k best are among its hypotheses' own k best
+        top, tokens = log_probs.topk(min(k, vocab), dim=-1)  # (G * W, k')
+        values, index = (top + scores.view(-1, 1)).view(groups, -1).topk(k, dim=-1)
+        return values, index // top.size(1), tokens.view(groups, -1).gather(1, index)
     if vocab % block:
         log_probs = F.pad(log_probs, (0, block - vocab % block), value=float("-inf"))
     blocks = log_probs.view(groups * width, -1, block)  # (G * W, blocks per hypothesis, block)

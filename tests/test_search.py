@@ -107,7 +107,7 @@ def test_greedy_results_do_not_depend_on_when_finished_sentences_leave_the_batch
 
 
 @pytest.mark.parametrize("groups, width, vocab, k", [(5, 1, 640, 1), (3, 1, 8000, 10), (4, 3, 1003, 6), (2, 5, 200, 4),
-                                                    (3, 5, 8000, 10)])
+                                                    (3, 5, 8000, 10), (3, 5, 150, 10)])
 def test_best_extensions_by_blocks_equal_topk_of_the_sums(groups, width, vocab, k):
     torch.manual_seed(vocab + width)
     log_probs, scores = torch.randn(groups * width, vocab), 3 * torch.randn(groups, width)
