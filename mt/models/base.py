@@ -57,7 +57,7 @@ class DecoderState:
         for name, tensor in self.tensors.items():
             rows = None if name in self.growing else sentences if name in self.static else index
             tensors[name] = tensor if rows is None else tensor.index_select(0, rows)
-        rows = index if self.rows is None else self.rows.index_select(0, index)
+        rows = None if not self.growing else index if self.rows is None else self.rows.index_select(0, index)
         return DecoderState(tensors, self.step, self.static, beams, self.growing, rows)
 
     def advance(self, tensors: dict[str, torch.Tensor]) -> "DecoderState":
