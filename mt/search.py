@@ -32,11 +32,13 @@ class Hypothesis:
     """One output: ``tokens`` without BOS/EOS, its ``score`` (summed log-probability, divided by the
     length penalty in beam search) and, if asked for, the attention the decoder used to write
     each token, (T, L, H, S): T = ``len(tokens) + 1`` when EOS was produced (its row last), else
-    ``len(tokens)``; S is the width of the source batch."""
+    ``len(tokens)``; S is the width of the source batch. An incomplete hypothesis ranks below
+    every complete one."""
 
     tokens: list[int]
     score: float
     attention: torch.Tensor | None = None
+    complete: bool = True  # False: it ended at the length limit without what the selection requires (a glossary term)
 
 
 def length_penalty(length: int, alpha: float) -> float:
@@ -109,7 +111,8 @@ class Selection:
     a sentence) of W hypotheses each, and their scores so far (G, W); it returns C >= ``width``
     candidates per group, best first, as (scores (G, C), the hypothesis 0..W-1 each extends
     (G, C), its token (G, C)). ``decode`` keeps the ``width`` best that do not end and finishes a
-    group once ``width`` of its candidates ranked below ``width`` have ended.
+    group once ``width`` of its candidates ranked below ``width`` have ended; it then tells
+    ``advance`` which candidates it kept, for a selection that keeps state per hypothesis.
     """
 
     width = 1
@@ -117,6 +120,14 @@ class Selection:
 
     def select(self, log_probs: torch.Tensor, scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    def advance(self, groups: torch.Tensor | None, keep: torch.Tensor) -> None:
+        """The candidates of the last ``select`` that go on: ``keep`` (G', width) indexes the
+        candidates of the groups ``groups`` (G',) (None: every group, in place)."""
+
+    def complete(self) -> torch.Tensor | None:
+        """Which candidates of the last ``select`` (G, C) may end as they are; None: all."""
+        return None
 
 
 class Greedy(Selection):
@@ -220,6 +231,7 @@ def decode(
         if return_attention:
             step_history = _append(attention_history, attention)
         finishing = ends & (rank < width) & ~dead.to(device)[:, None]
+        complete = selection.complete()
         for i, j in finishing.nonzero().tolist():
             group = int(group_ids[i])
             if len(results[group]) >= width:
@@ -230,7 +242,7 @@ def decode(
             if selection.length_normalized:
                 score /= length_penalty(step, config.length_penalty)
             weights = step_history[row].float().cpu() if return_attention else None
-            results[group].append(Hypothesis(output, score, weights))
+            results[group].append(Hypothesis(output, score, weights, complete is None or bool(complete[i, j])))
         finished_counts = finished_counts + finishing.sum(dim=1).cpu()
         done = (finished_counts >= width) | at_max.cpu() | dead
         if done.all():
@@ -243,6 +255,7 @@ def decode(
         if width == 1 and int(done.sum()) * COMPACT_EVERY < alive:
             dead = done  # every row stays where it is: no state to move
             tokens, scores = words.gather(1, keep).flatten(), top_scores.gather(1, keep)
+            selection.advance(None, keep)
             history = torch.cat([history, tokens[:, None]], dim=1)
             if return_attention:
                 attention_history = step_history
@@ -250,6 +263,7 @@ def decode(
         kept = (~done).nonzero().flatten()
         kept_device = kept.to(device)
         keep = keep[kept_device]
+        selection.advance(kept_device, keep)
         next_rows = rows[kept_device].gather(1, keep).flatten()
         tokens = words[kept_device].gather(1, keep).flatten()
         scores = top_scores[kept_device].gather(1, keep)
@@ -260,15 +274,17 @@ def decode(
         state = state.reorder(next_rows, kept_device if len(kept) < alive else None, width)
         group_ids, max_lengths, finished_counts, dead = group_ids[kept], max_lengths[kept], finished_counts[kept], dead[kept]
     return [sorted((h for group in range(sentence * copies, (sentence + 1) * copies) for h in results[group]),
-                   key=lambda h: h.score, reverse=True)[: config.n_best] for sentence in range(batch)]
+                   key=lambda h: (h.complete, h.score), reverse=True)[: config.n_best] for sentence in range(batch)]
 
 
 def search(
-    model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig, return_attention: bool = False
+    model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig, return_attention: bool = False,
+    selection: Selection | None = None,
 ) -> list[list[Hypothesis]]:
-    """Decode as ``config`` says (``selection_for``): greedy, beam, or ``config.n_best`` samples per sentence."""
+    """Decode as ``config`` says (``selection_for``): greedy, beam, or ``config.n_best`` samples per
+    sentence; or with ``selection`` (one group per sentence), e.g. a ``ConstrainedBeam``."""
     copies = config.n_best if config.sampling else 1
-    return decode(model, src, src_mask, config, selection_for(config, src.device), return_attention, copies)
+    return decode(model, src, src_mask, config, selection or selection_for(config, src.device), return_attention, copies)
 
 
 def greedy_search(model: EncoderDecoder, src: torch.Tensor, src_mask: torch.Tensor, config: DecodeConfig,

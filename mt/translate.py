@@ -18,15 +18,17 @@ import torch
 from mt.batching import decoding_batches
 from mt.checkpoint import load_checkpoint
 from mt.config import DecodeConfig, RunConfig
+from mt.constraints import ConstrainedBeam, TargetVocabulary, TermAutomaton
 from mt.data import clean_text
 from mt.device import autocast, cpu_supports_bf16, mkl_is_slow_here, resolve_device, resolve_precision, set_threads
 from mt.ensemble import Ensemble
 from mt.errors import ConfigError
+from mt.glossary import Glossary, TermMatch
 from mt.models import EncoderDecoder
 from mt.models.transformer import FeedForward
 from mt.packing import pack_linear_layers
 from mt.search import Hypothesis, search
-from mt.tokenizer import Tokenizer
+from mt.tokenizer import UNK_ID, Tokenizer
 
 CHUNK_SENTENCES = 10_000
 # How an input is cut into chunks: (first chunk, growth factor), chunks at most CHUNK_SENTENCES.
@@ -60,7 +62,9 @@ class Translation:
 
     ``attention`` (if asked for) is the decoder's attention for the best hypothesis,
     (T, L, H, S): one row per target piece (plus one for EOS when it was produced), over
-    S = the source pieces plus EOS.
+    S = the source pieces plus EOS. With a glossary, ``applied_terms`` are the glossary terms
+    found in the source whose target term is in ``text``, ``missed_terms`` those whose target
+    term is not (the length limit came first, or the model's vocabulary cannot write it).
     """
 
     source: str
@@ -71,6 +75,8 @@ class Translation:
     attention: torch.Tensor | None = None
     n_best: list[tuple[str, float]] = field(default_factory=list)
     truncated: bool = False
+    applied_terms: list[TermMatch] = field(default_factory=list)
+    missed_terms: list[TermMatch] = field(default_factory=list)
 
 
 def quantize_linear_layers(model: EncoderDecoder, scheme: str, device: torch.device) -> EncoderDecoder:
@@ -118,6 +124,8 @@ class Translator:
                  dtype: torch.dtype = torch.float32):
         self.model, self.tokenizer, self.config, self.device, self.dtype = model, tokenizer, config, device, dtype
         self.cast_weights = dtype != torch.float32 and device.type == "cpu"
+        self._vocabulary: TargetVocabulary | None = None
+        self._automata: dict[str, TermAutomaton | None] = {}
 
     @classmethod
     def from_checkpoint(cls, path: Path | Sequence[Path], device: str = "auto", precision: str = "fp32", threads: int = 0,
@@ -145,7 +153,8 @@ class Translator:
 
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None,
                   return_attention: bool = False, chunking: str | None = None,
-                  progress: Callable[[int], None] | None = None) -> Iterator[Translation]:
+                  progress: Callable[[int], None] | None = None, glossary: Glossary | None = None
+                  ) -> Iterator[Translation]:
         """Translate ``sentences`` (streamed), yielding one ``Translation`` per input, in input order.
 
         Empty or whitespace-only inputs, and inputs that SentencePiece normalizes to no piece at
@@ -157,15 +166,33 @@ class Translator:
         ``progress`` is called with the number of sentences each decoding batch finished (the
         empty ones of a chunk once, before its batches), as they finish: a chunk's translations
         are yielded only when all of its batches are done.
+
+        ``glossary``: the target term of every glossary entry found in a sentence
+        (``Glossary.match``) appears in its translation, by lexically constrained beam search
+        (``mt.constraints.ConstrainedBeam``) of width ``decode.beam_size``; a sentence without a
+        match decodes as without the glossary. Raises ``ConfigError`` with ``decode.sampling``.
         """
         decode = decode or self.config.decode
+        if glossary is not None and decode.sampling:
+            raise ConfigError("a glossary needs beam search: drop --sampling")
         for chunk in chunks(sentences, chunking):
-            yield from self._translate_chunk(chunk, decode, return_attention, progress or (lambda count: None))
+            yield from self._translate_chunk(chunk, decode, return_attention, progress or (lambda count: None), glossary)
+
+    def _automaton(self, term: str) -> TermAutomaton | None:
+        """The term's automaton (cached), or None when the target vocabulary cannot write it."""
+        if term not in self._automata:
+            if self._vocabulary is None:
+                self._vocabulary = TargetVocabulary.of(self.tokenizer)
+            writable = UNK_ID not in self.tokenizer.encode_tgt([term])[0]
+            self._automata[term] = TermAutomaton.build(term, self._vocabulary) if writable else None
+        return self._automata[term]
 
     def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool,
-                         progress: Callable[[int], None]) -> list[Translation]:
+                         progress: Callable[[int], None], glossary: Glossary | None) -> list[Translation]:
         cleaned = [clean_text(sentence) for sentence in sentences]
         results = [Translation(source, "", 0.0) for source in sentences]
+        matches = [glossary.match(sentence) for sentence in cleaned] if glossary else [[] for _ in cleaned]
+        terms = [[a for a in (self._automaton(match.target) for match in found) if a] for found in matches]
         encoded = self.tokenizer.encode_src(cleaned)
         # an input that comes out of normalization as no pieces at all is empty, like a blank line
         todo = [i for i, ids in enumerate(encoded) if ids]
@@ -180,12 +207,17 @@ class Translator:
             # every sentence runs beam_size hypotheses (or n samples): keep the rows (and memory) of a batch bounded
             for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.hypotheses_per_sentence, 1)):
                 batch = batch.to(self.device)
-                outputs = search(self.model, batch.src, batch.src_mask, decode, return_attention)
+                batch_terms = [terms[todo[position]] for position in batch.indices]
+                selection = ConstrainedBeam(decode.beam_size, batch_terms, self.device) if any(batch_terms) else None
+                outputs = search(self.model, batch.src, batch.src_mask, decode, return_attention, selection)
                 # one SentencePiece call per batch: a call per sentence cost 70 us each, 1-2% of greedy decoding
                 texts = iter(self.tokenizer.decode_tgt([h.tokens for hypotheses in outputs for h in hypotheses]))
                 for position, hypotheses in zip(batch.indices, outputs):
                     self._fill(results[todo[position]], src_ids[position], hypotheses, [next(texts) for _ in hypotheses])
                 progress(len(batch.indices))
+        for result, found in zip(results, matches):
+            result.applied_terms = [match for match in found if match.target in result.text]
+            result.missed_terms = [match for match in found if match.target not in result.text]
         return results
 
     def _fill(self, result: Translation, src_ids: list[int], hypotheses: list[Hypothesis], texts: list[str]) -> None:
