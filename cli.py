@@ -408,6 +408,20 @@ TOP_K = typer.Option(None, help="Sampling: only from the K most probable tokens 
 TOP_P = typer.Option(None, help="Sampling: only from the smallest set of tokens with probability >= P (nucleus; default 1.0).")
 SEED = typer.Option(None, help="Sampling: random seed (default 1; the same seed gives the same samples).")
 NO_REPEAT = typer.Option(None, help="Never produce an n-gram of this size twice in one output (default 0 = off).")
+GLOSSARY = typer.Option(None, "--glossary", help="TSV or CSV file of source term, target term: every term found in a "
+                        "sentence (whole words, any case) is in its translation (constrained beam search; at --beam-size 1 "
+                        "a term is placed where it first fits, often first: use 4 or more).")
+
+
+def _glossary(path: Optional[Path], engine: str = "mt"):
+    """The glossary of ``--glossary``, or None."""
+    if path is None:
+        return None
+    if engine != "mt":
+        raise ConfigError("--glossary needs --engine mt (CTranslate2 has no constrained beam search)")
+    from mt.glossary import read_glossary
+
+    return read_glossary(path)
 
 
 def _decode_config(translator, batch_size, **changes):
@@ -455,6 +469,7 @@ def translate(
     attention_html: Optional[Path] = typer.Option(None, help="Write the translations with their attention as one "
                                                   "self-contained HTML page (the view of mt serve)."),
     engine: str = typer.Option("mt", help="mt | ctranslate2 (--checkpoint is then a directory of mt export --format ctranslate2)."),
+    glossary: Optional[Path] = GLOSSARY,
 ):
     """Translate sentences with a trained checkpoint."""
     from mt.translate import Translator
@@ -463,6 +478,7 @@ def translate(
         text, input_file = [], None
     checkpoints = checkpoint or [default_checkpoint()]
     want_attention = show_attention or attention_plot is not None or attention_html is not None
+    terms = _glossary(glossary, engine)
     if engine == "ctranslate2":
         from mt.ct2 import CT2Translator
 
@@ -483,11 +499,16 @@ def translate(
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
           sentence_progress(_count_lines(input_file) if input_file and console.is_terminal else None) as advance):
         lines, chunking = _input_lines(text, input_file, encoding_errors)
-        results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance)
+        results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance,
+                                       **({"glossary": terms} if terms else {}))
         for number, result in enumerate(results, start=1):
             if result.truncated:
                 console.print(f"[yellow]warning:[/] input truncated to its first pieces: {shown(result.source[:60])}...",
                               highlight=False)
+            for term in result.missed_terms:
+                console.print(f"[yellow]warning:[/] line {number}: the glossary's {shown(term.target)} for "
+                              f"{shown(term.text)} is not in the translation (length limit, or a character the model "
+                              "cannot write)", highlight=False)
             if decode.n_best > 1:
                 handle.write("".join(f"{hyp}\t{score:.4f}\n" for hyp, score in result.n_best))
             else:
@@ -553,6 +574,8 @@ def serve(
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores available)."),
+    glossary: Optional[Path] = typer.Option(None, "--glossary", help="TSV or CSV file of source term, target term, "
+                                            "applied to every request (a request's own glossary adds to it)."),
 ):
     """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
     import uvicorn
@@ -560,6 +583,7 @@ def serve(
     from mt.serve import Limits, ModelThread, build_app
     from mt.translate import Translator
 
+    terms = _glossary(glossary)
     model_thread = ModelThread()
     translators = [model_thread.call(Translator.from_checkpoint, path, device=device, precision=precision, threads=threads or 0)
                    for path in checkpoint or [default_checkpoint()]]
@@ -570,7 +594,7 @@ def serve(
                       f"{'' if api_key else ' and has no authentication (add --api-key)'}", highlight=False)
     pairs = ", ".join(f"{t.tokenizer.src_lang}->{t.tokenizer.tgt_lang}" for t in translators)
     console.print(f"serving {shown(pairs)} on http://{shown(host)}:{port}/ (Ctrl-C stops)", highlight=False)
-    uvicorn.run(build_app(translators, model_thread, limits, api_key), host=host, port=port, log_level="warning")
+    uvicorn.run(build_app(translators, model_thread, limits, api_key, terms), host=host, port=port, log_level="warning")
 
 
 @app.command()
@@ -681,6 +705,7 @@ def evaluate(
     quantize: Optional[str] = typer.Option(None, help="int8: dynamic int8 Linear layers (CPU)."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores available)."),
     json_file: Optional[Path] = typer.Option(None, "--json", help="Also write the scores, signatures and speed here as JSON."),
+    glossary: Optional[Path] = GLOSSARY,
 ):
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
     import json
@@ -691,6 +716,9 @@ def evaluate(
 
     translator = None
     checkpoints = checkpoint or [default_checkpoint()]
+    if glossary is not None and hyp is not None:
+        raise ConfigError("--glossary constrains translating: it cannot apply to a --hyp file")
+    terms = _glossary(glossary)
     if hyp is None or src is None or tgt is None:
         from mt.translate import Translator
 
@@ -729,8 +757,9 @@ def evaluate(
                                 no_repeat_ngram_size=no_repeat_ngram_size)
         started = time.time()
         with sentence_progress(len(corpus)) as advance:
-            hypotheses = [result.text for result in translator.translate(corpus.sources, decode, progress=advance)]
+            results = list(translator.translate(corpus.sources, decode, progress=advance, glossary=terms))
         seconds = time.time() - started
+        hypotheses = [result.text for result in results]
         if output_file:
             with atomic_output(output_file, inputs) as handle:
                 handle.write("".join(h + "\n" for h in hypotheses))
@@ -745,6 +774,11 @@ def evaluate(
     width = max(len(score.name) for score in scores)
     for score in scores:  # one line each, never wrapped, so that a signature can be copied whole
         out.print(f"{score.name:<{width}}  {score.score:6.2f}  {score.signature}", highlight=False, soft_wrap=True)
+    if terms is not None:
+        matched = sum(len(result.applied_terms) + len(result.missed_terms) for result in results)
+        used = sum(len(result.applied_terms) for result in results)
+        console.print(f"glossary {shown(glossary)}: term use {used} / {matched} ({100 * used / max(matched, 1):.1f}%), "
+                      "the terms found in the sources whose target term is in the translation", highlight=False)
     if seconds:
         console.print(f"translated {len(corpus)} sentences in {seconds:.1f}s ({len(corpus) / seconds:.1f} sentences/s, "
                       f"{'sampling' if decode.sampling else f'beam {decode.beam_size}'})", highlight=False)
@@ -756,6 +790,12 @@ def evaluate(
 
             report.update(seconds=seconds, sentences_per_s=len(corpus) / seconds, beam_size=decode.beam_size,
                           threads=torch.get_num_threads())
+        if terms is not None:
+            report["glossary"] = {"file": str(glossary), "terms_found": matched, "terms_used": used,
+                                  "applied_terms": [[{"source": t.text, "target": t.target} for t in result.applied_terms]
+                                                    for result in results],
+                                  "missed_terms": [[{"source": t.text, "target": t.target} for t in result.missed_terms]
+                                                   for result in results]}
         with atomic_output(json_file, inputs) as handle:
             handle.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
 

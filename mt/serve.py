@@ -7,9 +7,10 @@ The app is Starlette (ASGI), served by uvicorn from ``mt serve``. Routes:
   ``{"translatedText": ...}`` (a list for a list, plus ``alternatives`` when asked);
 - ``GET /languages`` -> ``[{"code", "name", "targets"}]``;
 - ``POST /v1/translate`` (``mt``'s own, JSON): ``q``, ``source``, ``target``, ``beam_size``,
-  ``length_penalty``, ``n_best``, ``attention`` -> per sentence the translation, the n-best list
-  with scores and, when asked, the pieces of both sides and the attention (L, H, T, S) as nested
-  lists (schema in ``docs/serve.md``);
+  ``length_penalty``, ``n_best``, ``attention``, ``glossary`` (``[[source term, target term],
+  ...]``, added to the server's ``--glossary``) -> per sentence the translation, the n-best list
+  with scores, the glossary terms applied and missed and, when asked, the pieces of both sides and
+  the attention (L, H, T, S) as nested lists (schema in ``docs/serve.md``);
 - ``GET /health``; ``GET /`` the page (``mt/web/``) that translates as you type and draws the
   attention.
 
@@ -44,6 +45,7 @@ from typing import Any, Callable
 
 from mt.config import DecodeConfig
 from mt.errors import ConfigError, MTError
+from mt.glossary import Glossary
 
 WEB_DIR = Path(__file__).parent / "web"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "cs": "Czech", "ja": "Japanese",
@@ -61,6 +63,7 @@ class Limits:
     max_queue: int = 256
     timeout: float = 60.0
     max_beam_size: int = 16
+    max_glossary_entries: int = 1000  # entries of a request's own glossary
     batch_wait: float = 0.02  # seconds the worker may wait for more requests before it translates
     batch_sentences: int = 2048
 
@@ -97,6 +100,7 @@ class Job:
     sentences: list[str]
     decode: DecodeConfig
     attention: bool
+    glossary: Glossary | None = None
     render: Callable = lambda translation: translation
     future: asyncio.Future = field(default=None)
 
@@ -167,7 +171,8 @@ class BatchingQueue:
             groups: dict[tuple, list[Job]] = {}
             for job in jobs:
                 if not job.future.done():  # its client may have gone, or its time run out
-                    groups.setdefault((id(job.translator), dataclasses.astuple(job.decode), job.attention), []).append(job)
+                    key = (id(job.translator), dataclasses.astuple(job.decode), job.attention, id(job.glossary))
+                    groups.setdefault(key, []).append(job)
             for group in groups.values():
                 self.jobs, self.batches = self.jobs + len(group), self.batches + 1
                 await self.model_thread.run(_translate_group, group, asyncio.get_running_loop())
@@ -179,7 +184,8 @@ def _translate_group(jobs: list[Job], loop: asyncio.AbstractEventLoop) -> None:
     first = jobs[0]
     sentences = [sentence for job in jobs for sentence in job.sentences]
     try:
-        results = list(first.translator.translate(sentences, first.decode, return_attention=first.attention))
+        results = list(first.translator.translate(sentences, first.decode, return_attention=first.attention,
+                                                  glossary=first.glossary))
     except Exception as error:  # noqa: BLE001 (a failed batch must answer its clients, not kill the worker)
         for job in jobs:
             loop.call_soon_threadsafe(_settle, job.future, None, error)
@@ -306,6 +312,23 @@ def _decode(translator, fields: dict[str, Any], limits: Limits, n_best: int) -> 
     return decode
 
 
+def _glossary(server: Glossary | None, entries, limits: Limits) -> Glossary | None:
+    """The server's glossary with a request's ``glossary`` field (``[[source, target], ...]``)
+    added; ``RequestError`` 400 for a malformed one, 413 for one over ``limits.max_glossary_entries``."""
+    if entries in (None, []):
+        return server
+    if not isinstance(entries, list):
+        raise RequestError(400, "invalid request: glossary must be a list of [source term, target term] pairs")
+    if len(entries) > limits.max_glossary_entries:
+        raise RequestError(413, f"{len(entries):,} glossary entries in one request; the limit is "
+                                f"{limits.max_glossary_entries:,}")
+    try:
+        own = Glossary.from_pairs(entries, "invalid request: glossary")
+    except MTError as error:
+        raise RequestError(400, str(error)) from None
+    return server.merged(own) if server else own
+
+
 def _check_key(request, fields: dict[str, Any]) -> None:
     key = request.app.state.api_key
     if key and fields.get("api_key") != key:
@@ -323,7 +346,8 @@ async def _translate(request, own_api: bool):
     alternatives = _number(fields, "n_best" if own_api else "alternatives", int, 1 if own_api else 0, 0, limits.max_beam_size)
     n_best = max(alternatives if own_api else alternatives + 1, 1)
     attention = own_api and fields.get("attention") in (True, "true", "1", 1)
-    job = Job(translator, texts, _decode(translator, fields, limits, n_best), attention)
+    job = Job(translator, texts, _decode(translator, fields, limits, n_best), attention,
+              _glossary(request.app.state.glossary, fields.get("glossary") if own_api else None, limits))
     if own_api:
         job.render = lambda result: _own_result(result, attention)
     results = await request.app.state.queue.submit(job)
@@ -343,7 +367,9 @@ def _own_result(result, attention: bool) -> dict[str, Any]:
     from mt.plot import alignment_labels
 
     entry: dict[str, Any] = {"text": result.text, "score": result.score,
-                             "n_best": [{"text": text, "score": score} for text, score in result.n_best]}
+                             "n_best": [{"text": text, "score": score} for text, score in result.n_best],
+                             "applied_terms": [{"source": term.text, "target": term.target} for term in result.applied_terms],
+                             "missed_terms": [{"source": term.text, "target": term.target} for term in result.missed_terms]}
     if attention and result.attention is not None:
         weights, rows, columns = alignment_labels(result)
         entry["attention"] = {"target_pieces": rows, "source_pieces": columns,
@@ -368,10 +394,11 @@ def attention_html(translations: list, pair: str) -> str:
                         f"<script>window.MT_DATA = {payload};</script>\n<script>\n{script}</script>")
 
 
-def build_app(translators: list, model_thread: ModelThread, limits: Limits | None = None, api_key: str | None = None):
+def build_app(translators: list, model_thread: ModelThread, limits: Limits | None = None, api_key: str | None = None,
+              glossary: Glossary | None = None):
     """The Starlette app serving ``translators`` (``mt.translate.Translator``, one per language
     pair, loaded by ``model_thread.call``) on ``model_thread`` under ``limits``; with ``api_key``,
-    requests must carry it as ``api_key``."""
+    requests must carry it as ``api_key``; ``glossary`` applies to every request."""
     from starlette.applications import Starlette
     from starlette.requests import ClientDisconnect
     from starlette.responses import FileResponse, JSONResponse
@@ -427,4 +454,5 @@ def build_app(translators: list, model_thread: ModelThread, limits: Limits | Non
         Route("/font/NotoSansSC-Regular.otf", font), Mount("/static", StaticFiles(directory=WEB_DIR)),
     ], lifespan=lifespan)
     app.state.models, app.state.limits, app.state.queue, app.state.api_key = Models(translators), limits, queue, api_key
+    app.state.glossary = glossary
     return app

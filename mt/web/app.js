@@ -60,12 +60,26 @@ function highlight(t, weights) {  // the source pieces holding most of target pi
 function show(entry) {
   current = entry;
   $("translation").textContent = entry ? entry.text : "";
+  showTerms(entry && entry.applied_terms ? entry : null);
   $("nbest").replaceChildren(...(entry ? entry.n_best : []).map((h) => { const li = document.createElement("li"); li.textContent = h.text + "  (" + h.score.toFixed(3) + ")"; return li; }));
   if (entry && entry.attention) {
     fillSelect($("layer"), entry.attention.weights.length, false);
     fillSelect($("head"), entry.attention.weights[0].length, true);
   }
   drawHeatmap();
+}
+
+// The glossary box: "source = target" (or a tab) per line -> [[source, target], ...]; other lines are ignored.
+function glossaryEntries() {
+  return $("glossary").value.split("\n").map((line) => line.split(line.includes("\t") ? "\t" : "="))
+    .filter((cells) => cells.length === 2 && cells[0].trim() && cells[1].trim())
+    .map((cells) => [cells[0].trim(), cells[1].trim()]);
+}
+
+function showTerms(entry) {
+  const terms = entry ? entry.applied_terms.map((t) => "✓ " + t.source + " → " + t.target)
+    .concat(entry.missed_terms.map((t) => "✗ " + t.source + " → " + t.target + " (not in the output)")) : [];
+  $("terms").textContent = terms.join("   ");
 }
 
 let timer = null, asked = 0;
@@ -75,7 +89,7 @@ async function translateNow() {
   $("status").textContent = "translating…";
   try {
     const response = await fetch("/v1/translate", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ q: text, n_best: 3, attention: true }) });
+      body: JSON.stringify({ q: text, n_best: 3, attention: true, glossary: glossaryEntries() }) });
     const body = await response.json();
     if (ticket !== asked) return;  // a newer request is on its way
     if (!response.ok) { $("status").textContent = body.error; return; }
@@ -100,6 +114,8 @@ if (window.MT_DATA) {
   $("pair").textContent = window.MT_DATA.pair;
   pick(0);
 } else {
-  $("source").addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(translateNow, 250); });
+  for (const box of ["source", "glossary"]) {
+    $(box).addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(translateNow, 250); });
+  }
   if ($("source").value) translateNow();
 }
