@@ -86,6 +86,21 @@ def test_a_list_with_alternatives_and_mt_s_own_route_with_attention(server, expe
             len(row) == len(attention["source_pieces"]) and abs(sum(row) - 1) < 1e-2 for row in head)
 
 
+def test_a_request_glossary_puts_its_terms_in_the_output_and_says_which(server):
+    sentences = ["a b c", "d e f", "c a b"]
+    answer = requests.post(server + "v1/translate", json={"q": sentences, "glossary": [["A B", "J I H"]]}, timeout=60)
+    assert answer.ok, answer.text
+    entries = answer.json()["translations"]
+    assert ["J I H" in entry["text"] for entry in entries] == [True, False, True]
+    assert [entry["applied_terms"] for entry in entries] == [[{"source": "a b", "target": "J I H"}], [],
+                                                            [{"source": "a b", "target": "J I H"}]]
+    for glossary, status, message in [([["a b"]], 400, "glossary entry 1: expected [source term, target term]"),
+                                      ("a b=J", 400, "glossary must be a list"),
+                                      ([["a", "b"]] * 1001, 413, "1,001 glossary entries")]:
+        response = requests.post(server + "v1/translate", json={"q": "a b", "glossary": glossary}, timeout=30)
+        assert response.status_code == status and message in response.json()["error"], response.text
+
+
 def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(server):
     cases = [
         ({"json": {"q": "", "source": "en", "target": "de"}}, 400, "q is empty"),
@@ -176,6 +191,10 @@ def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(s
         ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, "#heatmap tbody tr th")).perform()
         wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#heatmap thead th.strongest"))
         assert driver.find_element(By.CSS_SELECTOR, "#heatmap thead th.strongest").text == strongest
+        driver.find_element(By.CSS_SELECTOR, "#glossary-box summary").click()
+        driver.find_element(By.ID, "glossary").send_keys("a b = J I H")
+        wait.until(lambda d: "J I H" in d.find_element(By.ID, "translation").text)
+        assert driver.find_element(By.ID, "terms").text == "✓ a b → J I H"
     finally:
         driver.quit()
 
@@ -187,7 +206,7 @@ class SlowTranslator:
     def __init__(self, seconds: float):
         self.seconds, self.batches, self.threads = seconds, [], set()
 
-    def translate(self, sentences, decode, return_attention=False):
+    def translate(self, sentences, decode, return_attention=False, glossary=None):
         self.batches.append(len(sentences))
         self.threads.add(threading.get_ident())
         time.sleep(self.seconds)
