@@ -44,9 +44,6 @@ class DataConfig:
     cache_dir: str = ""  # tokenizers and tokenized corpora (mt.store); empty = $MT_CACHE or ~/.cache/mt
 
 
-RNN_TYPES = ("gru", "lstm")
-
-
 @dataclass
 class ModelConfig:
     """Architecture of the encoder-decoder. Dimensions in units, not tokens."""
@@ -59,7 +56,7 @@ class ModelConfig:
     decoder_layers: int = 3
     dropout: float = 0.1
     attention_dropout: float = 0.0
-    positions: str = "sinusoidal"  # sinusoidal | learned (mt.models.transformer.POSITIONS)
+    positions: str = "sinusoidal"  # a name of mt.models.transformer.POSITIONS: sinusoidal | learned
     max_positions: int = 1024  # rows of the learned position table (tokens)
     pre_norm: bool = True  # LayerNorm before each sublayer (pre-LN) or after it (post-LN, Vaswani 2017)
     tie_embeddings: bool = True  # share src/tgt/output embeddings when the vocabulary is joint
@@ -67,7 +64,7 @@ class ModelConfig:
     src_vocab_size: int = 0  # filled from the tokenizer
     tgt_vocab_size: int = 0
     # arch "rnn" (mt.models.rnn) uses these with encoder_layers, decoder_layers and dropout; not d_model, ff_dim, heads.
-    rnn_type: str = "gru"  # gru | lstm
+    rnn_type: str = "gru"  # a name of mt.models.rnn.RNN_CLASSES: gru | lstm
     attention: str = "bahdanau"  # a name of mt.models.rnn.ATTENTIONS (mt attentions lists them)
     embedding_dim: int = 256
     hidden_size: int = 512  # decoder state and encoder states (hidden_size / 2 per direction)
@@ -122,6 +119,7 @@ class DecodeConfig:
     top_k: int = 0  # sampling: only the k most probable tokens (0 = all)
     top_p: float = 1.0  # sampling: only the smallest set of tokens whose probability reaches p (1 = all)
     seed: int = 1  # sampling: the random draws (the same seed, input and batch give the same samples)
+    max_source_tokens: int = 512  # longer inputs are truncated (and flagged): attention cost grows as S^2
 
     @property
     def hypotheses_per_sentence(self) -> int:
@@ -144,6 +142,8 @@ class DecodeConfig:
                 raise ConfigError(f"n-best (samples per sentence) must be at least 1, got {self.n_best}")
         if self.beam_size < 1:
             raise ConfigError(f"beam size must be at least 1, got {self.beam_size}")
+        if self.max_source_tokens < 1:
+            raise ConfigError(f"decode.max_source_tokens must be at least 1, got {self.max_source_tokens}")
         if self.max_length < 1:
             raise ConfigError(f"the maximum output length must be at least 1 token, got {self.max_length}")
         if not (math.isfinite(self.length_penalty) and self.length_penalty >= 0):
@@ -166,7 +166,9 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        """Raise ``ConfigError`` on values that cannot work together."""
+        """Raise ``ConfigError`` on values that cannot work together. The names of registered
+        parts (architecture, attention, positions, RNN cell) are checked where they are registered,
+        by ``mt.models.check_model_config``."""
         model, train = self.model, self.train
         if model.heads < 1 or model.d_model % model.heads:
             raise ConfigError(f"model.heads={model.heads} must divide model.d_model={model.d_model}")
@@ -190,20 +192,10 @@ class RunConfig:
             raise ConfigError(f"data.encoding_errors must be strict or replace, got {self.data.encoding_errors!r}")
         if self.data.model_type not in ("unigram", "bpe"):
             raise ConfigError(f"data.model_type must be unigram or bpe, got {self.data.model_type!r}")
-        if model.rnn_type not in RNN_TYPES:
-            raise ConfigError(f"model.rnn_type must be one of {', '.join(RNN_TYPES)}, got {model.rnn_type!r}")
-        from mt.models.rnn import ATTENTIONS  # the registries need torch; config itself does not
-        from mt.models.transformer import POSITIONS
-        from mt.translate import MAX_SOURCE_TOKENS
-
-        if model.attention not in ATTENTIONS:
-            raise ConfigError(f"model.attention must be one of {', '.join(ATTENTIONS)}, got {model.attention!r}")
-        if model.positions not in POSITIONS:
-            raise ConfigError(f"model.positions must be one of {', '.join(POSITIONS)}, got {model.positions!r}")
-        longest = max(self.data.max_length, self.decode.max_length, MAX_SOURCE_TOKENS) + 1  # + BOS or EOS
+        longest = max(self.data.max_length, self.decode.max_length, self.decode.max_source_tokens) + 1  # + BOS or EOS
         if model.positions == "learned" and model.max_positions < longest:
             raise ConfigError(f"model.max_positions={model.max_positions} is shorter than the longest sentence a run may meet, "
-                              f"{longest} tokens (data.max_length, decode.max_length and the {MAX_SOURCE_TOKENS} source tokens "
+                              f"{longest} tokens (data.max_length, decode.max_length and decode.max_source_tokens, the source tokens "
                               f"translation keeps, plus BOS/EOS)")
         if model.embedding_dim < 1 or model.hidden_size < 2 or model.hidden_size % 2:
             raise ConfigError(

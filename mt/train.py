@@ -32,11 +32,10 @@ from mt.distributed import Distributed
 from mt.errors import TrainingError
 from mt.loss import LabelSmoothedLoss
 from mt.metrics import bleu, default_tokenize
-from mt.models import EncoderDecoder, build_model
+from mt.models import EncoderDecoder, build_model, check_model_config
 from mt.search import greedy_search
 from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
 from mt.tokenizer import Tokenizer
-from mt.translate import MAX_SOURCE_TOKENS
 
 Event = dict[str, Any]
 ESTIMATE_SENTENCES = 64  # dev sentences validated once to estimate a whole validation (Run.closing_validation_seconds)
@@ -60,7 +59,7 @@ class PreparedData:
     dev_src_ids: list[list[int]]
     dev_tgt_ids: list[list[int]]
     corpora: list[dict[str, Any]]  # per training corpus: its origin, weight, pairs kept and dropped, skipped header
-    dev_truncated: int  # dev pairs cut to MAX_SOURCE_TOKENS pieces on a side
+    dev_truncated: int  # dev pairs cut to decode.max_source_tokens pieces on a side
 
 
 def inverse_sqrt_schedule(warmup_steps: int, max_steps: int = 0, cooldown_steps: int = 0) -> Callable[[int], float]:
@@ -83,7 +82,7 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
     """Stream the training corpora into the tokenizer (``data.tokenizer``, the given one, or one
     trained on their union and cached) and each into a memory-mapped Arrow file of ids
     (``mt.store``, cached per corpus), batched together with each corpus' weight; read the dev
-    set, cutting its sentences to ``MAX_SOURCE_TOKENS`` pieces as translation does (a 1 MB dev
+    set, cutting its sentences to ``decode.max_source_tokens`` pieces as translation does (a 1 MB dev
     line would otherwise ask validation for terabytes). Under DDP, rank 0 prepares first and the
     other processes then open its cache entries. Raises ``DataError`` on bad input."""
     data = config.data
@@ -104,9 +103,10 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
                 "dropped_empty": part.dropped_empty, "tsv_header": reader.header}
                for part, weight, reader in zip(parts, weights, readers)]
     dev_src_ids, dev_tgt_ids = tokenizer.encode_src(dev.sources), tokenizer.encode_tgt(dev.targets)
-    dev_truncated = sum(max(len(s), len(t)) > MAX_SOURCE_TOKENS for s, t in zip(dev_src_ids, dev_tgt_ids))
-    return PreparedData(tokenizer, batches, dev, [s[:MAX_SOURCE_TOKENS] for s in dev_src_ids],
-                        [t[:MAX_SOURCE_TOKENS] for t in dev_tgt_ids], corpora, dev_truncated)
+    limit = config.decode.max_source_tokens
+    dev_truncated = sum(max(len(s), len(t)) > limit for s, t in zip(dev_src_ids, dev_tgt_ids))
+    return PreparedData(tokenizer, batches, dev, [s[:limit] for s in dev_src_ids], [t[:limit] for t in dev_tgt_ids],
+                        corpora, dev_truncated)
 
 
 @torch.no_grad()
@@ -328,6 +328,7 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
     ``TrainingError`` when another process writes ``run_dir`` or after ``max_nonfinite``
     non-finite losses in a row.
     """
+    check_model_config(config.model)  # a misspelt attention fails now, not after minutes of preparing data
     run_dir = Path(run_dir)
     distributed = Distributed.from_env(resolve_device(config.train.device))
     with rundir.locked(run_dir) if distributed.is_main else contextlib.nullcontext():

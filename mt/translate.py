@@ -39,7 +39,6 @@ CHUNKING = {
     "growing": (1, 2),  # a pipe: its first lines are answered at once
     "lines": (1, 1),  # a terminal: every line is answered as soon as it is typed
 }
-MAX_SOURCE_TOKENS = 512  # longer inputs are truncated (and flagged): attention cost grows as S^2
 
 
 def chunks(sentences: Iterable[str], chunking: str | None = None) -> Iterator[list[str]]:
@@ -200,8 +199,8 @@ class Translator:
         if len(todo) < len(sentences):
             progress(len(sentences) - len(todo))
         for position, ids in enumerate(src_ids):
-            if len(ids) > MAX_SOURCE_TOKENS:
-                src_ids[position] = ids[:MAX_SOURCE_TOKENS]
+            if len(ids) > decode.max_source_tokens:
+                src_ids[position] = ids[: decode.max_source_tokens]
                 results[todo[position]].truncated = True
         with torch.inference_mode(), autocast(self.device, torch.float32 if self.cast_weights else self.dtype):
             # every sentence runs beam_size hypotheses (or n samples): keep the rows (and memory) of a batch bounded

@@ -10,15 +10,15 @@ import torch.nn.functional as F
 
 from mt.batching import collate
 from mt.checkpoint import load_checkpoint, write_checkpoint
-from mt.config import RNN_TYPES, DecodeConfig, ModelConfig, RunConfig, build_config
+from mt.config import DecodeConfig, ModelConfig, RunConfig, build_config
 from mt.errors import ConfigError
 from mt.models import build_model
-from mt.models.rnn import ATTENTIONS, RNNEncoderDecoder
+from mt.models.rnn import ATTENTIONS, RNN_CLASSES, RNNEncoderDecoder
 from mt.search import beam_search, greedy_search
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_tokenizer
 from mt.loss import LabelSmoothedLoss
 
-VARIANTS = [(rnn_type, attention) for rnn_type in RNN_TYPES for attention in ATTENTIONS]
+VARIANTS = [(rnn_type, attention) for rnn_type in RNN_CLASSES for attention in ATTENTIONS]
 VOCAB = 20
 
 
@@ -155,13 +155,16 @@ def test_learns_to_reverse(rnn_type, attention, accuracy):
     assert exact >= accuracy
 
 
-def test_config_rejects_unknown_attention_and_rnn_type():
-    config = RunConfig(model=ModelConfig(arch="rnn", attention="luong-bilinear"))
+def test_unknown_attention_and_rnn_type_are_refused_before_any_data_is_read(tmp_path):
+    from mt.models import check_model_config
+    from mt.train import train
+
     with pytest.raises(ConfigError, match=", ".join(ATTENTIONS)):
-        config.validate()
+        check_model_config(ModelConfig(arch="rnn", attention="luong-bilinear"))
     config = RunConfig(model=ModelConfig(arch="rnn", rnn_type="elman"))
-    with pytest.raises(ConfigError, match="gru, lstm"):
-        config.validate()
+    config.data.train, config.data.dev = [str(tmp_path / "missing")], str(tmp_path / "missing")
+    with pytest.raises(ConfigError, match="gru, lstm"):  # not the DataError of the missing corpus
+        train(config, tmp_path / "run")
     with pytest.raises(ConfigError, match="hidden_size"):
         RunConfig(model=ModelConfig(arch="rnn", hidden_size=511)).validate()
 

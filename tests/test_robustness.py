@@ -25,7 +25,8 @@ from cli import app
 from mt.data import read_corpus
 from mt.errors import DataError, TrainingError
 from mt.train import train
-from mt.translate import MAX_SOURCE_TOKENS, Translator
+from mt.config import DecodeConfig
+from mt.translate import Translator
 
 from conftest import write_pair
 from test_train import log_events, tiny_run_config
@@ -77,7 +78,7 @@ def test_characters_no_training_data_had_do_not_crash(translator):
 
 def test_a_5000_word_input_is_truncated_with_a_flag(translator):
     (result,) = translator.translate([" ".join(["a b c d e"] * 1000)])
-    assert result.truncated and len(result.src_pieces) == MAX_SOURCE_TOKENS
+    assert result.truncated and len(result.src_pieces) == DecodeConfig().max_source_tokens
 
 
 def test_input_is_streamed_not_read_whole(translator):

@@ -54,8 +54,6 @@ SOURCE_TENSORS = frozenset({"memory", "keys", "src_mask"})  # decoder-state tens
 
 
 def _stacked_rnn(config: ModelConfig, input_size: int, hidden_size: int, layers: int, bidirectional: bool) -> nn.RNNBase:
-    if config.rnn_type not in RNN_CLASSES:
-        raise ConfigError(f"unknown model.rnn_type {config.rnn_type!r}; choose one of {', '.join(RNN_CLASSES)}")
     return RNN_CLASSES[config.rnn_type](
         input_size, hidden_size, num_layers=layers, batch_first=True, bidirectional=bidirectional,
         dropout=config.dropout if layers > 1 else 0.0,  # between layers only: a single layer has none
@@ -211,9 +209,7 @@ ATTENTIONS: dict[str, Mechanism] = {
 
 
 def build_attention(config: ModelConfig) -> RecurrentAttention:
-    """The attention named by ``config.attention`` (see ``ATTENTIONS``); ``ConfigError`` for an unknown name."""
-    if config.attention not in ATTENTIONS:
-        raise ConfigError(f"model.attention must be one of {', '.join(ATTENTIONS)}, got {config.attention!r}")
+    """The attention named by ``config.attention`` (a key of ``ATTENTIONS``, checked by ``mt.models.check_model_config``)."""
     return ATTENTIONS[config.attention].build(config)
 
 
