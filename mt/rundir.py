@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from mt.checkpoint import CONFIG_FILE
+from mt.checkpoint import CONFIG_FILE, STEPS_DIR
 from mt.errors import CheckpointError, TrainingError
 
-LOCK_FILE, LOG_FILE, STEPS_DIR = ".lock", "train_log.jsonl", "steps"
+LOCK_FILE, LOG_FILE = ".lock", "train_log.jsonl"
 LINKS = ("best", "last")
 STEP_NAME = re.compile(r"step-\d{7}")
 # What a process killed mid-save leaves: write_checkpoint's staging and set-aside directories
