@@ -214,9 +214,10 @@ def _count_lines(path: Path) -> Optional[int]:
 
 
 class StopSignals:
-    """While active, SIGINT/SIGTERM ask training to stop after the current step (a second one kills)."""
+    """While active, SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) ask
+    training to stop after the current step (a second one kills)."""
 
-    EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+    EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 
     def __init__(self):
         self.received: str | None = None
@@ -227,10 +228,13 @@ class StopSignals:
             signal.signal(number, signal.SIG_DFL)
             os.kill(os.getpid(), number)
         self.received = signal.Signals(number).name
-        console.print(f"[yellow]{self.received}: finishing the current step and saving last/ (send again to kill)[/]")
+        try:
+            console.print(f"[yellow]{self.received}: finishing the current step and saving last/ (send again to kill)[/]")
+        except OSError:  # the terminal hung up: the rest of the run's messages go nowhere, and it still saves
+            console.file = open(os.devnull, "w")
 
     def __enter__(self):
-        for number in (signal.SIGINT, signal.SIGTERM):
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.previous[number] = signal.signal(number, self._handle)
         return self
 
