@@ -657,6 +657,14 @@ def average(
                   highlight=False)
 
 
+def _empty_pairs(corpus) -> list[str]:
+    """Where ``corpus`` (read with ``keep_empty``) has a pair with an empty side: "line N" of its
+    files (a TSV's header row counted), or "row N" of a dataset."""
+    offset = 1 + (corpus.header is not None)
+    return [f"{'line' if corpus.files else 'row'} {number + offset}"
+            for number, (source, target) in enumerate(zip(corpus.sources, corpus.targets)) if not (source and target)]
+
+
 @app.command("eval")
 @reports_errors
 def evaluate(
@@ -713,11 +721,15 @@ def evaluate(
         assumed = ""
     bleu_tokenize = check_tokenize(tokenize or default_tokenize(tgt))  # before minutes of translating
     try:
-        corpus = read_corpus(test, src, tgt, encoding_errors)
+        corpus = read_corpus(test, src, tgt, encoding_errors, keep_empty=True)  # line N of -o is pair N
     except DataError as error:
         raise DataError(f"{error}{assumed}") from None
     if corpus.header is not None:
         console.print(f"note: skipped the header row {shown(repr(corpus.header))} of {shown(corpus.origin)}", highlight=False)
+    if empty := _empty_pairs(corpus):
+        console.print(f"note: {shown(corpus.origin)} has {len(empty)} pair(s) with an empty side ({', '.join(empty[:10])}"
+                      f"{', ...' if len(empty) > 10 else ''}): they are translated and scored as they are, none is left out",
+                      highlight=False, soft_wrap=True)
     inputs = corpus.files + [path for path in (hyp, tok_references) if path is not None]
     for path in (output_file, json_file):
         if path is not None:
@@ -726,7 +738,9 @@ def evaluate(
     if hyp is not None:
         hypotheses = list(read_lines(hyp, encoding_errors))
         if len(hypotheses) != len(corpus):
-            raise DataError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} pairs")
+            raise DataError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} sentence pairs"
+                            f"{' besides its header row' if corpus.header is not None else ''}: give one hypothesis a pair, "
+                            "in the same order")
     else:
         decode = _decode_config(translator, batch_size, beam_size=beam_size, length_penalty=length_penalty, sampling=sampling,
                                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
