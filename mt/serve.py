@@ -320,8 +320,10 @@ async def _translate(request, own_api: bool):
         raise RequestError(400, f"invalid request: format {fields.get('format')!r} is not supported; use text")
     texts, is_list = _sentences(fields, limits)
     translator = request.app.state.models.get(fields.get("source"), fields.get("target"))
-    alternatives = _number(fields, "n_best" if own_api else "alternatives", int, 1 if own_api else 0, 0, limits.max_beam_size)
-    n_best = max(alternatives if own_api else alternatives + 1, 1)
+    # n_best hypotheses need a beam of n_best; LibreTranslate's alternatives come besides the translation
+    alternatives = (_number(fields, "n_best", int, 1, 0, limits.max_beam_size) if own_api
+                    else _number(fields, "alternatives", int, 0, 0, limits.max_beam_size - 1))
+    n_best = max(alternatives, 1) if own_api else alternatives + 1
     attention = own_api and fields.get("attention") in (True, "true", "1", 1)
     job = Job(translator, texts, _decode(translator, fields, limits, n_best), attention)
     if own_api:

@@ -96,6 +96,8 @@ def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(ser
         ({"json": {"q": "a b", "source": "en", "target": "fr"}}, 404, "no model translates en->fr"),
         ({"json": {"q": "a b", "source": "en", "target": "de", "beam_size": "nan"}}, 400, ""),
         ({"json": {"q": [1, 2], "source": "en", "target": "de"}}, 400, "list of strings"),
+        ({"json": {"q": "a b", "source": "en", "target": "de", "alternatives": 16}}, 400,
+         "invalid request: alternatives must be within 0..15, got 16"),
     ]
     for request, status, message in cases:
         response = requests.post(server + "translate" if "beam_size" not in str(request) else server + "v1/translate",
@@ -106,6 +108,9 @@ def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(ser
                        b"Content-Length: 1000\r\n\r\n{\"q\": \"a b")  # and hang up half-way
     assert requests.get(server + "health", timeout=10).json()["status"] == "ok"
     assert requests.post(server + "translate", json={"q": "a b", "source": "en", "target": "de"}, timeout=30).ok
+    widest = requests.post(server + "translate", json={"q": "a b", "source": "en", "target": "de", "alternatives": 15},
+                           timeout=30)
+    assert widest.ok and len(widest.json()["alternatives"]) <= 15, widest.text
 
 
 def test_concurrent_requests_are_batched_and_answered_alike(server, expected):
