@@ -554,27 +554,28 @@ def serve(
     max_queue: int = typer.Option(256, help="Most requests waiting (503 above)."),
     timeout: float = typer.Option(60.0, help="Seconds a request may wait for its translation (503 after)."),
     batch_wait: float = typer.Option(20.0, help="Most milliseconds a request waits for others to be translated with it."),
+    read_timeout: float = typer.Option(30.0, help="Seconds a client has to send a whole request (headers and body); "
+                                       "the connection is closed after."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores available)."),
 ):
     """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
-    import uvicorn
-
-    from mt.serve import Limits, ModelThread, build_app
+    from mt.serve import Limits, ModelThread, build_app, listen, run
     from mt.translate import Translator
 
     model_thread = ModelThread()
     translators = [model_thread.call(Translator.from_checkpoint, path, device=device, precision=precision, threads=threads or 0)
                    for path in checkpoint or [default_checkpoint()]]
     limits = Limits(max_request_bytes=max_request_bytes, max_characters=max_characters, max_sentences=max_sentences,
-                    max_queue=max_queue, timeout=timeout, batch_wait=batch_wait / 1000)
+                    max_queue=max_queue, timeout=timeout, batch_wait=batch_wait / 1000, read_timeout=read_timeout)
+    sock = listen(host, port)  # before saying "serving": a port another server holds is an error, not a start
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {shown(host)}: the API is open to the network"
                       f"{'' if api_key else ' and has no authentication (add --api-key)'}", highlight=False)
     pairs = ", ".join(f"{t.tokenizer.src_lang}->{t.tokenizer.tgt_lang}" for t in translators)
     console.print(f"serving {shown(pairs)} on http://{shown(host)}:{port}/ (Ctrl-C stops)", highlight=False)
-    uvicorn.run(build_app(translators, model_thread, limits, api_key), host=host, port=port, log_level="warning")
+    run(build_app(translators, model_thread, limits, api_key), sock, limits)
 
 
 @app.command()

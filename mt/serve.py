@@ -34,8 +34,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
 import json
 import math
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -63,6 +65,8 @@ class Limits:
     max_beam_size: int = 16
     batch_wait: float = 0.02  # seconds the worker may wait for more requests before it translates
     batch_sentences: int = 2048
+    read_timeout: float = 30.0  # seconds a client has to send a whole request (headers and body)
+    keep_alive: int = 5  # seconds an idle connection stays open after a response
 
 
 class ModelThread:
@@ -368,6 +372,72 @@ def attention_html(translations: list, pair: str) -> str:
     page = page.replace('<link rel="stylesheet" href="/static/style.css">', f"<style>\n{style}</style>")
     return page.replace('<script src="/static/app.js"></script>',
                         f"<script>window.MT_DATA = {payload};</script>\n<script>\n{script}</script>")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` and listening, for ``run``; ``ConfigError`` naming
+    the address when it cannot be had (taken by another server, not an address of this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted server need not wait out TIME_WAIT
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        hint = ("another server (another mt serve?) listens there: stop it, or choose another --port"
+                if error.errno == errno.EADDRINUSE else "choose another --host or --port")
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}; {hint}") from None
+    return sock
+
+
+def run(app, sock: socket.socket, limits: Limits) -> None:
+    """Serve ``app`` with uvicorn on ``sock`` (see ``listen``) until Ctrl-C. A client has
+    ``limits.read_timeout`` seconds to send a whole request, from its connection or the end of its
+    last response, and an idle connection is closed ``limits.keep_alive`` seconds after a response."""
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", http=_timed_protocol(limits.read_timeout),
+                            timeout_keep_alive=limits.keep_alive)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _timed_protocol(seconds: float) -> type:
+    """uvicorn's HTTP/1.1 protocol (h11), which has no timeout for reading a request, with one: a
+    connection that has not sent a whole request (headers and body) ``seconds`` after it opened
+    or after its last response is closed, so a half-sent request does not hold it for good."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TimedH11Protocol(H11Protocol):
+        deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._start_clock()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.deadline is not None and self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+                self.deadline.cancel()  # the whole request is in
+                self.deadline = None
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._start_clock()  # the next request of a kept-alive connection
+
+        def connection_lost(self, exc) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            super().connection_lost(exc)
+
+        def _start_clock(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            self.deadline = self.loop.call_later(seconds, self.transport.close)
+
+    return TimedH11Protocol
 
 
 def build_app(translators: list, model_thread: ModelThread, limits: Limits | None = None, api_key: str | None = None):

@@ -34,7 +34,8 @@ def server(tiny_checkpoint):
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(tiny_checkpoint), "--port", str(port),
-         "--threads", "1", "--max-sentences", "1000", "--max-request-bytes", "200000", "--max-characters", "100000"],
+         "--threads", "1", "--max-sentences", "1000", "--max-request-bytes", "200000", "--max-characters", "100000",
+         "--read-timeout", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 90
@@ -111,6 +112,33 @@ def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(ser
     widest = requests.post(server + "translate", json={"q": "a b", "source": "en", "target": "de", "alternatives": 15},
                            timeout=30)
     assert widest.ok and len(widest.json()["alternatives"]) <= 15, widest.text
+
+
+@pytest.mark.parametrize("half_sent", [b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
+                                       b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"q\": "])
+def test_a_request_not_sent_whole_within_the_read_timeout_loses_its_connection(server, half_sent):
+    port = int(server.rsplit(":", 1)[1].strip("/"))
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # a kept-alive connection: the clock restarts
+        assert b"200 OK" in client.recv(4096)
+        began = time.monotonic()
+        client.sendall(half_sent)
+        client.settimeout(20)
+        while client.recv(4096):  # the server closes the connection (the body, if any, is an error answer)
+            pass
+        assert 1.5 < time.monotonic() - began < 10  # --read-timeout 2
+
+
+def test_a_second_server_on_a_taken_port_says_so_in_one_paragraph_without_announcing_itself(tiny_checkpoint):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(tiny_checkpoint),
+                                 "--port", str(holder.getsockname()[1]), "--threads", "1"],
+                                capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert result.returncode == 2, result.stderr
+    assert "serving" not in result.stderr and result.stderr.startswith("error: cannot listen on 127.0.0.1:")
+    assert "Address already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_concurrent_requests_are_batched_and_answered_alike(server, expected):
