@@ -547,7 +547,8 @@ def serve(
                                                     "language pairs (default: $MT_CHECKPOINT or checkpoints/default)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 opens the API to the network."),
     port: int = typer.Option(8080, help="TCP port."),
-    api_key: Optional[str] = typer.Option(None, help="Require this key as the api_key field of every request."),
+    api_key: Optional[str] = typer.Option(None, help="Require this key with every request: its api_key field or an "
+                                          "'Authorization: Bearer KEY' header (the page has a field for it)."),
     max_request_bytes: int = typer.Option(1 << 20, help="Largest request body, bytes (413 above)."),
     max_sentences: int = typer.Option(512, help="Most texts in one request (413 above)."),
     max_characters: int = typer.Option(50_000, help="Most characters in one request (413 above)."),

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import dataclasses
 import errno
+import hmac
 import json
 import math
 import socket
@@ -311,8 +312,14 @@ def _decode(translator, fields: dict[str, Any], limits: Limits, n_best: int) -> 
 
 
 def _check_key(request, fields: dict[str, Any]) -> None:
+    """``RequestError`` 403 unless the server has no key or the request carries it, as the
+    ``api_key`` field (LibreTranslate's way) or as ``Authorization: Bearer KEY`` (the page's)."""
     key = request.app.state.api_key
-    if key and fields.get("api_key") != key:
+    if not key:
+        return
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    given = bearer.strip() if scheme.lower() == "bearer" else fields.get("api_key")
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), key.encode()):
         raise RequestError(403, "invalid API key")
 
 
@@ -443,7 +450,7 @@ def _timed_protocol(seconds: float) -> type:
 def build_app(translators: list, model_thread: ModelThread, limits: Limits | None = None, api_key: str | None = None):
     """The Starlette app serving ``translators`` (``mt.translate.Translator``, one per language
     pair, loaded by ``model_thread.call``) on ``model_thread`` under ``limits``; with ``api_key``,
-    requests must carry it as ``api_key``."""
+    requests must carry it as ``api_key`` or ``Authorization: Bearer`` (``_check_key``)."""
     from starlette.applications import Starlette
     from starlette.requests import ClientDisconnect
     from starlette.responses import FileResponse, JSONResponse

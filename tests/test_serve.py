@@ -21,6 +21,7 @@ from mt.translate import Translation, Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ["a b c", "d e f g", "h i", "a a b b c c"]
+KEY = "s3cret key"
 
 
 def free_port() -> int:
@@ -29,13 +30,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_checkpoint):
+def running_server(checkpoint, *options):
+    """``mt serve`` of ``checkpoint`` on a free port, started and waited for; yields its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(tiny_checkpoint), "--port", str(port),
-         "--threads", "1", "--max-sentences", "1000", "--max-request-bytes", "200000", "--max-characters", "100000",
-         "--read-timeout", "2"],
+        [sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(checkpoint), "--port", str(port),
+         "--threads", "1", *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 90
@@ -49,6 +49,17 @@ def server(tiny_checkpoint):
     yield url
     process.terminate()
     process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint):
+    yield from running_server(tiny_checkpoint, "--max-sentences", "1000", "--max-request-bytes", "200000",
+                              "--max-characters", "100000", "--read-timeout", "2")
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tiny_checkpoint):
+    yield from running_server(tiny_checkpoint, "--api-key", KEY)
 
 
 @pytest.fixture(scope="module")
@@ -179,15 +190,17 @@ def test_attention_html_is_one_self_contained_page_with_text_as_data(tiny_checkp
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
-@pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")
-def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(server, monkeypatch):
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Headless Debian Chromium under Selenium, never a downloaded browser or driver."""
     pytest.importorskip("selenium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a browser or driver
     options = webdriver.ChromeOptions()
@@ -195,22 +208,66 @@ def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(s
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,800"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        driver.get(server)
-        driver.find_element(By.ID, "source").send_keys("a b c")
-        wait = WebDriverWait(driver, 60)
-        wait.until(lambda d: d.find_element(By.ID, "translation").text and d.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr"))
-        own = requests.post(server + "v1/translate", json={"q": "a b c", "attention": True, "n_best": 3}, timeout=30).json()
-        entry = own["translations"][0]
-        assert driver.find_element(By.ID, "translation").text == entry["text"]
-        weights = entry["attention"]["weights"][-1]  # the last layer, heads averaged, as the page starts
-        first_row = [sum(head[0][s] for head in weights) / len(weights) for s in range(len(weights[0][0]))]
-        strongest = entry["attention"]["source_pieces"][first_row.index(max(first_row))]
-        ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, "#heatmap tbody tr th")).perform()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#heatmap thead th.strongest"))
-        assert driver.find_element(By.CSS_SELECTOR, "#heatmap thead th.strongest").text == strongest
-    finally:
-        driver.quit()
+    yield driver
+    driver.quit()
+
+
+@needs_chromium
+def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    driver.get(server)
+    driver.find_element(By.ID, "source").send_keys("a b c")
+    wait = WebDriverWait(driver, 60)
+    wait.until(lambda d: d.find_element(By.ID, "translation").text and d.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr"))
+    own = requests.post(server + "v1/translate", json={"q": "a b c", "attention": True, "n_best": 3}, timeout=30).json()
+    entry = own["translations"][0]
+    assert driver.find_element(By.ID, "translation").text == entry["text"]
+    weights = entry["attention"]["weights"][-1]  # the last layer, heads averaged, as the page starts
+    first_row = [sum(head[0][s] for head in weights) / len(weights) for s in range(len(weights[0][0]))]
+    strongest = entry["attention"]["source_pieces"][first_row.index(max(first_row))]
+    ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, "#heatmap tbody tr th")).perform()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#heatmap thead th.strongest"))
+    assert driver.find_element(By.CSS_SELECTOR, "#heatmap thead th.strongest").text == strongest
+
+
+@needs_chromium
+def test_the_page_of_a_server_with_an_api_key_sends_the_key_typed_in_its_field_and_keeps_it_in_the_tab(keyed_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, wait = browser, WebDriverWait(browser, 60)
+    driver.get(keyed_server)
+    driver.find_element(By.ID, "source").send_keys("a b c")
+    wait.until(lambda d: "invalid API key" in d.find_element(By.ID, "status").text)
+    assert driver.find_element(By.ID, "translation").text == ""
+    driver.find_element(By.ID, "api-key").send_keys(KEY)
+    wait.until(lambda d: d.find_element(By.ID, "translation").text)
+    expected = requests.post(keyed_server + "v1/translate", json={"q": "a b c", "n_best": 3},
+                             headers={"Authorization": f"Bearer {KEY}"}, timeout=30).json()["translations"][0]["text"]
+    assert driver.find_element(By.ID, "translation").text == expected and driver.find_element(By.ID, "status").text == ""
+    driver.refresh()  # the same tab: the key is still there, and used
+    assert driver.find_element(By.ID, "api-key").get_attribute("value") == KEY
+    driver.find_element(By.ID, "source").send_keys("a b c")
+    wait.until(lambda d: d.find_element(By.ID, "translation").text == expected)
+    assert driver.execute_script("return localStorage.length") == 0  # nothing outlives the tab
+
+
+def test_a_server_with_an_api_key_takes_it_as_the_api_key_field_or_a_bearer_header(keyed_server):
+    ask = {"q": "a b", "source": "en", "target": "de"}
+    for extra, headers, status in (({}, {}, 403), ({"api_key": "wrong"}, {}, 403), ({"api_key": KEY}, {}, 200),
+                                   ({}, {"Authorization": f"Bearer {KEY}"}, 200), ({}, {"Authorization": "Bearer wrong"}, 403),
+                                   ({}, {"Authorization": f"bearer {KEY}"}, 200)):
+        for route in ("translate", "v1/translate"):
+            response = requests.post(keyed_server + route, json={**ask, **extra}, headers=headers, timeout=30)
+            assert response.status_code == status, (route, extra, headers, response.text)
+    from libretranslatepy import LibreTranslateAPI
+
+    assert LibreTranslateAPI(keyed_server, api_key=KEY).translate("a b", "en", "de") == requests.post(
+        keyed_server + "translate", json=ask, headers={"Authorization": f"Bearer {KEY}"}, timeout=30).json()["translatedText"]
 
 
 class SlowTranslator:
