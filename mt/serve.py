@@ -3,10 +3,11 @@
 The app is Starlette (ASGI), served by uvicorn from ``mt serve``. Routes:
 
 - ``POST /translate`` (LibreTranslate's API: JSON, form or query fields ``q`` (a string or a
-  list), ``source``, ``target``, ``format`` ("text"), ``alternatives``) ->
+  list), ``source``, ``target``, ``format`` ("text", or "html": text nodes translated, markup
+  kept, see ``mt.markup``), ``alternatives``) ->
   ``{"translatedText": ...}`` (a list for a list, plus ``alternatives`` when asked);
 - ``GET /languages`` -> ``[{"code", "name", "targets"}]``;
-- ``POST /v1/translate`` (``mt``'s own, JSON): ``q``, ``source``, ``target``, ``beam_size``,
+- ``POST /v1/translate`` (``mt``'s own, JSON): ``q``, ``source``, ``target``, ``format``, ``beam_size``,
   ``length_penalty``, ``n_best``, ``attention`` -> per sentence the translation, the n-best list
   with scores and, when asked, the pieces of both sides and the attention (L, H, T, S) as nested
   lists (schema in ``docs/serve.md``);
@@ -47,6 +48,7 @@ from typing import Any, Callable
 
 from mt.config import DecodeConfig
 from mt.errors import ConfigError, MTError
+from mt.markup import HtmlFragment, split_html
 
 WEB_DIR = Path(__file__).parent / "web"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "cs": "Czech", "ja": "Japanese",
@@ -327,8 +329,7 @@ async def _translate(request, own_api: bool):
     limits: Limits = request.app.state.limits
     fields = await _fields(request)
     _check_key(request, fields)
-    if not own_api and fields.get("format", "text") not in ("text", ""):
-        raise RequestError(400, f"invalid request: format {fields.get('format')!r} is not supported; use text")
+    html = _is_html(fields)
     texts, is_list = _sentences(fields, limits)
     translator = request.app.state.models.get(fields.get("source"), fields.get("target"))
     # n_best hypotheses need a beam of n_best; LibreTranslate's alternatives come besides the translation
@@ -336,10 +337,18 @@ async def _translate(request, own_api: bool):
                     else _number(fields, "alternatives", int, 0, 0, limits.max_beam_size - 1))
     n_best = max(alternatives, 1) if own_api else alternatives + 1
     attention = own_api and fields.get("attention") in (True, "true", "1", 1)
-    job = Job(translator, texts, _decode(translator, fields, limits, n_best), attention)
-    if own_api:
+    if html and (n_best > 1 or attention):
+        raise RequestError(400, "invalid request: format html gives one translation of each text, without "
+                                f"{'attention' if attention else 'n_best' if own_api else 'alternatives'}")
+    fragments = [split_html(text) for text in texts] if html else []
+    job = Job(translator, [node for fragment in fragments for node in fragment.texts] if html else texts,
+              _decode(translator, fields, limits, n_best), attention)
+    if own_api and not html:
         job.render = lambda result: _own_result(result, attention)
-    results = await request.app.state.queue.submit(job)
+    results = await request.app.state.queue.submit(job) if job.sentences else []
+    if html:
+        results = _fill_fragments(texts, fragments, results)
+        results = [_own_result(result, attention=False) for result in results] if own_api else results
     if own_api:
         return {"source": translator.tokenizer.src_lang, "target": translator.tokenizer.tgt_lang,
                 "translations": results}
@@ -349,6 +358,28 @@ async def _translate(request, own_api: bool):
         others = [[text for text, _ in result.n_best[1:]] for result in results]
         body["alternatives"] = others if is_list else others[0]
     return body
+
+
+def _is_html(fields: dict[str, Any]) -> bool:
+    """Whether the request's ``format`` is ``html`` (else ``text``, the default); 400 for another."""
+    text_format = fields.get("format") or "text"
+    if text_format not in ("text", "html"):
+        raise RequestError(400, f"invalid request: format must be text or html, got {text_format!r}")
+    return text_format == "html"
+
+
+def _fill_fragments(texts: list[str], fragments: list[HtmlFragment], results: list) -> list[Translation]:
+    """The translation of each HTML text: its fragment with its text nodes translated (``results``,
+    all fragments' nodes in order), scored with the sum of its nodes' scores."""
+    from mt.translate import Translation
+
+    filled, start = [], 0
+    for source, fragment in zip(texts, fragments):
+        nodes = results[start: start + len(fragment.texts)]
+        start += len(fragment.texts)
+        text, score = fragment.fill([node.text for node in nodes]), sum(node.score for node in nodes)
+        filled.append(Translation(source, text, score, n_best=[(text, score)]))
+    return filled
 
 
 def _own_result(result, attention: bool) -> dict[str, Any]:

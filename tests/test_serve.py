@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import html
 import json
 import os
 import socket
@@ -96,6 +97,30 @@ def test_a_list_with_alternatives_and_mt_s_own_route_with_attention(server, expe
     for head in attention["weights"][0]:
         assert len(head) == len(attention["target_pieces"]) and all(
             len(row) == len(attention["source_pieces"]) and abs(sum(row) - 1) < 1e-2 for row in head)
+
+
+def test_format_html_translates_the_text_nodes_and_keeps_tags_and_attributes_on_both_routes(server):
+    page = '<p class="intro" title="a b c">a b c <b style="x">d e f g</b></p><script>var s = "h i";</script><br/>h i'
+    nodes = ["a b c", "d e f g", "h i"]
+    translated = requests.post(server + "translate", json={"q": nodes, "source": "en", "target": "de"},
+                               timeout=30).json()["translatedText"]
+    expected = (f'<p class="intro" title="a b c">{html.escape(translated[0], quote=False)} '
+                f'<b style="x">{html.escape(translated[1], quote=False)}</b></p><script>var s = "h i";</script><br/>'
+                f'{html.escape(translated[2], quote=False)}')
+    ask = {"q": page, "source": "en", "target": "de", "format": "html"}
+    assert requests.post(server + "translate", json=ask, timeout=30).json() == {"translatedText": expected}
+    assert requests.post(server + "translate", data=ask, timeout=30).json() == {"translatedText": expected}  # a form, as
+    # LibreTranslate's own page and libretranslatepy send
+    listed = requests.post(server + "translate", json={**ask, "q": [page, "<br>"]}, timeout=30).json()
+    assert listed == {"translatedText": [expected, "<br>"]}
+    (own,) = requests.post(server + "v1/translate", json=ask, timeout=30).json()["translations"]
+    assert own["text"] == expected and own["n_best"] == [{"text": expected, "score": own["score"]}]
+    for request, message in (({**ask, "format": "pdf"}, "format must be text or html, got 'pdf'"),
+                             ({**ask, "alternatives": 2}, "without alternatives")):
+        response = requests.post(server + "translate", json=request, timeout=30)
+        assert response.status_code == 400 and message in response.json()["error"], response.text
+    response = requests.post(server + "v1/translate", json={**ask, "attention": True}, timeout=30)
+    assert response.status_code == 400 and "without attention" in response.json()["error"], response.text
 
 
 def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(server):
