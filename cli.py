@@ -214,9 +214,10 @@ def _count_lines(path: Path) -> Optional[int]:
 
 
 class StopSignals:
-    """While active, SIGINT/SIGTERM ask training to stop after the current step (a second one kills)."""
+    """While active, SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) ask
+    training to stop after the current step (a second one kills)."""
 
-    EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+    EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
 
     def __init__(self):
         self.received: str | None = None
@@ -227,10 +228,13 @@ class StopSignals:
             signal.signal(number, signal.SIG_DFL)
             os.kill(os.getpid(), number)
         self.received = signal.Signals(number).name
-        console.print(f"[yellow]{self.received}: finishing the current step and saving last/ (send again to kill)[/]")
+        try:
+            console.print(f"[yellow]{self.received}: finishing the current step and saving last/ (send again to kill)[/]")
+        except OSError:  # the terminal hung up: the rest of the run's messages go nowhere, and it still saves
+            console.file = open(os.devnull, "w")
 
     def __enter__(self):
-        for number in (signal.SIGINT, signal.SIGTERM):
+        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             self.previous[number] = signal.signal(number, self._handle)
         return self
 
@@ -564,13 +568,16 @@ def serve(
                                                     "language pairs (default: $MT_CHECKPOINT or checkpoints/default)."),
     host: str = typer.Option("127.0.0.1", help="Address to listen on; 0.0.0.0 opens the API to the network."),
     port: int = typer.Option(8080, help="TCP port."),
-    api_key: Optional[str] = typer.Option(None, help="Require this key as the api_key field of every request."),
+    api_key: Optional[str] = typer.Option(None, help="Require this key with every request: its api_key field or an "
+                                          "'Authorization: Bearer KEY' header (the page has a field for it)."),
     max_request_bytes: int = typer.Option(1 << 20, help="Largest request body, bytes (413 above)."),
     max_sentences: int = typer.Option(512, help="Most texts in one request (413 above)."),
     max_characters: int = typer.Option(50_000, help="Most characters in one request (413 above)."),
     max_queue: int = typer.Option(256, help="Most requests waiting (503 above)."),
     timeout: float = typer.Option(60.0, help="Seconds a request may wait for its translation (503 after)."),
     batch_wait: float = typer.Option(20.0, help="Most milliseconds a request waits for others to be translated with it."),
+    read_timeout: float = typer.Option(30.0, help="Seconds a client has to send a whole request (headers and body); "
+                                       "the connection is closed after."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
     precision: str = typer.Option("fp32", help="fp32 | bf16 | auto."),
     threads: Optional[int] = typer.Option(None, help="CPU threads (default: all cores available)."),
@@ -578,9 +585,7 @@ def serve(
                                             "applied to every request (a request's own glossary adds to it)."),
 ):
     """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
-    import uvicorn
-
-    from mt.serve import Limits, ModelThread, build_app
+    from mt.serve import Limits, ModelThread, build_app, listen, run
     from mt.translate import Translator
 
     terms = _glossary(glossary)
@@ -588,13 +593,14 @@ def serve(
     translators = [model_thread.call(Translator.from_checkpoint, path, device=device, precision=precision, threads=threads or 0)
                    for path in checkpoint or [default_checkpoint()]]
     limits = Limits(max_request_bytes=max_request_bytes, max_characters=max_characters, max_sentences=max_sentences,
-                    max_queue=max_queue, timeout=timeout, batch_wait=batch_wait / 1000)
+                    max_queue=max_queue, timeout=timeout, batch_wait=batch_wait / 1000, read_timeout=read_timeout)
+    sock = listen(host, port)  # before saying "serving": a port another server holds is an error, not a start
     if host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]warning:[/] listening on {shown(host)}: the API is open to the network"
                       f"{'' if api_key else ' and has no authentication (add --api-key)'}", highlight=False)
     pairs = ", ".join(f"{t.tokenizer.src_lang}->{t.tokenizer.tgt_lang}" for t in translators)
     console.print(f"serving {shown(pairs)} on http://{shown(host)}:{port}/ (Ctrl-C stops)", highlight=False)
-    uvicorn.run(build_app(translators, model_thread, limits, api_key, terms), host=host, port=port, log_level="warning")
+    run(build_app(translators, model_thread, limits, api_key, terms), sock, limits)
 
 
 @app.command()
@@ -677,6 +683,14 @@ def average(
                   highlight=False)
 
 
+def _empty_pairs(corpus) -> list[str]:
+    """Where ``corpus`` (read with ``keep_empty``) has a pair with an empty side: "line N" of its
+    files (a TSV's header row counted), or "row N" of a dataset."""
+    offset = 1 + (corpus.header is not None)
+    return [f"{'line' if corpus.files else 'row'} {number + offset}"
+            for number, (source, target) in enumerate(zip(corpus.sources, corpus.targets)) if not (source and target)]
+
+
 @app.command("eval")
 @reports_errors
 def evaluate(
@@ -737,11 +751,15 @@ def evaluate(
         assumed = ""
     bleu_tokenize = check_tokenize(tokenize or default_tokenize(tgt))  # before minutes of translating
     try:
-        corpus = read_corpus(test, src, tgt, encoding_errors)
+        corpus = read_corpus(test, src, tgt, encoding_errors, keep_empty=True)  # line N of -o is pair N
     except DataError as error:
         raise DataError(f"{error}{assumed}") from None
     if corpus.header is not None:
         console.print(f"note: skipped the header row {shown(repr(corpus.header))} of {shown(corpus.origin)}", highlight=False)
+    if empty := _empty_pairs(corpus):
+        console.print(f"note: {shown(corpus.origin)} has {len(empty)} pair(s) with an empty side ({', '.join(empty[:10])}"
+                      f"{', ...' if len(empty) > 10 else ''}): they are translated and scored as they are, none is left out",
+                      highlight=False, soft_wrap=True)
     inputs = corpus.files + [path for path in (hyp, tok_references) if path is not None]
     for path in (output_file, json_file):
         if path is not None:
@@ -750,7 +768,9 @@ def evaluate(
     if hyp is not None:
         hypotheses = list(read_lines(hyp, encoding_errors))
         if len(hypotheses) != len(corpus):
-            raise DataError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} pairs")
+            raise DataError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} sentence pairs"
+                            f"{' besides its header row' if corpus.header is not None else ''}: give one hypothesis a pair, "
+                            "in the same order")
     else:
         decode = _decode_config(translator, batch_size, beam_size=beam_size, length_penalty=length_penalty, sampling=sampling,
                                 temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,

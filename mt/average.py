@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from mt import rundir
-from mt.checkpoint import CONFIG_FILE, load_checkpoint, resolve_checkpoint, write_checkpoint
+from mt.checkpoint import CONFIG_FILE, check_destination, load_checkpoint, resolve_checkpoint, write_checkpoint
 from mt.errors import CheckpointError
 
 
@@ -40,9 +40,19 @@ def average_checkpoints(paths: list[Path], output: Path) -> Path:
     """Write to ``output`` the checkpoint whose every floating-point weight is the mean of those
     of ``paths`` (computed in float64, stored as the first checkpoint stores it); integer buffers
     are the first checkpoint's. Returns ``output``. Raises ``CheckpointError`` for fewer than two
-    checkpoints, or ones of another architecture, shape or vocabulary than the first."""
+    checkpoints, one given twice (links resolved: ``last`` and the ``steps/step-N`` it points to),
+    ones of another architecture, shape or vocabulary than the first, or an ``output`` over one of
+    them or their run directory (``mt.checkpoint.check_destination``)."""
     if len(paths) < 2:
         raise CheckpointError(f"averaging needs at least two checkpoints, got {len(paths)}")
+    seen: dict[Path, Path] = {}
+    for path in paths:
+        real = resolve_checkpoint(path).resolve()
+        if real in seen:
+            raise CheckpointError(f"{seen[real]} and {path} are the same checkpoint ({real}): it would count twice in "
+                                  "the average; give each checkpoint once")
+        seen[real] = path
+    check_destination(output, paths)
     model, tokenizer, config, meta = load_checkpoint(paths[0])
     reference = {name: tensor for name, tensor in model.state_dict().items()}
     sums = {name: tensor.double().clone() for name, tensor in reference.items() if tensor.is_floating_point()}

@@ -6,11 +6,14 @@ A checkpoint is a directory::
     config.json            format version, the RunConfig, languages, special ids, training summary
     tokenizer.json, *.model   the SentencePiece tokenizer
     trainer_state.pt       optional: optimizer/scheduler/step/RNG to resume (torch.load(weights_only=True))
+    validation.json        optional: the dev scores of a training checkpoint (mt.train)
 
 A run directory holds ``steps/step-NNNNNNN/`` checkpoints and two symlinks, ``best`` and
 ``last``. A checkpoint is written under a temporary name, fsynced, then renamed into place,
 and the symlinks are replaced with ``os.replace``: a process killed at any moment leaves
-``best`` and ``last`` pointing at complete checkpoints.
+``best`` and ``last`` pointing at complete checkpoints. A checkpoint replaces an existing one only
+if that one holds nothing but the files above, and never where it would destroy what it is made
+from (``check_destination``).
 """
 
 from __future__ import annotations
@@ -31,10 +34,16 @@ from mt.config import RunConfig, config_from_dict
 from mt.errors import CheckpointError, ConfigError
 from mt.files import atomic_output, describe_write_error
 from mt.models import EncoderDecoder, build_model
-from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizer
+from mt.tokenizer import (BOS_ID, EOS_ID, JOINT_MODEL_FILE, PAD_ID, SRC_MODEL_FILE, TGT_MODEL_FILE, TOKENIZER_FILE, UNK_ID,
+                          Tokenizer)
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE, TRAINER_STATE_FILE = "model.safetensors", "config.json", "trainer_state.pt"
+VALIDATION_FILE = "validation.json"  # a checkpoint's dev scores, written once they are known
+# Everything mt writes into a checkpoint directory: replacing a checkpoint deletes only these.
+CHECKPOINT_FILES = frozenset({WEIGHTS_FILE, CONFIG_FILE, TRAINER_STATE_FILE, VALIDATION_FILE, TOKENIZER_FILE,
+                              JOINT_MODEL_FILE, SRC_MODEL_FILE, TGT_MODEL_FILE})
+STEPS_DIR = "steps"  # a run directory's step checkpoints (mt.rundir)
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -68,13 +77,23 @@ def write_checkpoint(
 
     ``weights_dtype`` (e.g. ``torch.bfloat16``) stores the weights in that type, halving the file
     of an fp32 model; they are cast back to fp32 on loading. An existing checkpoint at
-    ``directory`` is replaced (the old one is moved aside first, then deleted); any other existing
-    directory is refused with ``CheckpointError``, never deleted. A write that fails (a full disk)
+    ``directory`` holding only ``CHECKPOINT_FILES`` is replaced (the old one is moved aside first,
+    then deleted); a symlink, any other directory, or a checkpoint holding other files (a model
+    card) is refused with ``CheckpointError``, never deleted. A write that fails (a full disk)
     raises ``CheckpointError`` saying so, with nothing left of the new checkpoint. Returns ``directory``.
     """
     directory = Path(directory)
-    if directory.exists() and not (directory / CONFIG_FILE).is_file():
-        raise CheckpointError(f"{directory} exists and is not a checkpoint: refusing to replace it; pick a new directory")
+    if directory.is_symlink():
+        raise CheckpointError(f"{directory} is a symlink (to {os.readlink(directory)}): mt writes a checkpoint as a "
+                              "directory of its own, never in place of a link; pick a new directory")
+    if directory.exists():
+        if not (directory / CONFIG_FILE).is_file():
+            raise CheckpointError(f"{directory} exists and is not a checkpoint: refusing to replace it; pick a new directory")
+        foreign = sorted(entry.name for entry in directory.iterdir()
+                         if entry.name not in CHECKPOINT_FILES or entry.is_symlink() or not entry.is_file())
+        if foreign:
+            raise CheckpointError(f"{directory} holds {', '.join(foreign)}, which mt did not write: replacing the checkpoint "
+                                  "would delete them; move them elsewhere, or pick a new directory")
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -194,8 +213,29 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> tuple[Enc
     return model.to(device).eval(), tokenizer, config, meta
 
 
+def check_destination(destination: Path, sources: list[Path]) -> None:
+    """Raise ``CheckpointError`` if writing ``destination`` could replace or delete what ``sources``
+    (checkpoints, or run directories meaning their best) are read from: ``destination`` is,
+    contains or lies inside one of their checkpoints or the run directory holding it, links resolved."""
+    target = Path(destination).resolve()
+    for source in sources:
+        checkpoint = resolve_checkpoint(source).resolve()
+        given = Path(source).resolve()
+        roots = [checkpoint.parent.parent] if checkpoint.parent.name == STEPS_DIR else []
+        roots += [given] if given != checkpoint else []  # a run directory given by name
+        for root in dict.fromkeys(roots + [checkpoint]):
+            kind = "checkpoint" if root == checkpoint else "run directory"
+            relation = ("is" if target == root else "lies inside" if root in target.parents
+                        else "contains" if target in root.parents else None)
+            if relation:
+                raise CheckpointError(f"cannot write {destination}: it {relation} the {kind} {root} that {source} is read "
+                                      f"from, and writing there could destroy what is being read; pick a directory outside {root}")
+
+
 def export_checkpoint(source: Path, destination: Path, weights_dtype: torch.dtype | None = None) -> Path:
-    """Copy a checkpoint for inference only: no optimizer state, weights optionally in ``weights_dtype``."""
+    """Copy a checkpoint for inference only: no optimizer state, weights optionally in ``weights_dtype``.
+    Raises ``CheckpointError`` for a ``destination`` over the source (``check_destination``)."""
+    check_destination(destination, [source])
     model, tokenizer, config, meta = load_checkpoint(source)
     summary = {**meta.get("summary", {}), "exported_from": str(resolve_checkpoint(source)),
                "weights_dtype": str(weights_dtype or torch.float32).split(".")[-1]}

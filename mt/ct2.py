@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from mt.checkpoint import load_checkpoint
+from mt.checkpoint import check_destination, load_checkpoint
 from mt.config import DecodeConfig, config_from_dict
 from mt.data import clean_text
 from mt.errors import CheckpointError, ConfigError
@@ -130,11 +130,13 @@ def transformer_spec(model: Transformer, tokenizer: Tokenizer, max_positions: in
     return spec
 
 
-def export_ctranslate2(checkpoint: Path, output: Path, quantization: str = "float32", force: bool = False) -> Path:
+def export_ctranslate2(checkpoint: Path, output: Path, quantization: str = "float32") -> Path:
     """Write ``checkpoint`` (a Transformer) as a CTranslate2 model directory ``output``, with its
     tokenizer beside it (``tokenizer.json`` and the SentencePiece models) and ``mt``'s
     ``config.json`` as ``mt_config.json`` (``CT2Translator`` reads them). Raises ``ConfigError`` for an RNN, an unknown quantization, a missing
-    CTranslate2, or an existing ``output`` without ``force``."""
+    CTranslate2, or an existing ``output`` (never replaced); ``CheckpointError`` for an ``output``
+    over the checkpoint or its run directory (``mt.checkpoint.check_destination``)."""
+    check_destination(output, [checkpoint])
     ctranslate2 = _require_ctranslate2()
     if quantization not in QUANTIZATIONS:
         raise ConfigError(f"--quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
@@ -142,7 +144,7 @@ def export_ctranslate2(checkpoint: Path, output: Path, quantization: str = "floa
     if not isinstance(model, Transformer):
         raise ConfigError(f"{checkpoint} is an RNN ({config.model.attention} attention): CTranslate2 runs Transformers only")
     output = Path(output)
-    if output.exists() and not force:
+    if output.exists() or output.is_symlink():
         raise ConfigError(f"{output} exists: choose another directory (CTranslate2 writes a new one)")
 
     class MtConverter(ctranslate2.converters.Converter):
@@ -155,9 +157,7 @@ def export_ctranslate2(checkpoint: Path, output: Path, quantization: str = "floa
         MtConverter().convert(str(staging), quantization=quantization, force=True)
         tokenizer.save(staging)
         (staging / "mt_config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n", encoding="utf-8")
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(staging, output)
+        os.rename(staging, output)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return output

@@ -156,17 +156,20 @@ class CorpusReader:
     """The cleaned sentence pairs of a corpus spec, streamed: iterate as often as needed, one
     pair in memory at a time (a corpus of millions of pairs is never held as Python lists).
 
-    After a complete iteration, ``dropped_empty`` counts the pairs with an empty side, and
+    A pair with an empty side is left out (``keep_empty``: kept, so that pair N is line N, as a
+    test set scored line by line needs). After a complete iteration, ``dropped_empty`` counts the
+    pairs left out, and
     ``header`` holds a TSV's first row when it named columns (``en<TAB>zh``) and was skipped.
     Raises ``DataError`` on a missing file or one that is not a regular file (a directory, a pipe),
     and while iterating on unequal line counts (both counts given), invalid UTF-8 or NUL-heavy
     lines (file and line), a TSV line with fewer than two columns, or an empty corpus.
     """
 
-    def __init__(self, spec: str, src_lang: str, tgt_lang: str, encoding_errors: str = "strict"):
+    def __init__(self, spec: str, src_lang: str, tgt_lang: str, encoding_errors: str = "strict", keep_empty: bool = False):
         if not spec:
             raise DataError("no corpus given")
         self.spec, self.src_lang, self.tgt_lang, self.encoding_errors = spec, src_lang, tgt_lang, encoding_errors
+        self.keep_empty = keep_empty
         path = Path(spec)
         if path.suffix == ".tsv":
             self.kind, self.files = "tsv", [path]
@@ -192,7 +195,7 @@ class CorpusReader:
         kept = dropped = 0
         for source, target in raw:
             source, target = clean_text(source), clean_text(target)
-            if source and target:
+            if (source and target) or self.keep_empty:
                 kept += 1
                 yield source, target
             else:
@@ -297,10 +300,12 @@ class CorpusReader:
             )
 
 
-def read_corpus(spec: str, src_lang: str, tgt_lang: str, encoding_errors: str = "strict") -> ParallelCorpus:
+def read_corpus(spec: str, src_lang: str, tgt_lang: str, encoding_errors: str = "strict",
+                keep_empty: bool = False) -> ParallelCorpus:
     """Read a whole parallel corpus into memory (see the module docstring and ``CorpusReader``
-    for the specs and the errors raised). For dev/test sets; training streams through ``mt.store``."""
-    reader = CorpusReader(spec, src_lang, tgt_lang, encoding_errors)
+    for the specs, ``keep_empty`` and the errors raised). For dev/test sets; training streams
+    through ``mt.store``."""
+    reader = CorpusReader(spec, src_lang, tgt_lang, encoding_errors, keep_empty)
     sources, targets = [], []
     for source, target in reader:
         sources.append(source)

@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from mt.checkpoint import CONFIG_FILE
+from mt.checkpoint import CONFIG_FILE, STEPS_DIR
 from mt.errors import CheckpointError, TrainingError
 
-LOCK_FILE, LOG_FILE, STEPS_DIR = ".lock", "train_log.jsonl", "steps"
+LOCK_FILE, LOG_FILE = ".lock", "train_log.jsonl"
 LINKS = ("best", "last")
 STEP_NAME = re.compile(r"step-\d{7}")
 # What a process killed mid-save leaves: write_checkpoint's staging and set-aside directories
@@ -41,14 +41,19 @@ def step_directory(run_dir: Path, step: int) -> Path:
 
 
 def check_contained(run_dir: Path) -> None:
-    """Raise ``CheckpointError`` if writing ``run_dir`` would follow a symlink out of it:
-    ``steps``, ``train_log.jsonl`` or the lock file a symlink, or ``best``/``last`` not a
+    """Raise ``CheckpointError`` if writing ``run_dir`` would follow a symlink out of it or meet
+    the wrong kind of entry: ``steps``, ``train_log.jsonl`` or the lock file a symlink, ``steps``
+    anything but a directory or the other two anything but files, or ``best``/``last`` not a
     symlink to a directory inside ``steps/``."""
     run_dir = Path(run_dir)
     for name in (STEPS_DIR, LOG_FILE, LOCK_FILE):
-        if (run_dir / name).is_symlink():
-            raise CheckpointError(f"{run_dir / name} is a symlink (to {os.readlink(run_dir / name)}): mt writes only "
-                                  f"inside its run directory; replace it with a real {'directory' if name == STEPS_DIR else 'file'}")
+        path, kind = run_dir / name, "directory" if name == STEPS_DIR else "file"
+        if path.is_symlink():
+            raise CheckpointError(f"{path} is a symlink (to {os.readlink(path)}): mt writes only "
+                                  f"inside its run directory; replace it with a real {kind}")
+        if path.exists() and (path.is_dir() if kind == "file" else not path.is_dir()):
+            raise CheckpointError(f"{path} is a {'directory' if path.is_dir() else 'file'} where the run's {name} "
+                                  f"{kind} belongs: move it away, or give the run another directory")
     steps = (run_dir / STEPS_DIR).resolve()
     for name in LINKS:
         link = run_dir / name
@@ -67,6 +72,9 @@ def locked(run_dir: Path) -> Iterator[None]:
     Raises ``TrainingError`` naming the holder's pid when another process writes the run, and
     ``CheckpointError`` (``check_contained``) when the directory links outside itself."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir} is a file where the run directory belongs: move it away, or give the run "
+                              "another directory")
     run_dir.mkdir(parents=True, exist_ok=True)
     check_contained(run_dir)
     descriptor = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)

@@ -3,10 +3,11 @@
 The app is Starlette (ASGI), served by uvicorn from ``mt serve``. Routes:
 
 - ``POST /translate`` (LibreTranslate's API: JSON, form or query fields ``q`` (a string or a
-  list), ``source``, ``target``, ``format`` ("text"), ``alternatives``) ->
+  list), ``source``, ``target``, ``format`` ("text", or "html": text nodes translated, markup
+  kept, see ``mt.markup``), ``alternatives``) ->
   ``{"translatedText": ...}`` (a list for a list, plus ``alternatives`` when asked);
 - ``GET /languages`` -> ``[{"code", "name", "targets"}]``;
-- ``POST /v1/translate`` (``mt``'s own, JSON): ``q``, ``source``, ``target``, ``beam_size``,
+- ``POST /v1/translate`` (``mt``'s own, JSON): ``q``, ``source``, ``target``, ``format``, ``beam_size``,
   ``length_penalty``, ``n_best``, ``attention``, ``glossary`` (``[[source term, target term],
   ...]``, added to the server's ``--glossary``) -> per sentence the translation, the n-best list
   with scores, the glossary terms applied and missed and, when asked, the pieces of both sides and
@@ -35,8 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import errno
+import hmac
 import json
 import math
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -46,6 +50,7 @@ from typing import Any, Callable
 from mt.config import DecodeConfig
 from mt.errors import ConfigError, MTError
 from mt.glossary import Glossary
+from mt.markup import HtmlFragment, split_html
 
 WEB_DIR = Path(__file__).parent / "web"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "cs": "Czech", "ja": "Japanese",
@@ -66,6 +71,8 @@ class Limits:
     max_glossary_entries: int = 1000  # entries of a request's own glossary
     batch_wait: float = 0.02  # seconds the worker may wait for more requests before it translates
     batch_sentences: int = 2048
+    read_timeout: float = 30.0  # seconds a client has to send a whole request (headers and body)
+    keep_alive: int = 5  # seconds an idle connection stays open after a response
 
 
 class ModelThread:
@@ -330,8 +337,14 @@ def _glossary(server: Glossary | None, entries, limits: Limits) -> Glossary | No
 
 
 def _check_key(request, fields: dict[str, Any]) -> None:
+    """``RequestError`` 403 unless the server has no key or the request carries it, as the
+    ``api_key`` field (LibreTranslate's way) or as ``Authorization: Bearer KEY`` (the page's)."""
     key = request.app.state.api_key
-    if key and fields.get("api_key") != key:
+    if not key:
+        return
+    scheme, _, bearer = request.headers.get("authorization", "").partition(" ")
+    given = bearer.strip() if scheme.lower() == "bearer" else fields.get("api_key")
+    if not isinstance(given, str) or not hmac.compare_digest(given.encode(), key.encode()):
         raise RequestError(403, "invalid API key")
 
 
@@ -339,18 +352,27 @@ async def _translate(request, own_api: bool):
     limits: Limits = request.app.state.limits
     fields = await _fields(request)
     _check_key(request, fields)
-    if not own_api and fields.get("format", "text") not in ("text", ""):
-        raise RequestError(400, f"invalid request: format {fields.get('format')!r} is not supported; use text")
+    html = _is_html(fields)
     texts, is_list = _sentences(fields, limits)
     translator = request.app.state.models.get(fields.get("source"), fields.get("target"))
-    alternatives = _number(fields, "n_best" if own_api else "alternatives", int, 1 if own_api else 0, 0, limits.max_beam_size)
-    n_best = max(alternatives if own_api else alternatives + 1, 1)
+    # n_best hypotheses need a beam of n_best; LibreTranslate's alternatives come besides the translation
+    alternatives = (_number(fields, "n_best", int, 1, 0, limits.max_beam_size) if own_api
+                    else _number(fields, "alternatives", int, 0, 0, limits.max_beam_size - 1))
+    n_best = max(alternatives, 1) if own_api else alternatives + 1
     attention = own_api and fields.get("attention") in (True, "true", "1", 1)
-    job = Job(translator, texts, _decode(translator, fields, limits, n_best), attention,
+    if html and (n_best > 1 or attention):
+        raise RequestError(400, "invalid request: format html gives one translation of each text, without "
+                                f"{'attention' if attention else 'n_best' if own_api else 'alternatives'}")
+    fragments = [split_html(text) for text in texts] if html else []
+    job = Job(translator, [node for fragment in fragments for node in fragment.texts] if html else texts,
+              _decode(translator, fields, limits, n_best), attention,
               _glossary(request.app.state.glossary, fields.get("glossary") if own_api else None, limits))
-    if own_api:
+    if own_api and not html:
         job.render = lambda result: _own_result(result, attention)
-    results = await request.app.state.queue.submit(job)
+    results = await request.app.state.queue.submit(job) if job.sentences else []
+    if html:
+        results = _fill_fragments(texts, fragments, results)
+        results = [_own_result(result, attention=False) for result in results] if own_api else results
     if own_api:
         return {"source": translator.tokenizer.src_lang, "target": translator.tokenizer.tgt_lang,
                 "translations": results}
@@ -360,6 +382,28 @@ async def _translate(request, own_api: bool):
         others = [[text for text, _ in result.n_best[1:]] for result in results]
         body["alternatives"] = others if is_list else others[0]
     return body
+
+
+def _is_html(fields: dict[str, Any]) -> bool:
+    """Whether the request's ``format`` is ``html`` (else ``text``, the default); 400 for another."""
+    text_format = fields.get("format") or "text"
+    if text_format not in ("text", "html"):
+        raise RequestError(400, f"invalid request: format must be text or html, got {text_format!r}")
+    return text_format == "html"
+
+
+def _fill_fragments(texts: list[str], fragments: list[HtmlFragment], results: list) -> list[Translation]:
+    """The translation of each HTML text: its fragment with its text nodes translated (``results``,
+    all fragments' nodes in order), scored with the sum of its nodes' scores."""
+    from mt.translate import Translation
+
+    filled, start = [], 0
+    for source, fragment in zip(texts, fragments):
+        nodes = results[start: start + len(fragment.texts)]
+        start += len(fragment.texts)
+        text, score = fragment.fill([node.text for node in nodes]), sum(node.score for node in nodes)
+        filled.append(Translation(source, text, score, n_best=[(text, score)]))
+    return filled
 
 
 def _own_result(result, attention: bool) -> dict[str, Any]:
@@ -394,11 +438,78 @@ def attention_html(translations: list, pair: str) -> str:
                         f"<script>window.MT_DATA = {payload};</script>\n<script>\n{script}</script>")
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host``:``port`` and listening, for ``run``; ``ConfigError`` naming
+    the address when it cannot be had (taken by another server, not an address of this machine)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a restarted server need not wait out TIME_WAIT
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as error:
+        sock.close()
+        hint = ("another server (another mt serve?) listens there: stop it, or choose another --port"
+                if error.errno == errno.EADDRINUSE else "choose another --host or --port")
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror or error}; {hint}") from None
+    return sock
+
+
+def run(app, sock: socket.socket, limits: Limits) -> None:
+    """Serve ``app`` with uvicorn on ``sock`` (see ``listen``) until Ctrl-C. A client has
+    ``limits.read_timeout`` seconds to send a whole request, from its connection or the end of its
+    last response, and an idle connection is closed ``limits.keep_alive`` seconds after a response."""
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="warning", http=_timed_protocol(limits.read_timeout),
+                            timeout_keep_alive=limits.keep_alive)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def _timed_protocol(seconds: float) -> type:
+    """uvicorn's HTTP/1.1 protocol (h11), which has no timeout for reading a request, with one: a
+    connection that has not sent a whole request (headers and body) ``seconds`` after it opened
+    or after its last response is closed, so a half-sent request does not hold it for good."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TimedH11Protocol(H11Protocol):
+        deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._start_clock()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.deadline is not None and self.conn.their_state not in (h11.IDLE, h11.SEND_BODY):
+                self.deadline.cancel()  # the whole request is in
+                self.deadline = None
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+                self._start_clock()  # the next request of a kept-alive connection
+
+        def connection_lost(self, exc) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            super().connection_lost(exc)
+
+        def _start_clock(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            self.deadline = self.loop.call_later(seconds, self.transport.close)
+
+    return TimedH11Protocol
+
+
 def build_app(translators: list, model_thread: ModelThread, limits: Limits | None = None, api_key: str | None = None,
               glossary: Glossary | None = None):
     """The Starlette app serving ``translators`` (``mt.translate.Translator``, one per language
     pair, loaded by ``model_thread.call``) on ``model_thread`` under ``limits``; with ``api_key``,
-    requests must carry it as ``api_key``; ``glossary`` applies to every request."""
+    requests must carry it as ``api_key`` or ``Authorization: Bearer`` (``_check_key``);
+    ``glossary`` applies to every request."""
     from starlette.applications import Starlette
     from starlette.requests import ClientDisconnect
     from starlette.responses import FileResponse, JSONResponse

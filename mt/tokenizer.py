@@ -24,6 +24,7 @@ from mt.errors import CheckpointError, DataError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 TOKENIZER_FILE = "tokenizer.json"
+JOINT_MODEL_FILE, SRC_MODEL_FILE, TGT_MODEL_FILE = "spm.model", "src.model", "tgt.model"
 # SentencePiece trains on a uniform sample of at most this many sentences (both sides of a joint
 # model together): its trainer holds them in memory at about 1.4 KB each (measured: 500k
 # sentences 0.8 GB peak, 2M 2.8 GB), and 500k sentences are plenty for a vocabulary of 8k-32k.
@@ -133,7 +134,8 @@ class Tokenizer:
         """Write the model file(s) and ``tokenizer.json`` into ``directory``."""
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        names = {"src": "spm.model", "tgt": "spm.model"} if self.joint else {"src": "src.model", "tgt": "tgt.model"}
+        names = ({"src": JOINT_MODEL_FILE, "tgt": JOINT_MODEL_FILE} if self.joint
+                 else {"src": SRC_MODEL_FILE, "tgt": TGT_MODEL_FILE})
         for side, name in names.items():
             (directory / name).write_bytes(getattr(self, side).serialized_model_proto())
         meta = {"src_lang": self.src_lang, "tgt_lang": self.tgt_lang, "joint": self.joint, "models": names}

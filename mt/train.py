@@ -40,7 +40,6 @@ from mt.tokenizer import Tokenizer
 Event = dict[str, Any]
 ESTIMATE_SENTENCES = 64  # dev sentences validated once to estimate a whole validation (Run.closing_validation_seconds)
 LIMITS = ("max_steps", "epochs", "max_time")  # what end["stopped_by"] says when a budget ended the run
-VALIDATION_FILE = "validation.json"  # a checkpoint's dev scores, written once they are known
 
 
 def peak_rss_mb() -> float:
@@ -240,7 +239,7 @@ class Run:
             updater.scheduler.load_state_dict(resume_state["scheduler"])
             self.state = TrainState(**json.loads(resume_state["train_state"]))
             # last/ is saved before its validation: that validation's best is in validation.json
-            scores = run_dir / "last" / VALIDATION_FILE
+            scores = run_dir / "last" / checkpoint.VALIDATION_FILE
             if scores.is_file():
                 self.state.best_bleu = max(self.state.best_bleu, json.loads(scores.read_text())["best_dev_bleu"])
             torch.set_rng_state(resume_state["torch_rng"])
@@ -297,7 +296,7 @@ class Run:
         event = {"event": "validation", "step": self.state.step, "epoch": self.state.epoch, "elapsed": self.state.elapsed,
                  "validation_seconds": time.time() - began, **scores, "best_dev_bleu": self.state.best_bleu,
                  "best": improved}
-        checkpoint.write_json(target / VALIDATION_FILE, event)
+        checkpoint.write_json(target / checkpoint.VALIDATION_FILE, event)
         if improved:
             checkpoint.point_link(self.run_dir / "best", target)
         self.log(event)

@@ -45,3 +45,11 @@ def test_a_run_directory_gives_its_last_step_checkpoints(tmp_path):
     assert [path.rsplit("/", 1)[1] for path in summary["averaged_from"]] == ["step-0000010", "step-0000020", "step-0000030"]
     with pytest.raises(CheckpointError, match="keeps 3 step checkpoint"):
         last_checkpoints(tmp_path / "run", 10)
+    run = tmp_path / "run"
+    for duplicated in ([run / "last", run / "steps" / "step-0000030", run / "steps" / "step-0000020"],
+                       [run / "steps" / "step-0000020", run / "steps" / "step-0000020"]):
+        result = CliRunner().invoke(app, ["average", *map(str, duplicated), "-o", str(tmp_path / "avg2")])
+        assert result.exit_code == 2 and "are the same checkpoint" in result.output, result.output
+    result = CliRunner().invoke(app, ["average", str(run), "--last", "2", "-o", str(run / "steps" / "step-0000030")])
+    assert result.exit_code == 2 and "could destroy what is being read" in result.output, result.output
+    assert not (tmp_path / "avg2").exists() and (run / "steps" / "step-0000030" / "trainer_state.pt").is_file()

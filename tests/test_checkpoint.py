@@ -1,11 +1,12 @@
 import json
+import os
 import pickle
 
 import pytest
 import torch
 
-from mt.checkpoint import (CONFIG_FILE, TRAINER_STATE_FILE, WEIGHTS_FILE, load_checkpoint, load_trainer_state,
-                           point_link, resolve_checkpoint, write_checkpoint)
+from mt.checkpoint import (CONFIG_FILE, TRAINER_STATE_FILE, VALIDATION_FILE, WEIGHTS_FILE, export_checkpoint, load_checkpoint,
+                           load_trainer_state, point_link, resolve_checkpoint, write_checkpoint)
 from mt.config import RunConfig
 from mt.errors import CheckpointError
 from mt.models import build_model
@@ -117,8 +118,6 @@ def test_a_pickle_that_runs_code_is_rejected_and_does_not_run(saved, tmp_path):
 
 
 def test_export_with_bf16_weights_halves_the_file_and_loads_as_fp32(saved, tmp_path):
-    from mt.checkpoint import export_checkpoint
-
     directory, model, _ = saved
     exported = export_checkpoint(directory, tmp_path / "small", torch.bfloat16)
     assert not (exported / TRAINER_STATE_FILE).exists()
@@ -127,3 +126,36 @@ def test_export_with_bf16_weights_halves_the_file_and_loads_as_fp32(saved, tmp_p
     for name, tensor in loaded.state_dict().items():
         assert tensor.dtype == torch.float32
         assert torch.allclose(tensor, model.state_dict()[name], atol=1e-2, rtol=1e-2), name
+
+
+def test_export_never_writes_over_its_input_or_into_its_run_nor_deletes_files_mt_did_not_write(saved, tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run = tmp_path / "run"
+    step = run / "steps" / "step-0000020"
+    step.parent.mkdir(parents=True)
+    saved[0].rename(step)
+    (step / VALIDATION_FILE).write_text("{}")
+    point_link(run / "best", step)
+    point_link(run / "last", step)
+    files = {path.name: path.read_bytes() for path in step.iterdir()}
+    for source, output, *options in ((step, step, "--dtype", "bf16"), (run, run / "best"), (run / "last", run),
+                                     (run / "best", run / "steps" / "step-0000030"), (run, tmp_path),
+                                     (run, run / "ct2", "--format", "ctranslate2")):
+        result = CliRunner().invoke(app, ["export", str(source), str(output), *options])
+        assert result.exit_code == 2 and "could destroy what is being read" in result.output, (source, output, result.output)
+    assert {path.name: path.read_bytes() for path in step.iterdir()} == files
+    assert (run / "best").is_symlink() and sorted(os.listdir(run / "steps")) == ["step-0000020"]
+    load_trainer_state(run / "last")
+
+    exported = export_checkpoint(run, tmp_path / "exported")
+    (exported / "README.md").write_text("model card")
+    with pytest.raises(CheckpointError, match="holds README.md, which mt did not write"):
+        export_checkpoint(run, exported, torch.bfloat16)
+    assert (exported / "README.md").read_text() == "model card"
+    (tmp_path / "link").symlink_to(exported)
+    with pytest.raises(CheckpointError, match="is a symlink"):
+        export_checkpoint(run, tmp_path / "link")
+    assert (tmp_path / "link").is_symlink()

@@ -206,3 +206,21 @@ def test_translate_ensembles_repeated_checkpoints_samples_and_refuses_another_vo
     write_checkpoint(tmp_path / "other", model, other, config)
     code, output = invoke("translate", "a b", "--checkpoint", tiny_checkpoint, "--checkpoint", tmp_path / "other")
     assert code == 2 and "another tokenizer" in output and "share" in output, output
+
+
+def test_eval_keeps_pairs_with_an_empty_side_so_that_line_n_of_its_output_is_pair_n(tmp_path, tiny_checkpoint):
+    sources = synthetic_sentences(20, seed=5)
+    references = ["" if number % 5 == 2 else sentence.upper() for number, sentence in enumerate(sources)]
+    prefix = write_pair(tmp_path, "test", sources, references)
+    code, output = invoke("eval", "--test", prefix, "--checkpoint", tiny_checkpoint, "-o", tmp_path / "out.txt",
+                          "--json", tmp_path / "scores.json")
+    assert code == 0, output
+    assert "(20 sentences)" in output and "4 pair(s) with an empty side (line 3, line 8, line 13, line 18)" in output
+    translated = invoke("translate", "-i", f"{prefix}.en", "--checkpoint", tiny_checkpoint)[1]
+    assert (tmp_path / "out.txt").read_text() == translated and json.loads((tmp_path / "scores.json").read_text())["sentences"] == 20
+    (tmp_path / "hyp.txt").write_text("x\n" * 20)
+    code, output = invoke("eval", "--test", prefix, "--src", "en", "--tgt", "de", "--hyp", tmp_path / "hyp.txt")
+    assert code == 0 and "(20 sentences)" in output, output
+    (tmp_path / "hyp.txt").write_text("x\n" * 19)
+    code, output = invoke("eval", "--test", prefix, "--src", "en", "--tgt", "de", "--hyp", tmp_path / "hyp.txt")
+    assert code == 2 and "hyp.txt has 19 lines but" in output and "test.de has 20 sentence pairs" in output, output

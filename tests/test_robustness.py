@@ -5,12 +5,17 @@ Corpus, checkpoint and config cases that belong to one module live in its test f
 modules: translation edge cases, the CLI's exit codes, faults during training, fuzzing.
 """
 
+import contextlib
+import fcntl
 import itertools
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
+import termios
+import threading
 import time
 from pathlib import Path
 
@@ -167,14 +172,19 @@ def test_a_loss_that_stays_non_finite_stops_the_run_keeping_the_last_good_checkp
     assert (tmp_path / "run" / "last" / "model.safetensors").exists()
 
 
-def start_training(tmp_path, *extra):
+def start_training(tmp_path, *extra, terminal=None):
+    """``mt train`` of a tiny model for good, its output a pipe, or the terminal of pty ``terminal``
+    (a slave descriptor), which it then has as its controlling terminal, as a login shell's jobs do."""
     config = tiny_run_config(tmp_path, max_steps=100000, validate_every=1000)
     config_file = tmp_path / "config.yaml"
     config_file.write_text(json.dumps(config.to_dict()))  # JSON is YAML
+    streams = (dict(stdout=subprocess.PIPE, stderr=subprocess.STDOUT) if terminal is None else
+               dict(stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+                    preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0)))
     return subprocess.Popen(
         [sys.executable, str(ROOT / "cli.py"), "train", "--config", str(config_file), "--output", str(tmp_path / "run"),
          "--save-every", "5", "--log-every", "5", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, **streams)
 
 
 def wait_for(predicate, seconds=120):
@@ -211,6 +221,30 @@ def test_sigterm_saves_last_and_exits_143_with_a_resume_hint(tmp_path):
     assert end["stopped_by"] == "SIGTERM"
     saved = json.loads((tmp_path / "run" / "last" / "config.json").read_text())["summary"]["step"]
     assert saved == end["step"]
+
+
+def test_a_closed_terminal_sighup_saves_last_as_sigterm_does(tmp_path):
+    master, slave = pty.openpty()
+    process = start_training(tmp_path, terminal=slave)
+    os.close(slave)
+    shown = bytearray()
+    reader = threading.Thread(target=read_until_hangup, args=(master, shown), daemon=True)
+    reader.start()
+    wait_for(lambda: (tmp_path / "run" / "train_log.jsonl").exists()
+             and '"train"' in (tmp_path / "run" / "train_log.jsonl").read_text())
+    os.close(master)  # the terminal goes away (a closed window, a dropped SSH session): the kernel sends SIGHUP
+    process.wait(120)
+    assert process.returncode == 129, shown.decode(errors="replace")
+    end = log_events(tmp_path / "run", "end")[0]
+    assert end["stopped_by"] == "SIGHUP"
+    assert json.loads((tmp_path / "run" / "last" / "config.json").read_text())["summary"]["step"] == end["step"]
+
+
+def read_until_hangup(descriptor, into: bytearray) -> None:
+    """Keep a pty's output drained (a full pty blocks its writer) until it is closed."""
+    with contextlib.suppress(OSError):
+        while chunk := os.read(descriptor, 4096):
+            into.extend(chunk)
 
 
 # --- the faults of issue 19: outputs, markup, disks, locks, links -------------------------------

@@ -32,6 +32,26 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path):
         pass
 
 
+def test_a_file_where_a_directory_of_the_run_belongs_is_named_before_any_data_is_read(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "steps").write_text("not a directory")
+    missing = ["--train", str(tmp_path / "absent"), "--dev", str(tmp_path / "absent"), "--src", "en", "--tgt", "de"]
+    result = CliRunner().invoke(app, ["train", *missing, "--output", str(run_dir)])
+    assert result.exit_code == 2 and "steps is a file where the run's steps directory belongs" in result.output, result.output
+    (run_dir / "steps").unlink()
+    (run_dir / "train_log.jsonl").mkdir()
+    with pytest.raises(CheckpointError, match="train_log.jsonl is a directory where the run's train_log.jsonl file belongs"):
+        rundir.check_contained(run_dir)
+    (tmp_path / "file").write_text("")
+    result = CliRunner().invoke(app, ["train", *missing, "--output", str(tmp_path / "file")])
+    assert result.exit_code == 2 and "file is a file where the run directory belongs" in result.output, result.output
+
+
 def make_step(run_dir, step):
     directory = rundir.step_directory(run_dir, step)
     directory.mkdir(parents=True)

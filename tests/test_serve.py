@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import html
 import json
 import os
 import socket
@@ -21,6 +22,7 @@ from mt.translate import Translation, Translator
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTENCES = ["a b c", "d e f g", "h i", "a a b b c c"]
+KEY = "s3cret key"
 
 
 def free_port() -> int:
@@ -29,12 +31,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_checkpoint):
+def running_server(checkpoint, *options):
+    """``mt serve`` of ``checkpoint`` on a free port, started and waited for; yields its URL."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(tiny_checkpoint), "--port", str(port),
-         "--threads", "1", "--max-sentences", "1000", "--max-request-bytes", "200000", "--max-characters", "100000"],
+        [sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(checkpoint), "--port", str(port),
+         "--threads", "1", *options],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 90
@@ -48,6 +50,17 @@ def server(tiny_checkpoint):
     yield url
     process.terminate()
     process.wait(30)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint):
+    yield from running_server(tiny_checkpoint, "--max-sentences", "1000", "--max-request-bytes", "200000",
+                              "--max-characters", "100000", "--read-timeout", "2")
+
+
+@pytest.fixture(scope="module")
+def keyed_server(tiny_checkpoint):
+    yield from running_server(tiny_checkpoint, "--api-key", KEY)
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +114,30 @@ def test_a_request_glossary_puts_its_terms_in_the_output_and_says_which(server):
         assert response.status_code == status and message in response.json()["error"], response.text
 
 
+def test_format_html_translates_the_text_nodes_and_keeps_tags_and_attributes_on_both_routes(server):
+    page = '<p class="intro" title="a b c">a b c <b style="x">d e f g</b></p><script>var s = "h i";</script><br/>h i'
+    nodes = ["a b c", "d e f g", "h i"]
+    translated = requests.post(server + "translate", json={"q": nodes, "source": "en", "target": "de"},
+                               timeout=30).json()["translatedText"]
+    expected = (f'<p class="intro" title="a b c">{html.escape(translated[0], quote=False)} '
+                f'<b style="x">{html.escape(translated[1], quote=False)}</b></p><script>var s = "h i";</script><br/>'
+                f'{html.escape(translated[2], quote=False)}')
+    ask = {"q": page, "source": "en", "target": "de", "format": "html"}
+    assert requests.post(server + "translate", json=ask, timeout=30).json() == {"translatedText": expected}
+    assert requests.post(server + "translate", data=ask, timeout=30).json() == {"translatedText": expected}  # a form, as
+    # LibreTranslate's own page and libretranslatepy send
+    listed = requests.post(server + "translate", json={**ask, "q": [page, "<br>"]}, timeout=30).json()
+    assert listed == {"translatedText": [expected, "<br>"]}
+    (own,) = requests.post(server + "v1/translate", json=ask, timeout=30).json()["translations"]
+    assert own["text"] == expected and own["n_best"] == [{"text": expected, "score": own["score"]}]
+    for request, message in (({**ask, "format": "pdf"}, "format must be text or html, got 'pdf'"),
+                             ({**ask, "alternatives": 2}, "without alternatives")):
+        response = requests.post(server + "translate", json=request, timeout=30)
+        assert response.status_code == 400 and message in response.json()["error"], response.text
+    response = requests.post(server + "v1/translate", json={**ask, "attention": True}, timeout=30)
+    assert response.status_code == 400 and "without attention" in response.json()["error"], response.text
+
+
 def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(server):
     cases = [
         ({"json": {"q": "", "source": "en", "target": "de"}}, 400, "q is empty"),
@@ -111,6 +148,8 @@ def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(ser
         ({"json": {"q": "a b", "source": "en", "target": "fr"}}, 404, "no model translates en->fr"),
         ({"json": {"q": "a b", "source": "en", "target": "de", "beam_size": "nan"}}, 400, ""),
         ({"json": {"q": [1, 2], "source": "en", "target": "de"}}, 400, "list of strings"),
+        ({"json": {"q": "a b", "source": "en", "target": "de", "alternatives": 16}}, 400,
+         "invalid request: alternatives must be within 0..15, got 16"),
     ]
     for request, status, message in cases:
         response = requests.post(server + "translate" if "beam_size" not in str(request) else server + "v1/translate",
@@ -121,6 +160,36 @@ def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(ser
                        b"Content-Length: 1000\r\n\r\n{\"q\": \"a b")  # and hang up half-way
     assert requests.get(server + "health", timeout=10).json()["status"] == "ok"
     assert requests.post(server + "translate", json={"q": "a b", "source": "en", "target": "de"}, timeout=30).ok
+    widest = requests.post(server + "translate", json={"q": "a b", "source": "en", "target": "de", "alternatives": 15},
+                           timeout=30)
+    assert widest.ok and len(widest.json()["alternatives"]) <= 15, widest.text
+
+
+@pytest.mark.parametrize("half_sent", [b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
+                                       b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"q\": "])
+def test_a_request_not_sent_whole_within_the_read_timeout_loses_its_connection(server, half_sent):
+    port = int(server.rsplit(":", 1)[1].strip("/"))
+    with socket.create_connection(("127.0.0.1", port)) as client:
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")  # a kept-alive connection: the clock restarts
+        assert b"200 OK" in client.recv(4096)
+        began = time.monotonic()
+        client.sendall(half_sent)
+        client.settimeout(20)
+        while client.recv(4096):  # the server closes the connection (the body, if any, is an error answer)
+            pass
+        assert 1.5 < time.monotonic() - began < 10  # --read-timeout 2
+
+
+def test_a_second_server_on_a_taken_port_says_so_in_one_paragraph_without_announcing_itself(tiny_checkpoint):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "serve", "--checkpoint", str(tiny_checkpoint),
+                                 "--port", str(holder.getsockname()[1]), "--threads", "1"],
+                                capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"})
+    assert result.returncode == 2, result.stderr
+    assert "serving" not in result.stderr and result.stderr.startswith("error: cannot listen on 127.0.0.1:")
+    assert "Address already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
 def test_concurrent_requests_are_batched_and_answered_alike(server, expected):
@@ -161,15 +230,17 @@ def test_attention_html_is_one_self_contained_page_with_text_as_data(tiny_checkp
 CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
 
 
-@pytest.mark.skipif(not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-                    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")
-def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(server, monkeypatch):
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+    reason="needs Debian's chromium and chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Headless Debian Chromium under Selenium, never a downloaded browser or driver."""
     pytest.importorskip("selenium")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must never download a browser or driver
     options = webdriver.ChromeOptions()
@@ -177,26 +248,70 @@ def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(s
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1200,800"):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
-        driver.get(server)
-        driver.find_element(By.ID, "source").send_keys("a b c")
-        wait = WebDriverWait(driver, 60)
-        wait.until(lambda d: d.find_element(By.ID, "translation").text and d.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr"))
-        own = requests.post(server + "v1/translate", json={"q": "a b c", "attention": True, "n_best": 3}, timeout=30).json()
-        entry = own["translations"][0]
-        assert driver.find_element(By.ID, "translation").text == entry["text"]
-        weights = entry["attention"]["weights"][-1]  # the last layer, heads averaged, as the page starts
-        first_row = [sum(head[0][s] for head in weights) / len(weights) for s in range(len(weights[0][0]))]
-        strongest = entry["attention"]["source_pieces"][first_row.index(max(first_row))]
-        ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, "#heatmap tbody tr th")).perform()
-        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#heatmap thead th.strongest"))
-        assert driver.find_element(By.CSS_SELECTOR, "#heatmap thead th.strongest").text == strongest
-        driver.find_element(By.CSS_SELECTOR, "#glossary-box summary").click()
-        driver.find_element(By.ID, "glossary").send_keys("a b = J I H")
-        wait.until(lambda d: "J I H" in d.find_element(By.ID, "translation").text)
-        assert driver.find_element(By.ID, "terms").text == "✓ a b → J I H"
-    finally:
-        driver.quit()
+    yield driver
+    driver.quit()
+
+
+@needs_chromium
+def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(server, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser
+    driver.get(server)
+    driver.find_element(By.ID, "source").send_keys("a b c")
+    wait = WebDriverWait(driver, 60)
+    wait.until(lambda d: d.find_element(By.ID, "translation").text and d.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr"))
+    own = requests.post(server + "v1/translate", json={"q": "a b c", "attention": True, "n_best": 3}, timeout=30).json()
+    entry = own["translations"][0]
+    assert driver.find_element(By.ID, "translation").text == entry["text"]
+    weights = entry["attention"]["weights"][-1]  # the last layer, heads averaged, as the page starts
+    first_row = [sum(head[0][s] for head in weights) / len(weights) for s in range(len(weights[0][0]))]
+    strongest = entry["attention"]["source_pieces"][first_row.index(max(first_row))]
+    ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, "#heatmap tbody tr th")).perform()
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#heatmap thead th.strongest"))
+    assert driver.find_element(By.CSS_SELECTOR, "#heatmap thead th.strongest").text == strongest
+    driver.find_element(By.CSS_SELECTOR, "#glossary-box summary").click()
+    driver.find_element(By.ID, "glossary").send_keys("a b = J I H")
+    wait.until(lambda d: "J I H" in d.find_element(By.ID, "translation").text)
+    assert driver.find_element(By.ID, "terms").text == "✓ a b → J I H"
+
+
+@needs_chromium
+def test_the_page_of_a_server_with_an_api_key_sends_the_key_typed_in_its_field_and_keeps_it_in_the_tab(keyed_server, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver, wait = browser, WebDriverWait(browser, 60)
+    driver.get(keyed_server)
+    driver.find_element(By.ID, "source").send_keys("a b c")
+    wait.until(lambda d: "invalid API key" in d.find_element(By.ID, "status").text)
+    assert driver.find_element(By.ID, "translation").text == ""
+    driver.find_element(By.ID, "api-key").send_keys(KEY)
+    wait.until(lambda d: d.find_element(By.ID, "translation").text)
+    expected = requests.post(keyed_server + "v1/translate", json={"q": "a b c", "n_best": 3},
+                             headers={"Authorization": f"Bearer {KEY}"}, timeout=30).json()["translations"][0]["text"]
+    assert driver.find_element(By.ID, "translation").text == expected and driver.find_element(By.ID, "status").text == ""
+    driver.refresh()  # the same tab: the key is still there, and used
+    assert driver.find_element(By.ID, "api-key").get_attribute("value") == KEY
+    driver.find_element(By.ID, "source").send_keys("a b c")
+    wait.until(lambda d: d.find_element(By.ID, "translation").text == expected)
+    assert driver.execute_script("return localStorage.length") == 0  # nothing outlives the tab
+
+
+def test_a_server_with_an_api_key_takes_it_as_the_api_key_field_or_a_bearer_header(keyed_server):
+    ask = {"q": "a b", "source": "en", "target": "de"}
+    for extra, headers, status in (({}, {}, 403), ({"api_key": "wrong"}, {}, 403), ({"api_key": KEY}, {}, 200),
+                                   ({}, {"Authorization": f"Bearer {KEY}"}, 200), ({}, {"Authorization": "Bearer wrong"}, 403),
+                                   ({}, {"Authorization": f"bearer {KEY}"}, 200)):
+        for route in ("translate", "v1/translate"):
+            response = requests.post(keyed_server + route, json={**ask, **extra}, headers=headers, timeout=30)
+            assert response.status_code == status, (route, extra, headers, response.text)
+    from libretranslatepy import LibreTranslateAPI
+
+    assert LibreTranslateAPI(keyed_server, api_key=KEY).translate("a b", "en", "de") == requests.post(
+        keyed_server + "translate", json=ask, headers={"Authorization": f"Bearer {KEY}"}, timeout=30).json()["translatedText"]
 
 
 class SlowTranslator:

@@ -1,8 +1,12 @@
 // The page of `mt serve` (and of `mt translate --attention-html`): translate as you type, draw the
 // attention of the best translation as a heatmap, highlight on hover the source pieces a target
 // piece attends to. With window.MT_DATA set (a self-contained file) it draws that and fetches nothing.
+// A server started with --api-key wants the key: the field in the header holds it, for this tab only
+// (sessionStorage: gone when the tab closes, never sent to another origin), and requests carry it as
+// "Authorization: Bearer KEY".
 "use strict";
 const $ = (id) => document.getElementById(id);
+const KEY_STORAGE = "mt-api-key";
 let current = null;   // one entry of POST /v1/translate's "translations"
 
 function colour(weight) {  // viridis, coarsely: dark blue (0) -> green -> yellow (1)
@@ -88,10 +92,13 @@ async function translateNow() {
   if (!text) { show(null); return; }
   $("status").textContent = "translating…";
   try {
-    const response = await fetch("/v1/translate", { method: "POST", headers: { "Content-Type": "application/json" },
+    const headers = { "Content-Type": "application/json" }, key = $("api-key").value;
+    if (key) headers.Authorization = "Bearer " + key;
+    const response = await fetch("/v1/translate", { method: "POST", headers,
       body: JSON.stringify({ q: text, n_best: 3, attention: true, glossary: glossaryEntries() }) });
     const body = await response.json();
     if (ticket !== asked) return;  // a newer request is on its way
+    if (response.status === 403) { $("status").textContent = body.error + ": enter the server's key in the API key field"; return; }
     if (!response.ok) { $("status").textContent = body.error; return; }
     $("pair").textContent = body.source + " → " + body.target;
     show(body.translations[0]);
@@ -111,9 +118,16 @@ if (window.MT_DATA) {
     $("source").before(select);
   }
   $("source").readOnly = true;
+  $("key-field").hidden = true;
   $("pair").textContent = window.MT_DATA.pair;
   pick(0);
 } else {
+  $("api-key").value = sessionStorage.getItem(KEY_STORAGE) || "";
+  $("api-key").addEventListener("input", () => {
+    sessionStorage.setItem(KEY_STORAGE, $("api-key").value);
+    clearTimeout(timer);
+    timer = setTimeout(translateNow, 250);
+  });
   for (const box of ["source", "glossary"]) {
     $(box).addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(translateNow, 250); });
   }
