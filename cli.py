@@ -446,10 +446,14 @@ def translate(
     src: Optional[str] = typer.Option(None, help="Expected source language (checked against the checkpoint)."),
     tgt: Optional[str] = typer.Option(None, help="Expected target language (checked against the checkpoint)."),
     encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 in -i FILE is an error) or replace."),
-    show_attention: bool = typer.Option(False, "--show-attention", help="Print the alignment matrix under each translation."),
+    show_attention: bool = typer.Option(False, "--show-attention", help="Print the attention matrix under each translation."),
+    attention_level: str = typer.Option("word", help="Attention between words (a source word's pieces summed, a target "
+                                        "word's averaged) or between SentencePiece pieces: word | piece."),
+    alignment: bool = typer.Option(False, "--alignment", help="Append each translation's word alignment read off the "
+                                   "attention, as Marian does: TRANSLATION ||| 0-0 1-1 ... (source-target word indices)."),
     attention_plot: Optional[Path] = typer.Option(None, help="Write the attention heatmap to FILE.png/.svg/.pdf "
                                                   "(with several sentences: FILE-1.png, FILE-2.png, ...)."),
-    layer: Optional[int] = typer.Option(None, help="Transformer decoder layer to show (default: the last)."),
+    layer: Optional[int] = typer.Option(None, help="Transformer decoder layer to show or align with (default: the last)."),
     head: Optional[str] = typer.Option(None, help="Attention head to show: a number, or 'all' (a grid in the plot); "
                                        "default: the heads averaged."),
     attention_html: Optional[Path] = typer.Option(None, help="Write the translations with their attention as one "
@@ -457,12 +461,13 @@ def translate(
     engine: str = typer.Option("mt", help="mt | ctranslate2 (--checkpoint is then a directory of mt export --format ctranslate2)."),
 ):
     """Translate sentences with a trained checkpoint."""
+    from mt.alignment import LEVELS, pharaoh, word_alignment
     from mt.translate import Translator
 
     if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
         text, input_file = [], None
     checkpoints = checkpoint or [default_checkpoint()]
-    want_attention = show_attention or attention_plot is not None or attention_html is not None
+    want_attention = show_attention or alignment or attention_plot is not None or attention_html is not None
     if engine == "ctranslate2":
         from mt.ct2 import CT2Translator
 
@@ -475,9 +480,13 @@ def translate(
     else:
         raise ConfigError(f"--engine must be mt or ctranslate2, got {engine!r}")
     _check_language_pair(translator, src, tgt, checkpoints[0])
+    if attention_level not in LEVELS:
+        raise ConfigError(f"--attention-level must be {' or '.join(LEVELS)}, got {attention_level!r}")
     decode = _decode_config(translator, batch_size, beam_size=beam_size, length_penalty=length_penalty, max_length=max_length,
                             n_best=n_best, sampling=sampling, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                             no_repeat_ngram_size=no_repeat_ngram_size)
+    if alignment and decode.n_best > 1:
+        raise ConfigError("--alignment aligns the best translation only: drop --n-best")
     with_attention = []
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
@@ -490,13 +499,17 @@ def translate(
                               highlight=False)
             if decode.n_best > 1:
                 handle.write("".join(f"{hyp}\t{score:.4f}\n" for hyp, score in result.n_best))
+            elif alignment:
+                links = pharaoh(word_alignment(result, layer)) if result.attention is not None else ""
+                handle.write(f"{result.text} ||| {links}\n")
             else:
                 handle.write(result.text + "\n")
             handle.flush()
-            if want_attention and result.attention is not None:
-                _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice)
-                if attention_html is not None:
-                    with_attention.append(result)
+            if (show_attention or attention_plot is not None) and result.attention is not None:
+                _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice,
+                                attention_level)
+            if attention_html is not None and result.attention is not None:
+                with_attention.append(result)
     if attention_html is not None:
         from mt.files import atomic_output
         from mt.serve import attention_html as html_page
@@ -514,11 +527,12 @@ def _output(path: Optional[Path], inputs: list[Path]):
     return atomic_output(path, inputs) if path else contextlib.nullcontext(sys.stdout)
 
 
-def _show_attention(translator, result, number: int, show: bool, plot_path: Optional[Path], layer, head) -> None:
-    """Print the alignment matrix and/or write its heatmap for one translation."""
-    from mt.plot import alignment_labels, plot_attention, render_attention_table, select_attention
+def _show_attention(translator, result, number: int, show: bool, plot_path: Optional[Path], layer, head, level: str) -> None:
+    """Print the attention matrix and/or write its heatmap for one translation, between words or pieces (``level``)."""
+    from mt.alignment import alignment_labels, select_attention
+    from mt.plot import plot_attention, render_attention_table
 
-    attention, row_labels, col_labels = alignment_labels(result)
+    attention, row_labels, col_labels = alignment_labels(result, level)
     if show:
         if head == "all":
             raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")

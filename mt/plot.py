@@ -1,16 +1,13 @@
 """Seeing what a model learned: attention as a terminal table or a heatmap, and learning curves.
 
 The attention of one translation is (T, L, H, S): T target pieces (+ EOS), L decoder layers,
-H heads, S source pieces + EOS (``mt.translate.Translation.attention``). One view of it::
+H heads, S source pieces + EOS (``mt.translate.Translation.attention``). One view of it, between
+words (``mt.alignment``)::
 
-    attention, row_labels, col_labels = alignment_labels(translation)  # trimmed to the pieces
+    attention, row_labels, col_labels = alignment_labels(translation, "word")  # or "piece"
     matrix = select_attention(attention)          # (T, S): last layer, heads averaged
     console.print(render_attention_table(matrix, row_labels, col_labels, max_width=console.width))
     plot_attention(matrix, row_labels, col_labels, Path("attention.png"), title="transformer, last layer")
-
-Pieces are shown with SentencePiece's word-start marker "▁" drawn as "·": word boundaries stay
-visible (a leading space would vanish in a table cell or tick label, and a piece that is only
-the marker would look empty), and "·" is in every font.
 
 Learning curves come from the ``train_log.jsonl`` of one or more runs (``mt.train``).
 
@@ -38,7 +35,7 @@ import math
 import textwrap
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import matplotlib
 import torch
@@ -53,12 +50,6 @@ from rich.text import Text
 
 from mt.errors import ConfigError, DataError, MissingFontWarning
 
-if TYPE_CHECKING:
-    from mt.translate import Translation
-
-WORD_MARKER = "▁"  # SentencePiece: "a new word starts here"
-WORD_MARKER_SHOWN = "·"
-EOS_LABEL = "</s>"
 COLORMAP = "viridis"  # dark for 0, yellow for 1; the same in the table and the heatmap
 
 # Terminal table: every cell is CELL_WIDTH terminal columns wide ("100" = 100%).
@@ -94,61 +85,6 @@ CURVES = (
 CLOCKS = (("step", 1, "step"), ("elapsed", 60, "training time (minutes, wall clock)"))
 CURVES_FIGSIZE = (15.0, 8.0)  # inches
 CURVES_DPI = 100
-
-
-def select_attention(attention: torch.Tensor, layer: int | None = None, head: int | str | None = None) -> torch.Tensor:
-    """One layer's attention, heads averaged or not, from the decoder's ``attention`` (T, L, H, S).
-
-    ``layer`` indexes the decoder layers (default: the last; negative counts from the end).
-    ``head``: None averages that layer's heads -> (T, S); an int picks one head -> (T, S);
-    "all" keeps every head -> (H, T, S). Returns float32. Raises ``ConfigError`` for a layer or
-    head the model does not have.
-    """
-    if attention.dim() != 4:
-        raise ValueError(f"attention must be (T, L, H, S), got shape {tuple(attention.shape)}")
-    layers, heads = attention.size(1), attention.size(2)
-    layer = -1 if layer is None else layer
-    if not -layers <= layer < layers:
-        raise ConfigError(f"there is no layer {layer}: the decoder has {layers} layer(s), "
-                          f"0..{layers - 1} (or -1..-{layers} counting back from the last)")
-    weights = attention[:, layer].float()  # (T, H, S)
-    if head is None:
-        return weights.mean(dim=1)
-    if head == "all":
-        return weights.transpose(0, 1)
-    if not isinstance(head, int) or not -heads <= head < heads:
-        raise ConfigError(f"there is no head {head!r}: each layer has {heads} head(s), 0..{heads - 1} "
-                          f"(or -1..-{heads} counting back from the last), or 'all'")
-    return weights[:, head]
-
-
-def display_piece(piece: str) -> str:
-    """A SentencePiece piece as plots and tables show it: the word-start marker "▁" drawn as "·"."""
-    return piece.replace(WORD_MARKER, WORD_MARKER_SHOWN)
-
-
-def alignment_labels(translation: Translation) -> tuple[torch.Tensor, list[str], list[str]]:
-    """The attention of ``translation`` trimmed to its pieces, with a label for every row and column.
-
-    Returns ``(attention, row_labels, col_labels)``: attention (T, L, H, S) where the T rows are
-    the target pieces plus EOS (a hypothesis cut at the length limit has no EOS row) and the S
-    columns the source pieces plus EOS, without the padding columns of the batch it was
-    translated in; labels are the pieces as ``display_piece`` shows them, EOS as "</s>".
-    Raises ``DataError`` if the translation has no attention (an empty input, or
-    ``translate`` was not asked for it).
-    """
-    attention = translation.attention
-    if attention is None:
-        raise DataError(f"no attention for {translation.source!r}: the input was empty, "
-                        "or it was translated without return_attention=True")
-    targets, columns = len(translation.tgt_pieces), len(translation.src_pieces) + 1
-    if attention.dim() != 4 or attention.size(0) not in (targets, targets + 1) or attention.size(-1) < columns:
-        raise ValueError(f"attention of shape {tuple(attention.shape)} does not fit "
-                         f"{targets} target and {columns - 1} source pieces")
-    eos_rows = attention.size(0) - targets
-    row_labels = [display_piece(piece) for piece in translation.tgt_pieces] + [EOS_LABEL] * eos_rows
-    col_labels = [display_piece(piece) for piece in translation.src_pieces] + [EOS_LABEL]
-    return attention[..., :columns], row_labels, col_labels
 
 
 def _labelled_grid(matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str]) -> torch.Tensor:

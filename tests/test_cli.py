@@ -88,6 +88,22 @@ def test_translate_shows_and_plots_attention(tiny_checkpoint, tmp_path):
     assert code == 2 and "layer" in output
 
 
+def test_translate_writes_one_pharaoh_alignment_per_sentence(tiny_checkpoint, tmp_path):
+    sentences = ["a b c", "d e", "a"]
+    output_file = tmp_path / "out.txt"
+    code, output = invoke("translate", *sentences, "--checkpoint", tiny_checkpoint, "--alignment", "-o", output_file)
+    assert code == 0, output
+    lines = output_file.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(sentences)
+    for source, line in zip(sentences, lines):
+        translation, links = line.split(" ||| ")
+        pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
+        assert [target for _, target in pairs] == list(range(len(translation.split())))
+        assert all(0 <= source_word < len(source.split()) for source_word, _ in pairs)
+    code, output = invoke("translate", "a b", "--checkpoint", tiny_checkpoint, "--alignment", "--n-best", "2")
+    assert code == 2 and "--alignment" in output
+
+
 def test_plot_draws_learning_curves_of_runs(tmp_path):
     from test_train import tiny_run_config
     from mt.train import train

@@ -6,64 +6,9 @@ import torch
 from matplotlib.image import imread
 from rich.cells import cell_len
 from rich.console import Console
-from test_transformer import tiny_model
 
 from mt import plot
-from mt.config import DecodeConfig
 from mt.errors import ConfigError, DataError, MissingFontWarning
-from mt.search import beam_search
-from mt.translate import Translation
-
-
-def known_attention():
-    """(T=3, L=2, H=4, S=5) with every weight different."""
-    return torch.arange(3 * 2 * 4 * 5, dtype=torch.float32).reshape(3, 2, 4, 5)
-
-
-def test_default_view_is_the_last_layer_with_heads_averaged():
-    attention = known_attention()
-    assert torch.equal(plot.select_attention(attention), attention[:, 1].mean(dim=1))
-    assert torch.equal(plot.select_attention(attention, layer=0, head=2), attention[:, 0, 2])
-    assert torch.equal(plot.select_attention(attention, layer=-2, head=-1), attention[:, 0, 3])
-    every_head = plot.select_attention(attention, head="all")
-    assert every_head.shape == (4, 3, 5)
-    assert torch.equal(every_head[1], attention[:, 1, 1])
-
-
-def test_missing_layers_and_heads_name_the_valid_range():
-    with pytest.raises(ConfigError, match="2 layer.*0..1"):
-        plot.select_attention(known_attention(), layer=2)
-    with pytest.raises(ConfigError, match="4 head.*0..3"):
-        plot.select_attention(known_attention(), head=4)
-    with pytest.raises(ConfigError, match="'first'"):
-        plot.select_attention(known_attention(), head="first")
-
-
-def test_labels_drop_batch_padding_and_mark_eos():
-    attention = torch.rand(3, 1, 1, 6)  # 2 target pieces + EOS; 3 source pieces + EOS + 2 padding
-    translation = Translation("a bc", "", 0.0, ["▁a", "▁b", "c"], ["▁A", "▁BC"], attention)
-    trimmed, rows, columns = plot.alignment_labels(translation)
-    assert torch.equal(trimmed, attention[..., :4])
-    assert rows == ["·A", "·BC", "</s>"]
-    assert columns == ["·a", "·b", "c", "</s>"]
-    cut_at_length_limit = Translation("a bc", "", 0.0, ["▁a", "▁b", "c"], ["▁A", "▁BC"], attention[:2])
-    assert plot.alignment_labels(cut_at_length_limit)[1] == ["·A", "·BC"]
-    with pytest.raises(DataError, match="no attention"):
-        plot.alignment_labels(Translation("", "", 0.0))
-
-
-def test_attention_of_a_real_model_sums_to_one_over_the_source():
-    model = tiny_model()
-    src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])  # the second sentence has padding
-    outputs = beam_search(model, src, src != 0, DecodeConfig(beam_size=2, max_length=6), return_attention=True)
-    for source_length, (best, *_) in zip((4, 2), outputs):
-        translation = Translation("", "", best.score, [f"s{i}" for i in range(source_length)],
-                                  [f"t{i}" for i in range(len(best.tokens))], best.attention)
-        attention, rows, columns = plot.alignment_labels(translation)
-        assert len(columns) == source_length + 1
-        for matrix in (plot.select_attention(attention), plot.select_attention(attention, layer=0, head="all")):
-            assert matrix.shape[-2:] == (len(rows), len(columns))
-            assert torch.allclose(matrix.sum(dim=-1), torch.ones(matrix.shape[:-1]), atol=1e-5)
 
 
 def vertical_labels(header_lines):
