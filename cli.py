@@ -537,7 +537,8 @@ def _show_attention(translator, result, number: int, show: bool, plot_path: Opti
         if head == "all":
             raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
         out = Console()
-        out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width))
+        out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width,
+                                         unit=level))
     if plot_path is not None:
         model = translator.config.model
         kind = f"RNN + {model.attention} attention" if model.arch == "rnn" else "Transformer cross-attention"

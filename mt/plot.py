@@ -52,10 +52,9 @@ from mt.errors import ConfigError, DataError, MissingFontWarning
 
 COLORMAP = "viridis"  # dark for 0, yellow for 1; the same in the table and the heatmap
 
-# Terminal table: every cell is CELL_WIDTH terminal columns wide ("100" = 100%).
+# Terminal table: a weight takes CELL_WIDTH terminal columns ("100" = 100%), or its label's width.
 CELL_WIDTH = 3
-ROW_LABEL_MAX = 16  # terminal columns of a target piece before it is cut with "…"
-HEADER_MAX = 8  # characters of a source piece (written top to bottom) before it is cut with "…"
+LABEL_MAX = 12  # terminal columns of a row or column label before it is cut with "…"
 
 # Heatmaps: sizes are whole quarter inches, so DPI * size is an exact number of pixels.
 DPI = 200
@@ -105,53 +104,80 @@ def _cell_style(weight: float) -> Style:
     return Style(color="black" if luminance > 0.5 else "white", bgcolor=background)
 
 
-def _vertical_header(label: str, height: int) -> Text:
-    """``label`` written top to bottom, one character a line, bottom-aligned in ``height`` lines."""
-    characters = list(label) if len(label) <= HEADER_MAX else [*label[: HEADER_MAX - 1], "…"]
-    return Text("\n" * (height - len(characters)) + "\n".join(characters))
+def _cut(label: str, width: int) -> str:
+    """``label`` cut to ``width`` terminal columns, its last one "…", when it is wider."""
+    text = Text(label)
+    text.truncate(width, overflow="ellipsis")
+    return text.plain
+
+
+def _blocks(widths: Sequence[int], room: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) runs of columns of ``widths`` that each fit in ``room`` (at least one column a run)."""
+    blocks, start, used = [], 0, 0
+    for index, width in enumerate(widths):
+        if index > start and used + width > room:
+            blocks.append((start, index))
+            start, used = index, 0
+        used += width
+    return blocks + [(start, len(widths))]
 
 
 def render_attention_table(
-    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], max_width: int = 80
+    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], max_width: int = 80, unit: str = "word"
 ) -> Group:
     """Attention ``matrix`` (T, S) as a rich renderable no wider than ``max_width`` terminal columns.
 
-    One row per target piece (``row_labels``, T), one column per source piece (``col_labels``,
-    S). Each cell shows the weight in percent (blank under 0.5%) on a background from the
-    ``viridis`` colour map, dark for 0 and yellow for 1. Source pieces are written top to bottom
-    above their columns so a column is only three terminal columns wide: about 20 source pieces
-    fit in 80 columns. Pieces are cut with "…" (source pieces after ``HEADER_MAX`` characters,
-    target pieces after ``ROW_LABEL_MAX`` columns). A source with more pieces than fit is split
-    into blocks of columns, one table each, under a note that says so.
+    One row per target word or piece (``row_labels``, T; ``unit`` names them in the caption),
+    one column per source one (``col_labels``, S), labelled on one line; labels wider than
+    ``LABEL_MAX`` terminal columns are cut with "…" and given in full in a legend. Each cell
+    shows the weight in percent (blank under 0.5%) on a background from the ``viridis`` colour
+    map, dark for 0 and yellow for 1; "*" marks the strongest weight of each target row. When
+    the table is wider than ``max_width`` and its transpose (a row per source label) is not, the
+    transpose is shown; when neither fits, the columns are split into blocks, one table each,
+    under a note that says so.
     """
     weights = _labelled_grid(matrix, row_labels, col_labels)[0]
-    rows = []
-    for label in row_labels:
-        text = Text(label)
-        text.truncate(ROW_LABEL_MAX, overflow="ellipsis")
-        rows.append(text)
-    label_width = max(cell_len(text.plain) for text in rows)
-    per_block = max(1, (max_width - label_width - 1) // CELL_WIDTH)
-    sources = len(col_labels)
-    blocks = [(start, min(start + per_block, sources)) for start in range(0, sources, per_block)]
+    strongest = set(enumerate(weights.argmax(dim=-1).tolist()))  # (target, source)
+    rows, columns = [_cut(label, LABEL_MAX) for label in row_labels], [_cut(label, LABEL_MAX) for label in col_labels]
+
+    def widths(row_texts, column_texts):  # the label column, then each column: a space, the number or label, the mark
+        return max(map(cell_len, row_texts)), [max(CELL_WIDTH, cell_len(text)) + 2 for text in column_texts]
+
+    label_width, column_widths = widths(rows, columns)
+    transposed = label_width + sum(column_widths) > max_width and sum(widths(columns, rows)[1]) + widths(columns, rows)[0] < (
+        label_width + sum(column_widths))
+    if transposed:
+        weights, rows, columns = weights.T, columns, rows
+        strongest = {(source, target) for target, source in strongest}
+        label_width, column_widths = widths(rows, columns)
+    blocks = _blocks(column_widths, max_width - label_width)
     tables = []
     for start, end in blocks:
-        title = f"source pieces {start + 1}-{end} of {sources}" if len(blocks) > 1 else None
-        table = Table(box=None, padding=0, pad_edge=False, show_edge=False, title=title)
-        table.add_column(width=label_width + 1, justify="right", no_wrap=True)  # +1: a space before the cells
-        height = min(max(len(label) for label in col_labels[start:end]), HEADER_MAX)
-        for label in col_labels[start:end]:
-            table.add_column(_vertical_header(label, height), width=CELL_WIDTH, justify="center", no_wrap=True)
-        for row, label in zip(weights.tolist(), rows):
-            cells = [Text(f"{round(w * 100):>{CELL_WIDTH}}" if w >= 0.005 else " " * CELL_WIDTH, style=_cell_style(w))
-                     for w in row[start:end]]
-            table.add_row(Text.assemble(label, " "), *cells)
+        table = Table(box=None, padding=0, pad_edge=False, show_edge=False)
+        table.add_column(width=label_width, justify="right", no_wrap=True)
+        for label, width in zip(columns[start:end], column_widths[start:end]):
+            table.add_column(Text(" " + label.rjust(width - 2 - cell_len(label) + len(label)) + " "), width=width, no_wrap=True)
+        for row, (label, values) in enumerate(zip(rows, weights.tolist())):
+            cells = []
+            for column in range(start, end):
+                weight, width = values[column], column_widths[column] - 2
+                mark = "*" if (row, column) in strongest else " "
+                number = f"{round(weight * 100):>{width}}" if weight >= 0.005 else " " * width
+                cells.append(Text.assemble(" ", (number + mark, _cell_style(weight))))
+            table.add_row(Text(label), *cells)
         tables.append(table)
-    if len(tables) == 1:
-        return Group(*tables)
-    note = Text(f"The source has {sources} pieces, more than fit in {max_width} columns: "
-                f"shown in {len(tables)} blocks of at most {per_block}.", style="italic")
-    return Group(note, *tables)
+    sides = ("source", "target", "column") if transposed else ("target", "source", "row")
+    notes = [Text("rows: {} {unit}s, columns: {} {unit}s, % of each {}; * its strongest".format(*sides, unit=unit),
+                  style="italic")]
+    if len(blocks) > 1:
+        notes.append(Text(f"{len(columns)} columns are more than fit in {max_width} terminal columns: "
+                          f"shown in {len(blocks)} blocks.", style="italic"))
+    cut = [f"{short} = {label}" for short, label in zip([*rows, *columns], [*(col_labels if transposed else row_labels),
+                                                                          *(row_labels if transposed else col_labels)])
+           if short != label]
+    if cut:
+        notes.append(Text("cut: " + ", ".join(dict.fromkeys(cut)), style="italic"))
+    return Group(*notes[:1], *tables, *notes[1:])
 
 
 def attention_figure_size(row_labels: Sequence[str], col_labels: Sequence[str], heads: int = 1) -> tuple[float, float]:

@@ -82,8 +82,8 @@ def test_translate_shows_and_plots_attention(tiny_checkpoint, tmp_path):
                           "--attention-plot", plot, "--beam-size", "3")
     assert code == 0, output
     assert plot.exists() and (tmp_path / "attention-2.png").exists()
-    # source pieces head the columns, written top to bottom; the last column is EOS, "</s>"
-    assert any(line.split()[-4:] == ["a", "b", "c", ">"] for line in output.splitlines())
+    # source words head the columns, one line; the last column is EOS, "</s>"
+    assert any(line.split() == ["a", "b", "c", "</s>"] for line in output.splitlines())
     code, output = invoke("translate", "a b", "--checkpoint", tiny_checkpoint, "--show-attention", "--layer", "5")
     assert code == 2 and "layer" in output
 

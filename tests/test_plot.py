@@ -11,35 +11,44 @@ from mt import plot
 from mt.errors import ConfigError, DataError, MissingFontWarning
 
 
-def vertical_labels(header_lines):
-    """The words written top to bottom in ``header_lines``, left to right."""
-    width = max(len(line) for line in header_lines)
-    padded = [line.ljust(width) for line in header_lines]
-    return [word for word in ("".join(column).strip() for column in zip(*padded)) if word]
-
-
-def test_table_fits_80_columns_and_shows_every_piece():
-    sources = [f"·w{i}" for i in range(19)] + ["</s>"]
-    targets = ["·Ein", "[bold]", "·Hund", "</s>"]  # "[bold]" must print as text, not as rich markup
-    matrix = torch.softmax(torch.randn(len(targets), len(sources)), dim=-1)
-    console = Console(width=80, record=True, color_system="truecolor")
+def table_lines(matrix, targets, sources, width=80):
+    console = Console(width=width, record=True, color_system="truecolor")
     console.print(plot.render_attention_table(matrix, targets, sources))
-    lines = console.export_text().splitlines()
+    return console.export_text().splitlines()
+
+
+def test_table_fits_80_columns_labels_each_column_on_one_line_and_marks_the_strongest_cell():
+    sources = ["I", "love", "machine", "learning", "</s>"]
+    targets = ["我喜欢", "[bold]", "机器", "</s>"]  # "[bold]" must print as text, not as rich markup
+    matrix = torch.softmax(torch.randn(len(targets), len(sources)) * 3, dim=-1)
+    lines = table_lines(matrix, targets, sources)
     assert max(cell_len(line) for line in lines) <= 80
-    first_row = next(i for i, line in enumerate(lines) if "·Ein" in line)
-    assert vertical_labels(lines[:first_row]) == sources
-    for label in targets:
-        assert sum(line.lstrip().startswith(label + " ") for line in lines) == 1
+    assert lines[0].startswith("rows: target words, columns: source words")
+    assert lines[1].split() == sources
+    for line, label, row in zip(lines[2:], targets, matrix.tolist()):
+        assert line.split()[0] == label and line.count("*") == 1
+        marked = next(cell for cell in line.split()[1:] if cell.endswith("*"))
+        assert int(marked[:-1]) == round(max(row) * 100)
 
 
-def test_a_long_source_is_split_into_blocks_with_a_note():
+def test_a_wide_sentence_is_transposed_when_its_transpose_fits():
+    sources = [f"word{i}" for i in range(16)] + ["</s>"]
+    targets = ["猫", "睡觉", "</s>"]
+    lines = table_lines(torch.full((3, 17), 1 / 17), targets, sources)
+    assert max(cell_len(line) for line in lines) <= 80
+    assert lines[0].startswith("rows: source words, columns: target words, % of each column")
+    assert lines[1].split() == targets
+    assert [line.split()[0] for line in lines[2:]] == sources
+
+
+def test_a_long_source_is_split_into_blocks_with_a_note_and_cut_labels_in_a_legend():
     sources = [f"·piece{i}" for i in range(40)]
-    console = Console(width=80, record=True)
-    console.print(plot.render_attention_table(torch.full((2, 40), 1 / 40), ["·A", "·internationalisation"], sources))
-    text = console.export_text()
-    assert "40 pieces" in text and "blocks" in text
-    assert "·internationali…" in text and "·internationalisation" not in text
+    targets = ["·A", "·internationalisation"] * 20  # as many rows: transposing would not fit either
+    text = "\n".join(table_lines(torch.full((40, 40), 1 / 40), targets, sources))
+    assert "40 columns" in text and "blocks" in text
+    assert "cut: ·internatio… = ·internationalisation" in text
     assert max(cell_len(line) for line in text.splitlines()) <= 80
+    assert all(f"·piece{i} " in text for i in range(40))
 
 
 def test_heatmap_png_opens_with_the_expected_pixel_size(tmp_path):
