@@ -547,7 +547,7 @@ def _show_attention(translator, result, number: int, show: bool, plot_path: Opti
             + ("heads averaged" if head is None else "all heads" if head == "all" else f"head {head}"))
         path = plot_path if number == 1 else plot_path.with_name(f"{plot_path.stem}-{number}{plot_path.suffix}")
         written = plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path,
-                                 title=f"{kind}{which}\n{result.source} -> {result.text}")
+                                 title=f"{kind}{which}\n{result.source} -> {result.text}", unit=level)
         console.print(f"attention plot -> {shown(written)}", highlight=False)
 
 

@@ -32,7 +32,6 @@ import functools
 import json
 import logging
 import math
-import textwrap
 import warnings
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -58,8 +57,15 @@ LABEL_MAX = 12  # terminal columns of a row or column label before it is cut wit
 
 # Heatmaps: sizes are whole quarter inches, so DPI * size is an exact number of pixels.
 DPI = 200
-CELL_INCHES = 0.3  # one attention weight
-CHAR_INCHES = 0.09  # one character of a tick label
+CELL_INCHES = 0.3  # one attention weight, at least
+CHAR_INCHES = 0.09  # one terminal column (cell_len) of a tick label
+AXIS_LABEL_INCHES = 0.5  # an axis label and the ticks' padding
+COLOURBAR_INCHES = 1.0
+TITLE_INCHES = 0.4
+TITLE_CHAR_INCHES = 0.11  # one terminal column of the title (12 pt)
+# Share of the figure's area the heatmaps are sized to cover: 0.7, so that what matplotlib's paddings
+# leave is still 2/3 or more (tests/test_plot.py draws and measures it).
+HEATMAP_SHARE = 0.7
 MAX_GRID_COLUMNS = 4  # heads per row of a grid of heatmaps
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
@@ -83,6 +89,7 @@ CURVES = (
 # (field, divisor, x-axis label): one row of panels each.
 CLOCKS = (("step", 1, "step"), ("elapsed", 60, "training time (minutes, wall clock)"))
 CURVES_FIGSIZE = (15.0, 8.0)  # inches
+MIN_CURVE_POINTS = 2  # fewer points in a panel: a run too short for a curve, drawn as a dot and named
 CURVES_DPI = 100
 
 
@@ -181,18 +188,29 @@ def render_attention_table(
 
 
 def attention_figure_size(row_labels: Sequence[str], col_labels: Sequence[str], heads: int = 1) -> tuple[float, float]:
-    """(width, height) in inches of ``plot_attention``'s figure: ``CELL_INCHES`` per weight,
-    room for the longest tick labels and the colour bar, ``MAX_GRID_COLUMNS`` heads a row;
-    rounded up to whole quarter inches."""
+    """(width, height) in inches of ``plot_attention``'s figure, whole quarter inches: room for the
+    longest tick labels, the axis labels, the colour bar and a one-line title, and cells of
+    ``CELL_INCHES``: for one head, larger, as large as it takes for the heatmap to cover
+    ``HEATMAP_SHARE`` of the figure; for a grid of heads, ``MAX_GRID_COLUMNS`` a row (a grid sized
+    so would be metres wide)."""
     columns = min(heads, MAX_GRID_COLUMNS)
     grid_rows = math.ceil(heads / columns)
-    longest_row = max(len(label) for label in row_labels)
-    longest_col = max(len(label) for label in col_labels)
-    panel_width = len(col_labels) * CELL_INCHES + longest_row * CHAR_INCHES + 0.8
-    panel_height = len(row_labels) * CELL_INCHES + longest_col * CHAR_INCHES + 0.8 + (0.3 if heads > 1 else 0.0)
-    width = max(columns * panel_width + 1.2, 4.0)  # 1.2: the colour bar
-    height = max(grid_rows * panel_height + 0.5, 3.0)  # 0.5: the title
-    return math.ceil(width * 4) / 4, math.ceil(height * 4) / 4
+    label_width = max(map(cell_len, row_labels)) * CHAR_INCHES + AXIS_LABEL_INCHES
+    label_height = max(map(cell_len, col_labels)) * CHAR_INCHES + AXIS_LABEL_INCHES + (0.3 if heads > 1 else 0.0)
+    cell = CELL_INCHES
+    while True:
+        heatmap_width, heatmap_height = len(col_labels) * cell, len(row_labels) * cell
+        width = math.ceil((columns * (heatmap_width + label_width) + COLOURBAR_INCHES) * 4) / 4
+        height = math.ceil((grid_rows * (heatmap_height + label_height) + TITLE_INCHES) * 4) / 4
+        if heads > 1 or heatmap_width * heatmap_height >= HEATMAP_SHARE * width * height:
+            return width, height
+        cell += 0.05
+
+
+def one_line_title(title: str, width_inches: float) -> str:
+    """``title`` on one line that fits ``width_inches`` (its line breaks as " · "), cut with "…"."""
+    return _cut(" · ".join(line.strip() for line in title.splitlines() if line.strip()),
+                max(int(width_inches / TITLE_CHAR_INCHES), 10))
 
 
 @functools.cache
@@ -269,39 +287,53 @@ def _figure_path(path: Path) -> Path:
 
 
 def plot_attention(
-    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], path: Path, title: str = ""
+    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], path: Path, title: str = "",
+    unit: str = "piece",
 ) -> Path:
-    """Write a heatmap of attention ``matrix`` (T, S), or a grid of them, one per head, for (H, T, S).
-
-    Target pieces (``row_labels``, T) label the rows, source pieces (``col_labels``, S) the
-    columns. One colour bar on a fixed 0..1 scale, so that plots of different sentences, heads
-    and models compare. ``title`` (e.g. the model and which attention) heads the figure. The
-    format follows the suffix of ``path``: .png (``DPI`` dots per inch), .svg or .pdf; any
-    other raises ``ConfigError``. The size is ``attention_figure_size``. Returns ``path``.
-    """
+    """Write a heatmap of attention ``matrix`` (T, S), or a grid of them, one per head, for (H, T, S)
+    (``attention_figure``) to ``path``, the whole ``title`` as the file's "Title" metadata. The
+    format follows the suffix of ``path``: .png (``DPI`` dots per inch), .svg or .pdf; any other
+    raises ``ConfigError``. Returns ``path``."""
     path = _figure_path(path)
-    grid = _labelled_grid(matrix, row_labels, col_labels)
-    if missing := _missing_glyphs([*row_labels, *col_labels]):
+    if missing := _missing_glyphs([*row_labels, *col_labels, title]):
         warnings.warn(f"no font here has {missing[:10]!r}{'...' if len(missing) > 10 else ''}: {path} draws them as boxes; "
                       "pip install pylopdf-fonts-zh-cn (Noto Sans SC), or install a CJK font", MissingFontWarning, stacklevel=2)
+    with _figure_style():
+        attention_figure(matrix, row_labels, col_labels, title, unit).savefig(path, metadata={"Title": title})
+    return path
+
+
+def attention_figure(
+    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "", unit: str = "piece"
+) -> Figure:
+    """A heatmap of attention ``matrix`` (T, S), or a grid of them, one per head, for (H, T, S).
+
+    Target words or pieces (``unit``; ``row_labels``, T) label the rows, source ones
+    (``col_labels``, S) the columns; for words the axis labels say how pieces were merged. One
+    colour bar on a fixed 0..1 scale, so that plots of different sentences, heads and models
+    compare. ``title`` (e.g. the model and the sentence) heads the figure on one line, cut with
+    "…" (``one_line_title``). The size is ``attention_figure_size``: the heatmaps cover at least
+    ``HEATMAP_SHARE`` of it (one head). Draw it inside ``_figure_style()`` to have its CJK font.
+    """
+    grid = _labelled_grid(matrix, row_labels, col_labels)
     heads = grid.size(0)
     columns = min(heads, MAX_GRID_COLUMNS)
-    with _figure_style():
-        figure = Figure(figsize=attention_figure_size(row_labels, col_labels, heads), dpi=DPI, layout="constrained")
-        axes = figure.subplots(math.ceil(heads / columns), columns, squeeze=False).flatten()
-        for ax in axes[heads:]:
-            ax.set_axis_off()
-        for index, (ax, weights) in enumerate(zip(axes, grid)):
-            image = ax.imshow(weights.numpy(), cmap=COLORMAP, vmin=0.0, vmax=1.0)
-            ax.set_xticks(range(len(col_labels)), col_labels, rotation=90)
-            ax.set_yticks(range(len(row_labels)), row_labels)
-            ax.set(xlabel="source", ylabel="target", title=f"head {index}" if heads > 1 else "")
-        figure.colorbar(image, ax=axes[:heads].tolist(), label="attention weight")
-        # wrap each title line to the figure's width (about 0.12 inch per character at this size)
-        width = max(int(figure.get_figwidth() / 0.12), 20)
-        figure.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()))
-        figure.savefig(path)
-    return path
+    merged = unit == "word"
+    figure = Figure(figsize=attention_figure_size(row_labels, col_labels, heads), dpi=DPI, layout="constrained")
+    figure.get_layout_engine().set(w_pad=0.02, h_pad=0.02)
+    axes = figure.subplots(math.ceil(heads / columns), columns, squeeze=False).flatten()
+    for ax in axes[heads:]:
+        ax.set_axis_off()
+    for index, (ax, weights) in enumerate(zip(axes, grid)):
+        image = ax.imshow(weights.numpy(), cmap=COLORMAP, vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(len(col_labels)), col_labels, rotation=90)
+        ax.set_yticks(range(len(row_labels)), row_labels)
+        ax.set(xlabel=f"source {unit}s" + (" (pieces summed)" if merged else ""),
+               ylabel=f"target {unit}s" + (" (pieces averaged)" if merged else ""),
+               title=f"head {index}" if heads > 1 else "")
+    figure.colorbar(image, ax=axes[:heads].tolist(), label="attention weight", fraction=0.05, pad=0.02)
+    figure.suptitle(one_line_title(title, figure.get_figwidth()))
+    return figure
 
 
 def read_train_log(path: Path) -> list[dict]:
@@ -353,9 +385,12 @@ def plot_learning_curves(run_dirs: Sequence[Path], path: Path, labels: Sequence[
     A 2 x 3 grid: columns are training loss, dev loss and dev BLEU; the top row plots them
     against the step, the bottom row against training time (``elapsed``, wall-clock minutes,
     validation included). Runs are overlaid, one colour each, with a legend; ``labels``
-    default to the run directories' names. ``run_dirs`` may also name ``train_log.jsonl``
-    files. Raises ``DataError`` for a missing or malformed log (``read_train_log``) and
-    ``ConfigError`` for a bad suffix, no runs, or a number of labels other than of runs.
+    default to the run directories' names. Every logged point is drawn, and the x axes reach the
+    last step (and minute) any run logged; a run with fewer than ``MIN_CURVE_POINTS`` points in a
+    panel is drawn as dots and named in the panel as too short for a curve. ``run_dirs`` may also
+    name ``train_log.jsonl`` files. Raises ``DataError`` for a missing or malformed log
+    (``read_train_log``) and ``ConfigError`` for a bad suffix, no runs, or a number of labels
+    other than of runs.
     """
     path = _figure_path(path)
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
@@ -367,18 +402,32 @@ def plot_learning_curves(run_dirs: Sequence[Path], path: Path, labels: Sequence[
     if labels is None:
         labels = [(run_dir if run_dir.is_dir() else run_dir.parent).resolve().name for run_dir in run_dirs]
     with _figure_style():
-        figure = Figure(figsize=CURVES_FIGSIZE, dpi=CURVES_DPI, layout="constrained")
-        axes = figure.subplots(len(CLOCKS), len(CURVES), squeeze=False)
-        for column, (kind, field, title, ylabel) in enumerate(CURVES):
-            for row, (_, _, xlabel) in enumerate(CLOCKS):
-                axes[row, column].set(title=title, xlabel=xlabel, ylabel=ylabel)
-            for run, events in enumerate(logs):
-                points = _latest_per_step(events, kind)
-                values = [point[field] for point in points]
-                for row, (clock, divisor, _) in enumerate(CLOCKS):
-                    axes[row, column].plot([point[clock] / divisor for point in points], values, color=f"C{run}",
-                                           marker="o" if kind == "validation" else None, markersize=3)
-        handles = [Line2D([], [], color=f"C{run}", label=label) for run, label in enumerate(labels)]
-        figure.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 5))
-        figure.savefig(path)
+        learning_curves_figure(logs, labels).savefig(path)
     return path
+
+
+def learning_curves_figure(logs: Sequence[list[dict]], labels: Sequence[str]) -> Figure:
+    """The figure of ``plot_learning_curves`` for the events of each run (``read_train_log``)."""
+    last = {clock: max((event[clock] for events in logs for event in events if isinstance(event.get(clock), (int, float))),
+                       default=0) / divisor for clock, divisor, _ in CLOCKS}
+    figure = Figure(figsize=CURVES_FIGSIZE, dpi=CURVES_DPI, layout="constrained")
+    axes = figure.subplots(len(CLOCKS), len(CURVES), squeeze=False)
+    for column, (kind, field, title, ylabel) in enumerate(CURVES):
+        for row, (clock, _, xlabel) in enumerate(CLOCKS):
+            axes[row, column].set(title=title, xlabel=xlabel, ylabel=ylabel)
+            axes[row, column].set_xlim(0, max(last[clock], 1e-9) * 1.02)
+        short = []
+        for run, events in enumerate(logs):
+            points = _latest_per_step(events, kind)
+            few = len(points) < MIN_CURVE_POINTS
+            if few:
+                short.append(f"{labels[run]}: {len(points)} point{'' if len(points) == 1 else 's'}")
+            for row, (clock, divisor, _) in enumerate(CLOCKS):
+                axes[row, column].plot([point[clock] / divisor for point in points], [point[field] for point in points],
+                                       color=f"C{run}", marker="o" if kind == "validation" or few else None, markersize=3)
+        for row in range(len(CLOCKS) if short else 0):
+            axes[row, column].text(0.5, 0.5, "too short for a curve:\n" + "\n".join(short), ha="center", va="center",
+                                   transform=axes[row, column].transAxes, color="0.4")
+    handles = [Line2D([], [], color=f"C{run}", label=label) for run, label in enumerate(labels)]
+    figure.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 5))
+    return figure

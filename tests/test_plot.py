@@ -4,6 +4,7 @@ import warnings
 import pytest
 import torch
 from matplotlib.image import imread
+from PIL import Image
 from rich.cells import cell_len
 from rich.console import Console
 
@@ -58,11 +59,28 @@ def test_heatmap_png_opens_with_the_expected_pixel_size(tmp_path):
     assert imread(path).shape == (height * plot.DPI, width * plot.DPI, 4)
 
 
+@pytest.mark.parametrize("targets, sources", [(["我喜欢", "学", "机器", "。", "</s>"], ["I", "love", "machine", "learning", "</s>"]),
+                                              (["a", "b", "</s>"], [f"word{i}" for i in range(24)])])
+def test_a_heatmap_covers_two_thirds_of_the_figure_under_a_one_line_title(targets, sources, tmp_path):
+    heads = 1
+    title = "Transformer cross-attention, last layer, heads averaged\n" + "I love machine learning " * 30
+    with plot._figure_style():
+        figure = plot.attention_figure(torch.rand(heads, len(targets), len(sources)), targets, sources, title, "word")
+        figure.draw_without_rendering()
+    heatmaps = [ax.get_position() for ax in figure.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(heatmaps) == heads
+    assert sum(box.width * box.height for box in heatmaps) >= 2 / 3
+    shown_title = figure._suptitle.get_text()
+    assert "\n" not in shown_title and shown_title.endswith("…") and shown_title.startswith("Transformer")
+    path = plot.plot_attention(torch.rand(len(targets), len(sources)), targets, sources, tmp_path / "a.png", title)
+    assert Image.open(path).info["Title"] == title  # the whole title, in the PNG's metadata
+
+
 def test_one_panel_per_head_and_format_from_the_suffix(tmp_path):
     grid = torch.rand(8, 3, 4)
     rows, columns = ["a", "b", "</s>"], ["x", "y", "z", "</s>"]
     width, height = plot.attention_figure_size(rows, columns, heads=8)
-    assert (width, height) > plot.attention_figure_size(rows, columns)
+    assert width == plot.attention_figure_size(rows, columns, heads=4)[0] and height > plot.attention_figure_size(rows, columns, heads=4)[1]
     for suffix in (".svg", ".pdf"):
         assert plot.plot_attention(grid, rows, columns, tmp_path / f"heads{suffix}").stat().st_size > 0
     with pytest.raises(ConfigError, match=r"\.png"):
@@ -120,6 +138,20 @@ def test_a_malformed_log_line_is_named(tmp_path):
     assert plot.read_train_log(log) == [{"event": "start", "step": 0}]
     with pytest.raises(DataError, match="no training log"):
         plot.read_train_log(tmp_path / "elsewhere")
+
+
+def test_curves_reach_the_last_step_and_a_run_too_short_for_a_curve_is_named():
+    long_run = synthetic_events(1.0) + [{"event": "train", "step": 104, "elapsed": 312.0, "loss": 0.04}]
+    short_run = [{"event": "train", "step": 10, "elapsed": 30.0, "loss": 0.5},
+                 {"event": "validation", "step": 10, "elapsed": 31.0, "dev_loss": 0.4, "dev_bleu": 1.0}]
+    figure = plot.learning_curves_figure([long_run, short_run], ["long", "short"])
+    loss_by_step = figure.axes[0]
+    long_line, short_line = loss_by_step.get_lines()
+    assert list(long_line.get_xdata()) == list(range(10, 110, 10)) + [104] and loss_by_step.get_xlim()[1] >= 104
+    assert short_line.get_marker() == "o"  # one dot, not an invisible line
+    notes = [text.get_text() for ax in figure.axes for text in ax.texts]
+    assert notes and all("too short for a curve" in note and "short: 1 point" in note for note in notes)
+    assert not any("long:" in note for note in notes)
 
 
 def test_learning_curves_of_two_runs(tmp_path):
