@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -30,6 +31,34 @@ EXIT_BAD_INPUT = 2
 DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# --help's width when it goes to no terminal (a pipe, a log file, CI) and COLUMNS is unset: rich's
+# default there, 80, wrapped option descriptions to a few words and cut defaults with "…".
+HELP_WIDTH = 120
+
+
+def help_width(environ=os.environ, stdout=sys.stdout) -> Optional[int]:
+    """The width typer draws --help at: typer's TERMINAL_WIDTH if set; else ``HELP_WIDTH`` when
+    ``stdout`` is no terminal and COLUMNS is unset; else None (rich's: COLUMNS or the terminal's)."""
+    if environ.get("TERMINAL_WIDTH"):
+        return int(environ["TERMINAL_WIDTH"])
+    return None if environ.get("COLUMNS") or stdout.isatty() else HELP_WIDTH
+
+
+typer.rich_utils.MAX_WIDTH = help_width()
+
+
+def show_usage_error(error) -> None:
+    """A usage error that click finds (an unknown option, a value of the wrong type) worded as the
+    library's errors are: one "error:" line, then the usage, instead of typer's boxed "Error"."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # the help is shown instead
+        return
+    console.print(f"[bold red]error:[/] {shown(error.format_message())}", highlight=False, soft_wrap=True)
+    if getattr(error, "ctx", None) is not None:
+        console.print(f"{shown(error.ctx.get_usage())}  (more: {shown(error.ctx.command_path)} --help)", highlight=False,
+                      soft_wrap=True)
+
+
+typer.rich_utils.rich_format_error = show_usage_error  # typer calls it for every click.ClickException
 
 
 def shown(value: object) -> str:
@@ -119,14 +148,17 @@ def tokenize(
 
 
 class TrainingDisplay:
-    """A rich progress bar (step, epoch, loss, lr, tokens/s, ETA) and one line per validation."""
+    """On a terminal, a rich progress bar (step, epoch, loss, lr, tokens/s, ETA); anywhere else (a
+    log file, CI, a notebook) no bar, whose redrawn line would come out cut, but a plain line at
+    every logged step (``--log-every``). On both, one line per validation."""
 
-    def __init__(self):
+    def __init__(self, out: Optional[Console] = None):
+        self.out = out or console
         self.progress = Progress(
             TextColumn("[bold]step {task.fields[step]}"), BarColumn(), TextColumn("ep {task.fields[epoch]:.2f}"),
             TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]:.2e}"),
             TextColumn("{task.fields[speed]:,.0f} tgt tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=console, transient=False,
+            console=self.out, transient=False, disable=not self.out.is_terminal,
         )
         self.task = None
         self.limits: dict[str, float] = {}
@@ -147,6 +179,15 @@ class TrainingDisplay:
         if self.limits.get("epochs"):
             return event.get("step", 0), self.limits["epochs"] * self.updates_per_epoch
         return event.get("step", 0), None
+
+    def _plain_line(self, event: dict) -> str:
+        """A logged step as one line of text: what the bar shows, with the step out of the total."""
+        done, total = self._completed(event)
+        elapsed = event["elapsed"]
+        left = f"  ETA {_clock(elapsed * (total - done) / done)}" if total and done else ""
+        return (f"step {event['step']:,}{f'/{total:,.0f}' if total and self.limits.get('max_steps') else ''}  "
+                f"ep {event['epoch']:.2f}  loss {event['loss']:.3f}  lr {event['lr']:.2e}  "
+                f"{event['tgt_tokens_per_s']:,.0f} tgt tok/s  elapsed {_clock(elapsed)}{left}")
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
@@ -176,11 +217,19 @@ class TrainingDisplay:
                       if kind in ("progress", "train") else {})
             self.progress.update(self.task, completed=self._completed(event)[0], step=event["step"], epoch=event["epoch"],
                                  **logged)
+        if kind == "train" and self.progress.disable:
+            self.out.print(self._plain_line(event), highlight=False, soft_wrap=True)
         if kind == "validation":
             self.progress.console.print(
                 f"step {event['step']}: dev loss {event['dev_loss']:.3f}  ppl {event['dev_ppl']:.2f}  "
                 f"BLEU {event['dev_bleu']:.2f}  (best {event['best_dev_bleu']:.2f}, {event['validation_seconds']:.1f}s)",
                 highlight=False)
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as H:MM:SS, as rich's progress columns show time."""
+    minutes, seconds = divmod(round(max(seconds, 0)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
 @contextlib.contextmanager
