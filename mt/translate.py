@@ -60,7 +60,8 @@ class Translation:
 
     ``attention`` (if asked for) is the decoder's attention for the best hypothesis,
     (T, L, H, S): one row per target piece (plus one for EOS when it was produced), over
-    S = the source pieces plus EOS.
+    S = the source pieces plus EOS. ``mt.alignment`` gives it between words
+    (``alignment_labels(translation, "word")``) and reads word alignments off it (``word_alignment``).
     """
 
     source: str
