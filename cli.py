@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Optional
 
 import typer
+import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -30,6 +31,34 @@ EXIT_BAD_INPUT = 2
 DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# --help's width when it goes to no terminal (a pipe, a log file, CI) and COLUMNS is unset: rich's
+# default there, 80, wrapped option descriptions to a few words and cut defaults with "…".
+HELP_WIDTH = 120
+
+
+def help_width(environ=os.environ, stdout=sys.stdout) -> Optional[int]:
+    """The width typer draws --help at: typer's TERMINAL_WIDTH if set; else ``HELP_WIDTH`` when
+    ``stdout`` is no terminal and COLUMNS is unset; else None (rich's: COLUMNS or the terminal's)."""
+    if environ.get("TERMINAL_WIDTH"):
+        return int(environ["TERMINAL_WIDTH"])
+    return None if environ.get("COLUMNS") or stdout.isatty() else HELP_WIDTH
+
+
+typer.rich_utils.MAX_WIDTH = help_width()
+
+
+def show_usage_error(error) -> None:
+    """A usage error that click finds (an unknown option, a value of the wrong type) worded as the
+    library's errors are: one "error:" line, then the usage, instead of typer's boxed "Error"."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # the help is shown instead
+        return
+    console.print(f"[bold red]error:[/] {shown(error.format_message())}", highlight=False, soft_wrap=True)
+    if getattr(error, "ctx", None) is not None:
+        console.print(f"{shown(error.ctx.get_usage())}  (more: {shown(error.ctx.command_path)} --help)", highlight=False,
+                      soft_wrap=True)
+
+
+typer.rich_utils.rich_format_error = show_usage_error  # typer calls it for every click.ClickException
 
 
 def shown(value: object) -> str:
@@ -119,14 +148,17 @@ def tokenize(
 
 
 class TrainingDisplay:
-    """A rich progress bar (step, epoch, loss, lr, tokens/s, ETA) and one line per validation."""
+    """On a terminal, a rich progress bar (step, epoch, loss, lr, tokens/s, ETA); anywhere else (a
+    log file, CI, a notebook) no bar, whose redrawn line would come out cut, but a plain line at
+    every logged step (``--log-every``). On both, one line per validation."""
 
-    def __init__(self):
+    def __init__(self, out: Optional[Console] = None):
+        self.out = out or console
         self.progress = Progress(
             TextColumn("[bold]step {task.fields[step]}"), BarColumn(), TextColumn("ep {task.fields[epoch]:.2f}"),
             TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]:.2e}"),
             TextColumn("{task.fields[speed]:,.0f} tgt tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=console, transient=False,
+            console=self.out, transient=False, disable=not self.out.is_terminal,
         )
         self.task = None
         self.limits: dict[str, float] = {}
@@ -147,6 +179,15 @@ class TrainingDisplay:
         if self.limits.get("epochs"):
             return event.get("step", 0), self.limits["epochs"] * self.updates_per_epoch
         return event.get("step", 0), None
+
+    def _plain_line(self, event: dict) -> str:
+        """A logged step as one line of text: what the bar shows, with the step out of the total."""
+        done, total = self._completed(event)
+        elapsed = event["elapsed"]
+        left = f"  ETA {_clock(elapsed * (total - done) / done)}" if total and done else ""
+        return (f"step {event['step']:,}{f'/{total:,.0f}' if total and self.limits.get('max_steps') else ''}  "
+                f"ep {event['epoch']:.2f}  loss {event['loss']:.3f}  lr {event['lr']:.2e}  "
+                f"{event['tgt_tokens_per_s']:,.0f} tgt tok/s  elapsed {_clock(elapsed)}{left}")
 
     def __call__(self, event: dict) -> None:
         kind = event["event"]
@@ -176,11 +217,19 @@ class TrainingDisplay:
                       if kind in ("progress", "train") else {})
             self.progress.update(self.task, completed=self._completed(event)[0], step=event["step"], epoch=event["epoch"],
                                  **logged)
+        if kind == "train" and self.progress.disable:
+            self.out.print(self._plain_line(event), highlight=False, soft_wrap=True)
         if kind == "validation":
             self.progress.console.print(
                 f"step {event['step']}: dev loss {event['dev_loss']:.3f}  ppl {event['dev_ppl']:.2f}  "
                 f"BLEU {event['dev_bleu']:.2f}  (best {event['best_dev_bleu']:.2f}, {event['validation_seconds']:.1f}s)",
                 highlight=False)
+
+
+def _clock(seconds: float) -> str:
+    """Seconds as H:MM:SS, as rich's progress columns show time."""
+    minutes, seconds = divmod(round(max(seconds, 0)), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
 
 
 @contextlib.contextmanager
@@ -464,10 +513,14 @@ def translate(
     src: Optional[str] = typer.Option(None, help="Expected source language (checked against the checkpoint)."),
     tgt: Optional[str] = typer.Option(None, help="Expected target language (checked against the checkpoint)."),
     encoding_errors: str = typer.Option("strict", help="strict (invalid UTF-8 in -i FILE is an error) or replace."),
-    show_attention: bool = typer.Option(False, "--show-attention", help="Print the alignment matrix under each translation."),
+    show_attention: bool = typer.Option(False, "--show-attention", help="Print the attention matrix under each translation."),
+    attention_level: str = typer.Option("word", help="Attention between words (a source word's pieces summed, a target "
+                                        "word's averaged) or between SentencePiece pieces: word | piece."),
+    alignment: bool = typer.Option(False, "--alignment", help="Append each translation's word alignment read off the "
+                                   "attention, as Marian does: TRANSLATION ||| 0-0 1-1 ... (source-target word indices)."),
     attention_plot: Optional[Path] = typer.Option(None, help="Write the attention heatmap to FILE.png/.svg/.pdf "
                                                   "(with several sentences: FILE-1.png, FILE-2.png, ...)."),
-    layer: Optional[int] = typer.Option(None, help="Transformer decoder layer to show (default: the last)."),
+    layer: Optional[int] = typer.Option(None, help="Transformer decoder layer to show or align with (default: the last)."),
     head: Optional[str] = typer.Option(None, help="Attention head to show: a number, or 'all' (a grid in the plot); "
                                        "default: the heads averaged."),
     attention_html: Optional[Path] = typer.Option(None, help="Write the translations with their attention as one "
@@ -476,12 +529,13 @@ def translate(
     glossary: Optional[Path] = GLOSSARY,
 ):
     """Translate sentences with a trained checkpoint."""
+    from mt.alignment import LEVELS, pharaoh, word_alignment
     from mt.translate import Translator
 
     if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
         text, input_file = [], None
     checkpoints = checkpoint or [default_checkpoint()]
-    want_attention = show_attention or attention_plot is not None or attention_html is not None
+    want_attention = show_attention or alignment or attention_plot is not None or attention_html is not None
     terms = _glossary(glossary, engine)
     if engine == "ctranslate2":
         from mt.ct2 import CT2Translator
@@ -495,9 +549,13 @@ def translate(
     else:
         raise ConfigError(f"--engine must be mt or ctranslate2, got {engine!r}")
     _check_language_pair(translator, src, tgt, checkpoints[0])
+    if attention_level not in LEVELS:
+        raise ConfigError(f"--attention-level must be {' or '.join(LEVELS)}, got {attention_level!r}")
     decode = _decode_config(translator, batch_size, beam_size=beam_size, length_penalty=length_penalty, max_length=max_length,
                             n_best=n_best, sampling=sampling, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                             no_repeat_ngram_size=no_repeat_ngram_size)
+    if alignment and decode.n_best > 1:
+        raise ConfigError("--alignment aligns the best translation only: drop --n-best")
     with_attention = []
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
@@ -515,13 +573,17 @@ def translate(
                               "cannot write)", highlight=False)
             if decode.n_best > 1:
                 handle.write("".join(f"{hyp}\t{score:.4f}\n" for hyp, score in result.n_best))
+            elif alignment:
+                links = pharaoh(word_alignment(result, layer)) if result.attention is not None else ""
+                handle.write(f"{result.text} ||| {links}\n")
             else:
                 handle.write(result.text + "\n")
             handle.flush()
-            if want_attention and result.attention is not None:
-                _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice)
-                if attention_html is not None:
-                    with_attention.append(result)
+            if (show_attention or attention_plot is not None) and result.attention is not None:
+                _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice,
+                                attention_level)
+            if attention_html is not None and result.attention is not None:
+                with_attention.append(result)
     if attention_html is not None:
         from mt.files import atomic_output
         from mt.serve import attention_html as html_page
@@ -539,16 +601,18 @@ def _output(path: Optional[Path], inputs: list[Path]):
     return atomic_output(path, inputs) if path else contextlib.nullcontext(sys.stdout)
 
 
-def _show_attention(translator, result, number: int, show: bool, plot_path: Optional[Path], layer, head) -> None:
-    """Print the alignment matrix and/or write its heatmap for one translation."""
-    from mt.plot import alignment_labels, plot_attention, render_attention_table, select_attention
+def _show_attention(translator, result, number: int, show: bool, plot_path: Optional[Path], layer, head, level: str) -> None:
+    """Print the attention matrix and/or write its heatmap for one translation, between words or pieces (``level``)."""
+    from mt.alignment import alignment_labels, select_attention
+    from mt.plot import plot_attention, render_attention_table
 
-    attention, row_labels, col_labels = alignment_labels(result)
+    attention, row_labels, col_labels = alignment_labels(result, level)
     if show:
         if head == "all":
             raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
         out = Console()
-        out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width))
+        out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width,
+                                         unit=level))
     if plot_path is not None:
         model = translator.config.model
         kind = f"RNN + {model.attention} attention" if model.arch == "rnn" else "Transformer cross-attention"
@@ -557,7 +621,7 @@ def _show_attention(translator, result, number: int, show: bool, plot_path: Opti
             + ("heads averaged" if head is None else "all heads" if head == "all" else f"head {head}"))
         path = plot_path if number == 1 else plot_path.with_name(f"{plot_path.stem}-{number}{plot_path.suffix}")
         written = plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path,
-                                 title=f"{kind}{which}\n{result.source} -> {result.text}")
+                                 title=f"{kind}{which}\n{result.source} -> {result.text}", unit=level)
         console.print(f"attention plot -> {shown(written)}", highlight=False)
 
 

@@ -1,16 +1,13 @@
 """Seeing what a model learned: attention as a terminal table or a heatmap, and learning curves.
 
 The attention of one translation is (T, L, H, S): T target pieces (+ EOS), L decoder layers,
-H heads, S source pieces + EOS (``mt.translate.Translation.attention``). One view of it::
+H heads, S source pieces + EOS (``mt.translate.Translation.attention``). One view of it, between
+words (``mt.alignment``)::
 
-    attention, row_labels, col_labels = alignment_labels(translation)  # trimmed to the pieces
+    attention, row_labels, col_labels = alignment_labels(translation, "word")  # or "piece"
     matrix = select_attention(attention)          # (T, S): last layer, heads averaged
     console.print(render_attention_table(matrix, row_labels, col_labels, max_width=console.width))
     plot_attention(matrix, row_labels, col_labels, Path("attention.png"), title="transformer, last layer")
-
-Pieces are shown with SentencePiece's word-start marker "▁" drawn as "·": word boundaries stay
-visible (a leading space would vanish in a table cell or tick label, and a piece that is only
-the marker would look empty), and "·" is in every font.
 
 Learning curves come from the ``train_log.jsonl`` of one or more runs (``mt.train``).
 
@@ -35,10 +32,9 @@ import functools
 import json
 import logging
 import math
-import textwrap
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import matplotlib
 import torch
@@ -53,23 +49,23 @@ from rich.text import Text
 
 from mt.errors import ConfigError, DataError, MissingFontWarning
 
-if TYPE_CHECKING:
-    from mt.translate import Translation
-
-WORD_MARKER = "▁"  # SentencePiece: "a new word starts here"
-WORD_MARKER_SHOWN = "·"
-EOS_LABEL = "</s>"
 COLORMAP = "viridis"  # dark for 0, yellow for 1; the same in the table and the heatmap
 
-# Terminal table: every cell is CELL_WIDTH terminal columns wide ("100" = 100%).
+# Terminal table: a weight takes CELL_WIDTH terminal columns ("100" = 100%), or its label's width.
 CELL_WIDTH = 3
-ROW_LABEL_MAX = 16  # terminal columns of a target piece before it is cut with "…"
-HEADER_MAX = 8  # characters of a source piece (written top to bottom) before it is cut with "…"
+LABEL_MAX = 12  # terminal columns of a row or column label before it is cut with "…"
 
 # Heatmaps: sizes are whole quarter inches, so DPI * size is an exact number of pixels.
 DPI = 200
-CELL_INCHES = 0.3  # one attention weight
-CHAR_INCHES = 0.09  # one character of a tick label
+CELL_INCHES = 0.3  # one attention weight, at least
+CHAR_INCHES = 0.09  # one terminal column (cell_len) of a tick label
+AXIS_LABEL_INCHES = 0.5  # an axis label and the ticks' padding
+COLOURBAR_INCHES = 1.0
+TITLE_INCHES = 0.4
+TITLE_CHAR_INCHES = 0.11  # one terminal column of the title (12 pt)
+# Share of the figure's area the heatmaps are sized to cover: 0.7, so that what matplotlib's paddings
+# leave is still 2/3 or more (tests/test_plot.py draws and measures it).
+HEATMAP_SHARE = 0.7
 MAX_GRID_COLUMNS = 4  # heads per row of a grid of heatmaps
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
@@ -93,62 +89,8 @@ CURVES = (
 # (field, divisor, x-axis label): one row of panels each.
 CLOCKS = (("step", 1, "step"), ("elapsed", 60, "training time (minutes, wall clock)"))
 CURVES_FIGSIZE = (15.0, 8.0)  # inches
+MIN_CURVE_POINTS = 2  # fewer points in a panel: a run too short for a curve, drawn as a dot and named
 CURVES_DPI = 100
-
-
-def select_attention(attention: torch.Tensor, layer: int | None = None, head: int | str | None = None) -> torch.Tensor:
-    """One layer's attention, heads averaged or not, from the decoder's ``attention`` (T, L, H, S).
-
-    ``layer`` indexes the decoder layers (default: the last; negative counts from the end).
-    ``head``: None averages that layer's heads -> (T, S); an int picks one head -> (T, S);
-    "all" keeps every head -> (H, T, S). Returns float32. Raises ``ConfigError`` for a layer or
-    head the model does not have.
-    """
-    if attention.dim() != 4:
-        raise ValueError(f"attention must be (T, L, H, S), got shape {tuple(attention.shape)}")
-    layers, heads = attention.size(1), attention.size(2)
-    layer = -1 if layer is None else layer
-    if not -layers <= layer < layers:
-        raise ConfigError(f"there is no layer {layer}: the decoder has {layers} layer(s), "
-                          f"0..{layers - 1} (or -1..-{layers} counting back from the last)")
-    weights = attention[:, layer].float()  # (T, H, S)
-    if head is None:
-        return weights.mean(dim=1)
-    if head == "all":
-        return weights.transpose(0, 1)
-    if not isinstance(head, int) or not -heads <= head < heads:
-        raise ConfigError(f"there is no head {head!r}: each layer has {heads} head(s), 0..{heads - 1} "
-                          f"(or -1..-{heads} counting back from the last), or 'all'")
-    return weights[:, head]
-
-
-def display_piece(piece: str) -> str:
-    """A SentencePiece piece as plots and tables show it: the word-start marker "▁" drawn as "·"."""
-    return piece.replace(WORD_MARKER, WORD_MARKER_SHOWN)
-
-
-def alignment_labels(translation: Translation) -> tuple[torch.Tensor, list[str], list[str]]:
-    """The attention of ``translation`` trimmed to its pieces, with a label for every row and column.
-
-    Returns ``(attention, row_labels, col_labels)``: attention (T, L, H, S) where the T rows are
-    the target pieces plus EOS (a hypothesis cut at the length limit has no EOS row) and the S
-    columns the source pieces plus EOS, without the padding columns of the batch it was
-    translated in; labels are the pieces as ``display_piece`` shows them, EOS as "</s>".
-    Raises ``DataError`` if the translation has no attention (an empty input, or
-    ``translate`` was not asked for it).
-    """
-    attention = translation.attention
-    if attention is None:
-        raise DataError(f"no attention for {translation.source!r}: the input was empty, "
-                        "or it was translated without return_attention=True")
-    targets, columns = len(translation.tgt_pieces), len(translation.src_pieces) + 1
-    if attention.dim() != 4 or attention.size(0) not in (targets, targets + 1) or attention.size(-1) < columns:
-        raise ValueError(f"attention of shape {tuple(attention.shape)} does not fit "
-                         f"{targets} target and {columns - 1} source pieces")
-    eos_rows = attention.size(0) - targets
-    row_labels = [display_piece(piece) for piece in translation.tgt_pieces] + [EOS_LABEL] * eos_rows
-    col_labels = [display_piece(piece) for piece in translation.src_pieces] + [EOS_LABEL]
-    return attention[..., :columns], row_labels, col_labels
 
 
 def _labelled_grid(matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str]) -> torch.Tensor:
@@ -169,68 +111,106 @@ def _cell_style(weight: float) -> Style:
     return Style(color="black" if luminance > 0.5 else "white", bgcolor=background)
 
 
-def _vertical_header(label: str, height: int) -> Text:
-    """``label`` written top to bottom, one character a line, bottom-aligned in ``height`` lines."""
-    characters = list(label) if len(label) <= HEADER_MAX else [*label[: HEADER_MAX - 1], "…"]
-    return Text("\n" * (height - len(characters)) + "\n".join(characters))
+def _cut(label: str, width: int) -> str:
+    """``label`` cut to ``width`` terminal columns, its last one "…", when it is wider."""
+    text = Text(label)
+    text.truncate(width, overflow="ellipsis")
+    return text.plain
+
+
+def _blocks(widths: Sequence[int], room: int) -> list[tuple[int, int]]:
+    """Consecutive (start, end) runs of columns of ``widths`` that each fit in ``room`` (at least one column a run)."""
+    blocks, start, used = [], 0, 0
+    for index, width in enumerate(widths):
+        if index > start and used + width > room:
+            blocks.append((start, index))
+            start, used = index, 0
+        used += width
+    return blocks + [(start, len(widths))]
 
 
 def render_attention_table(
-    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], max_width: int = 80
+    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], max_width: int = 80, unit: str = "word"
 ) -> Group:
     """Attention ``matrix`` (T, S) as a rich renderable no wider than ``max_width`` terminal columns.
 
-    One row per target piece (``row_labels``, T), one column per source piece (``col_labels``,
-    S). Each cell shows the weight in percent (blank under 0.5%) on a background from the
-    ``viridis`` colour map, dark for 0 and yellow for 1. Source pieces are written top to bottom
-    above their columns so a column is only three terminal columns wide: about 20 source pieces
-    fit in 80 columns. Pieces are cut with "…" (source pieces after ``HEADER_MAX`` characters,
-    target pieces after ``ROW_LABEL_MAX`` columns). A source with more pieces than fit is split
-    into blocks of columns, one table each, under a note that says so.
+    One row per target word or piece (``row_labels``, T; ``unit`` names them in the caption),
+    one column per source one (``col_labels``, S), labelled on one line; labels wider than
+    ``LABEL_MAX`` terminal columns are cut with "…" and given in full in a legend. Each cell
+    shows the weight in percent (blank under 0.5%) on a background from the ``viridis`` colour
+    map, dark for 0 and yellow for 1; "*" marks the strongest weight of each target row. When
+    the table is wider than ``max_width`` and its transpose (a row per source label) is not, the
+    transpose is shown; when neither fits, the columns are split into blocks, one table each,
+    under a note that says so.
     """
     weights = _labelled_grid(matrix, row_labels, col_labels)[0]
-    rows = []
-    for label in row_labels:
-        text = Text(label)
-        text.truncate(ROW_LABEL_MAX, overflow="ellipsis")
-        rows.append(text)
-    label_width = max(cell_len(text.plain) for text in rows)
-    per_block = max(1, (max_width - label_width - 1) // CELL_WIDTH)
-    sources = len(col_labels)
-    blocks = [(start, min(start + per_block, sources)) for start in range(0, sources, per_block)]
+    strongest = set(enumerate(weights.argmax(dim=-1).tolist()))  # (target, source)
+    rows, columns = [_cut(label, LABEL_MAX) for label in row_labels], [_cut(label, LABEL_MAX) for label in col_labels]
+
+    def widths(row_texts, column_texts):  # the label column, then each column: a space, the number or label, the mark
+        return max(map(cell_len, row_texts)), [max(CELL_WIDTH, cell_len(text)) + 2 for text in column_texts]
+
+    label_width, column_widths = widths(rows, columns)
+    transposed = label_width + sum(column_widths) > max_width and sum(widths(columns, rows)[1]) + widths(columns, rows)[0] < (
+        label_width + sum(column_widths))
+    if transposed:
+        weights, rows, columns = weights.T, columns, rows
+        strongest = {(source, target) for target, source in strongest}
+        label_width, column_widths = widths(rows, columns)
+    blocks = _blocks(column_widths, max_width - label_width)
     tables = []
     for start, end in blocks:
-        title = f"source pieces {start + 1}-{end} of {sources}" if len(blocks) > 1 else None
-        table = Table(box=None, padding=0, pad_edge=False, show_edge=False, title=title)
-        table.add_column(width=label_width + 1, justify="right", no_wrap=True)  # +1: a space before the cells
-        height = min(max(len(label) for label in col_labels[start:end]), HEADER_MAX)
-        for label in col_labels[start:end]:
-            table.add_column(_vertical_header(label, height), width=CELL_WIDTH, justify="center", no_wrap=True)
-        for row, label in zip(weights.tolist(), rows):
-            cells = [Text(f"{round(w * 100):>{CELL_WIDTH}}" if w >= 0.005 else " " * CELL_WIDTH, style=_cell_style(w))
-                     for w in row[start:end]]
-            table.add_row(Text.assemble(label, " "), *cells)
+        table = Table(box=None, padding=0, pad_edge=False, show_edge=False)
+        table.add_column(width=label_width, justify="right", no_wrap=True)
+        for label, width in zip(columns[start:end], column_widths[start:end]):
+            table.add_column(Text(" " + label.rjust(width - 2 - cell_len(label) + len(label)) + " "), width=width, no_wrap=True)
+        for row, (label, values) in enumerate(zip(rows, weights.tolist())):
+            cells = []
+            for column in range(start, end):
+                weight, width = values[column], column_widths[column] - 2
+                mark = "*" if (row, column) in strongest else " "
+                number = f"{round(weight * 100):>{width}}" if weight >= 0.005 else " " * width
+                cells.append(Text.assemble(" ", (number + mark, _cell_style(weight))))
+            table.add_row(Text(label), *cells)
         tables.append(table)
-    if len(tables) == 1:
-        return Group(*tables)
-    note = Text(f"The source has {sources} pieces, more than fit in {max_width} columns: "
-                f"shown in {len(tables)} blocks of at most {per_block}.", style="italic")
-    return Group(note, *tables)
+    sides = ("source", "target", "column") if transposed else ("target", "source", "row")
+    notes = [Text("rows: {} {unit}s, columns: {} {unit}s, % of each {}; * its strongest".format(*sides, unit=unit),
+                  style="italic")]
+    if len(blocks) > 1:
+        notes.append(Text(f"{len(columns)} columns are more than fit in {max_width} terminal columns: "
+                          f"shown in {len(blocks)} blocks.", style="italic"))
+    cut = [f"{short} = {label}" for short, label in zip([*rows, *columns], [*(col_labels if transposed else row_labels),
+                                                                          *(row_labels if transposed else col_labels)])
+           if short != label]
+    if cut:
+        notes.append(Text("cut: " + ", ".join(dict.fromkeys(cut)), style="italic"))
+    return Group(*notes[:1], *tables, *notes[1:])
 
 
 def attention_figure_size(row_labels: Sequence[str], col_labels: Sequence[str], heads: int = 1) -> tuple[float, float]:
-    """(width, height) in inches of ``plot_attention``'s figure: ``CELL_INCHES`` per weight,
-    room for the longest tick labels and the colour bar, ``MAX_GRID_COLUMNS`` heads a row;
-    rounded up to whole quarter inches."""
+    """(width, height) in inches of ``plot_attention``'s figure, whole quarter inches: room for the
+    longest tick labels, the axis labels, the colour bar and a one-line title, and cells of
+    ``CELL_INCHES``: for one head, larger, as large as it takes for the heatmap to cover
+    ``HEATMAP_SHARE`` of the figure; for a grid of heads, ``MAX_GRID_COLUMNS`` a row (a grid sized
+    so would be metres wide)."""
     columns = min(heads, MAX_GRID_COLUMNS)
     grid_rows = math.ceil(heads / columns)
-    longest_row = max(len(label) for label in row_labels)
-    longest_col = max(len(label) for label in col_labels)
-    panel_width = len(col_labels) * CELL_INCHES + longest_row * CHAR_INCHES + 0.8
-    panel_height = len(row_labels) * CELL_INCHES + longest_col * CHAR_INCHES + 0.8 + (0.3 if heads > 1 else 0.0)
-    width = max(columns * panel_width + 1.2, 4.0)  # 1.2: the colour bar
-    height = max(grid_rows * panel_height + 0.5, 3.0)  # 0.5: the title
-    return math.ceil(width * 4) / 4, math.ceil(height * 4) / 4
+    label_width = max(map(cell_len, row_labels)) * CHAR_INCHES + AXIS_LABEL_INCHES
+    label_height = max(map(cell_len, col_labels)) * CHAR_INCHES + AXIS_LABEL_INCHES + (0.3 if heads > 1 else 0.0)
+    cell = CELL_INCHES
+    while True:
+        heatmap_width, heatmap_height = len(col_labels) * cell, len(row_labels) * cell
+        width = math.ceil((columns * (heatmap_width + label_width) + COLOURBAR_INCHES) * 4) / 4
+        height = math.ceil((grid_rows * (heatmap_height + label_height) + TITLE_INCHES) * 4) / 4
+        if heads > 1 or heatmap_width * heatmap_height >= HEATMAP_SHARE * width * height:
+            return width, height
+        cell += 0.05
+
+
+def one_line_title(title: str, width_inches: float) -> str:
+    """``title`` on one line that fits ``width_inches`` (its line breaks as " · "), cut with "…"."""
+    return _cut(" · ".join(line.strip() for line in title.splitlines() if line.strip()),
+                max(int(width_inches / TITLE_CHAR_INCHES), 10))
 
 
 @functools.cache
@@ -307,39 +287,53 @@ def _figure_path(path: Path) -> Path:
 
 
 def plot_attention(
-    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], path: Path, title: str = ""
+    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], path: Path, title: str = "",
+    unit: str = "piece",
 ) -> Path:
-    """Write a heatmap of attention ``matrix`` (T, S), or a grid of them, one per head, for (H, T, S).
-
-    Target pieces (``row_labels``, T) label the rows, source pieces (``col_labels``, S) the
-    columns. One colour bar on a fixed 0..1 scale, so that plots of different sentences, heads
-    and models compare. ``title`` (e.g. the model and which attention) heads the figure. The
-    format follows the suffix of ``path``: .png (``DPI`` dots per inch), .svg or .pdf; any
-    other raises ``ConfigError``. The size is ``attention_figure_size``. Returns ``path``.
-    """
+    """Write a heatmap of attention ``matrix`` (T, S), or a grid of them, one per head, for (H, T, S)
+    (``attention_figure``) to ``path``, the whole ``title`` as the file's "Title" metadata. The
+    format follows the suffix of ``path``: .png (``DPI`` dots per inch), .svg or .pdf; any other
+    raises ``ConfigError``. Returns ``path``."""
     path = _figure_path(path)
-    grid = _labelled_grid(matrix, row_labels, col_labels)
-    if missing := _missing_glyphs([*row_labels, *col_labels]):
+    if missing := _missing_glyphs([*row_labels, *col_labels, title]):
         warnings.warn(f"no font here has {missing[:10]!r}{'...' if len(missing) > 10 else ''}: {path} draws them as boxes; "
                       "pip install pylopdf-fonts-zh-cn (Noto Sans SC), or install a CJK font", MissingFontWarning, stacklevel=2)
+    with _figure_style():
+        attention_figure(matrix, row_labels, col_labels, title, unit).savefig(path, metadata={"Title": title})
+    return path
+
+
+def attention_figure(
+    matrix: torch.Tensor, row_labels: Sequence[str], col_labels: Sequence[str], title: str = "", unit: str = "piece"
+) -> Figure:
+    """A heatmap of attention ``matrix`` (T, S), or a grid of them, one per head, for (H, T, S).
+
+    Target words or pieces (``unit``; ``row_labels``, T) label the rows, source ones
+    (``col_labels``, S) the columns; for words the axis labels say how pieces were merged. One
+    colour bar on a fixed 0..1 scale, so that plots of different sentences, heads and models
+    compare. ``title`` (e.g. the model and the sentence) heads the figure on one line, cut with
+    "…" (``one_line_title``). The size is ``attention_figure_size``: the heatmaps cover at least
+    ``HEATMAP_SHARE`` of it (one head). Draw it inside ``_figure_style()`` to have its CJK font.
+    """
+    grid = _labelled_grid(matrix, row_labels, col_labels)
     heads = grid.size(0)
     columns = min(heads, MAX_GRID_COLUMNS)
-    with _figure_style():
-        figure = Figure(figsize=attention_figure_size(row_labels, col_labels, heads), dpi=DPI, layout="constrained")
-        axes = figure.subplots(math.ceil(heads / columns), columns, squeeze=False).flatten()
-        for ax in axes[heads:]:
-            ax.set_axis_off()
-        for index, (ax, weights) in enumerate(zip(axes, grid)):
-            image = ax.imshow(weights.numpy(), cmap=COLORMAP, vmin=0.0, vmax=1.0)
-            ax.set_xticks(range(len(col_labels)), col_labels, rotation=90)
-            ax.set_yticks(range(len(row_labels)), row_labels)
-            ax.set(xlabel="source", ylabel="target", title=f"head {index}" if heads > 1 else "")
-        figure.colorbar(image, ax=axes[:heads].tolist(), label="attention weight")
-        # wrap each title line to the figure's width (about 0.12 inch per character at this size)
-        width = max(int(figure.get_figwidth() / 0.12), 20)
-        figure.suptitle("\n".join(textwrap.fill(line, width) for line in title.splitlines()))
-        figure.savefig(path)
-    return path
+    merged = unit == "word"
+    figure = Figure(figsize=attention_figure_size(row_labels, col_labels, heads), dpi=DPI, layout="constrained")
+    figure.get_layout_engine().set(w_pad=0.02, h_pad=0.02)
+    axes = figure.subplots(math.ceil(heads / columns), columns, squeeze=False).flatten()
+    for ax in axes[heads:]:
+        ax.set_axis_off()
+    for index, (ax, weights) in enumerate(zip(axes, grid)):
+        image = ax.imshow(weights.numpy(), cmap=COLORMAP, vmin=0.0, vmax=1.0)
+        ax.set_xticks(range(len(col_labels)), col_labels, rotation=90)
+        ax.set_yticks(range(len(row_labels)), row_labels)
+        ax.set(xlabel=f"source {unit}s" + (" (pieces summed)" if merged else ""),
+               ylabel=f"target {unit}s" + (" (pieces averaged)" if merged else ""),
+               title=f"head {index}" if heads > 1 else "")
+    figure.colorbar(image, ax=axes[:heads].tolist(), label="attention weight", fraction=0.05, pad=0.02)
+    figure.suptitle(one_line_title(title, figure.get_figwidth()))
+    return figure
 
 
 def read_train_log(path: Path) -> list[dict]:
@@ -391,9 +385,12 @@ def plot_learning_curves(run_dirs: Sequence[Path], path: Path, labels: Sequence[
     A 2 x 3 grid: columns are training loss, dev loss and dev BLEU; the top row plots them
     against the step, the bottom row against training time (``elapsed``, wall-clock minutes,
     validation included). Runs are overlaid, one colour each, with a legend; ``labels``
-    default to the run directories' names. ``run_dirs`` may also name ``train_log.jsonl``
-    files. Raises ``DataError`` for a missing or malformed log (``read_train_log``) and
-    ``ConfigError`` for a bad suffix, no runs, or a number of labels other than of runs.
+    default to the run directories' names. Every logged point is drawn, and the x axes reach the
+    last step (and minute) any run logged; a run with fewer than ``MIN_CURVE_POINTS`` points in a
+    panel is drawn as dots and named in the panel as too short for a curve. ``run_dirs`` may also
+    name ``train_log.jsonl`` files. Raises ``DataError`` for a missing or malformed log
+    (``read_train_log``) and ``ConfigError`` for a bad suffix, no runs, or a number of labels
+    other than of runs.
     """
     path = _figure_path(path)
     run_dirs = [Path(run_dir) for run_dir in run_dirs]
@@ -405,18 +402,32 @@ def plot_learning_curves(run_dirs: Sequence[Path], path: Path, labels: Sequence[
     if labels is None:
         labels = [(run_dir if run_dir.is_dir() else run_dir.parent).resolve().name for run_dir in run_dirs]
     with _figure_style():
-        figure = Figure(figsize=CURVES_FIGSIZE, dpi=CURVES_DPI, layout="constrained")
-        axes = figure.subplots(len(CLOCKS), len(CURVES), squeeze=False)
-        for column, (kind, field, title, ylabel) in enumerate(CURVES):
-            for row, (_, _, xlabel) in enumerate(CLOCKS):
-                axes[row, column].set(title=title, xlabel=xlabel, ylabel=ylabel)
-            for run, events in enumerate(logs):
-                points = _latest_per_step(events, kind)
-                values = [point[field] for point in points]
-                for row, (clock, divisor, _) in enumerate(CLOCKS):
-                    axes[row, column].plot([point[clock] / divisor for point in points], values, color=f"C{run}",
-                                           marker="o" if kind == "validation" else None, markersize=3)
-        handles = [Line2D([], [], color=f"C{run}", label=label) for run, label in enumerate(labels)]
-        figure.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 5))
-        figure.savefig(path)
+        learning_curves_figure(logs, labels).savefig(path)
     return path
+
+
+def learning_curves_figure(logs: Sequence[list[dict]], labels: Sequence[str]) -> Figure:
+    """The figure of ``plot_learning_curves`` for the events of each run (``read_train_log``)."""
+    last = {clock: max((event[clock] for events in logs for event in events if isinstance(event.get(clock), (int, float))),
+                       default=0) / divisor for clock, divisor, _ in CLOCKS}
+    figure = Figure(figsize=CURVES_FIGSIZE, dpi=CURVES_DPI, layout="constrained")
+    axes = figure.subplots(len(CLOCKS), len(CURVES), squeeze=False)
+    for column, (kind, field, title, ylabel) in enumerate(CURVES):
+        for row, (clock, _, xlabel) in enumerate(CLOCKS):
+            axes[row, column].set(title=title, xlabel=xlabel, ylabel=ylabel)
+            axes[row, column].set_xlim(0, max(last[clock], 1e-9) * 1.02)
+        short = []
+        for run, events in enumerate(logs):
+            points = _latest_per_step(events, kind)
+            few = len(points) < MIN_CURVE_POINTS
+            if few:
+                short.append(f"{labels[run]}: {len(points)} point{'' if len(points) == 1 else 's'}")
+            for row, (clock, divisor, _) in enumerate(CLOCKS):
+                axes[row, column].plot([point[clock] / divisor for point in points], [point[field] for point in points],
+                                       color=f"C{run}", marker="o" if kind == "validation" or few else None, markersize=3)
+        for row in range(len(CLOCKS) if short else 0):
+            axes[row, column].text(0.5, 0.5, "too short for a curve:\n" + "\n".join(short), ha="center", va="center",
+                                   transform=axes[row, column].transAxes, color="0.4")
+    handles = [Line2D([], [], color=f"C{run}", label=label) for run, label in enumerate(labels)]
+    figure.legend(handles=handles, loc="outside upper center", ncols=min(len(handles), 5))
+    return figure

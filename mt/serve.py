@@ -407,21 +407,29 @@ def _fill_fragments(texts: list[str], fragments: list[HtmlFragment], results: li
 
 
 def _own_result(result, attention: bool) -> dict[str, Any]:
-    """One sentence of ``POST /v1/translate``'s answer (see ``docs/serve.md``)."""
-    from mt.plot import alignment_labels
+    """One sentence of ``POST /v1/translate``'s answer (see ``docs/serve.md``): with ``attention``,
+    the weights between pieces and between words (``mt.alignment``), and the word alignment."""
+    from mt.alignment import alignment_labels, pharaoh, word_alignment
 
     entry: dict[str, Any] = {"text": result.text, "score": result.score,
                              "n_best": [{"text": text, "score": score} for text, score in result.n_best],
                              "applied_terms": [{"source": term.text, "target": term.target} for term in result.applied_terms],
                              "missed_terms": [{"source": term.text, "target": term.target} for term in result.missed_terms]}
     if attention and result.attention is not None:
-        weights, rows, columns = alignment_labels(result)
-        entry["attention"] = {"target_pieces": rows, "source_pieces": columns,
-                              "weights": [[[[round(float(w), 4) for w in row] for row in head] for head in layer]
-                                          for layer in weights.permute(1, 2, 0, 3).tolist()]}
+        pieces, target_pieces, source_pieces = alignment_labels(result, "piece")
+        words, target_words, source_words = alignment_labels(result, "word")
+        entry["attention"] = {"target_pieces": target_pieces, "source_pieces": source_pieces, "weights": _rounded(pieces),
+                              "target_words": target_words, "source_words": source_words, "word_weights": _rounded(words),
+                              "alignment": pharaoh(word_alignment(result))}
     elif attention:
         entry["attention"] = None
     return entry
+
+
+def _rounded(attention) -> list:
+    """Attention (T, L, H, S) as nested lists [layer][head][target][source], 4 decimals."""
+    return [[[[round(float(w), 4) for w in row] for row in head] for head in layer]
+            for layer in attention.permute(1, 2, 0, 3).tolist()]
 
 
 def attention_html(translations: list, pair: str) -> str:

@@ -391,6 +391,16 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
                    "epochs": settings.epochs and state.epoch >= settings.epochs, "max_time": time_up}
         return next((limit for limit in LIMITS if reached[limit]), None)
 
+    def log_window(updates_per_epoch: int) -> dict:
+        """Log the training loss of the updates since the last such line; returns a fresh window."""
+        seconds = max(time.time() - window["start"], 1e-9)
+        log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / (updates_per_epoch * accum * world),
+             "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
+             "tgt_tokens_per_s": window["tokens"] / seconds,
+             "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed,
+             "peak_rss_mb": peak_rss_mb()})
+        return {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
+
     def time_is_up() -> bool:  # the closing validation counts inside --max-time
         if not settings.max_time:
             return False
@@ -427,13 +437,7 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
                               "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
                               "tgt_tokens_per_s": window["tokens"] / max(time.time() - window["start"], 1e-9)})
                 if state.step % settings.log_every == 0:
-                    seconds = time.time() - window["start"]
-                    log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / (updates_per_epoch * accum * world),
-                         "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
-                         "tgt_tokens_per_s": window["tokens"] / seconds,
-                         "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed,
-                         "peak_rss_mb": peak_rss_mb()})
-                    window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
+                    window = log_window(updates_per_epoch)
                 if state.step % settings.validate_every == 0:
                     if distributed.is_main:
                         run.validate_and_save()
@@ -448,6 +452,8 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
+    if window["tokens"]:  # the updates after the last log_every multiple: the curve reaches the last step
+        log_window(data.batches.updates_per_epoch(state.epoch, accum, world))
     if distributed.is_main:
         stopped_by = stopped_by or stop_requested()
         if stopped_by:

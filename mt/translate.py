@@ -61,9 +61,11 @@ class Translation:
 
     ``attention`` (if asked for) is the decoder's attention for the best hypothesis,
     (T, L, H, S): one row per target piece (plus one for EOS when it was produced), over
-    S = the source pieces plus EOS. With a glossary, ``applied_terms`` are the glossary terms
-    found in the source whose target term is in ``text``, ``missed_terms`` those whose target
-    term is not (the length limit came first, or the model's vocabulary cannot write it).
+    S = the source pieces plus EOS. ``mt.alignment`` gives it between words
+    (``alignment_labels(translation, "word")``) and reads word alignments off it (``word_alignment``).
+    With a glossary, ``applied_terms`` are the glossary terms found in the source whose target
+    term is in ``text``, ``missed_terms`` those whose target term is not (the length limit came
+    first, or the model's vocabulary cannot write it).
     """
 
     source: str

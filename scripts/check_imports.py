@@ -3,7 +3,8 @@
     python scripts/check_imports.py          # prints the layers and every violation; exit 1 on any
 
 Reads the source with ``ast`` (nothing is imported), counting imports inside functions too: a
-function-level import that closes a circle still ties the modules together. Each module belongs
+function-level import that closes a circle still ties the modules together (those under ``if
+TYPE_CHECKING:`` are skipped: they never run). Each module belongs
 to the first layer of ``LAYERS`` that names it (a package by its name, e.g. ``mt.models`` covers
 ``mt.models.rnn``); a module may import from its own layer or lower ones.
 """
@@ -25,7 +26,7 @@ LAYERS = [
     ("search", ["mt.search", "mt.constraints", "mt.ensemble"]),
     ("checkpoints", ["mt.checkpoint", "mt.rundir", "mt.average", "mt.packing"]),
     ("pipelines", ["mt.translate", "mt.ct2", "mt.train", "mt.markup"]),
-    ("front ends", ["mt.plot", "mt.serve"]),
+    ("views and front ends", ["mt.alignment", "mt.plot", "mt.serve"]),
 ]
 
 
@@ -37,7 +38,11 @@ def module_name(path: Path) -> str:
 def imports(path: Path, modules: set[str]) -> set[str]:
     """The ``mt`` modules that ``path`` imports (``from mt.x import y`` counts ``mt.x.y`` when that is a module)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for block in ast.walk(tree):  # ``if TYPE_CHECKING:`` imports are for type checkers only, never run
+        if isinstance(block, ast.If) and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING":
+            block.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:

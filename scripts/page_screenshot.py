@@ -1,5 +1,5 @@
 """A screenshot of the `mt serve` page translating a sentence, with its heatmap, hovered on one
-target piece. Headless Debian Chromium through Selenium (apt-get install chromium chromium-driver;
+target word. Headless Debian Chromium through Selenium (apt-get install chromium chromium-driver;
 Selenium Manager is kept offline). Starts its own server on a free port of 127.0.0.1.
 
     python scripts/page_screenshot.py "I love machine learning" -o docs/serve-page.png [--checkpoint DIR] [--hover 2]
@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("sentence")
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--checkpoint", default=None)
-    parser.add_argument("--hover", type=int, default=1, help="target piece (row, 0-based) to hover")
+    parser.add_argument("--hover", type=int, default=1, help="target word (row, 0-based) to hover")
     args = parser.parse_args()
     os.environ["SE_OFFLINE"] = "true"
     from selenium import webdriver

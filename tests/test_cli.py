@@ -82,10 +82,26 @@ def test_translate_shows_and_plots_attention(tiny_checkpoint, tmp_path):
                           "--attention-plot", plot, "--beam-size", "3")
     assert code == 0, output
     assert plot.exists() and (tmp_path / "attention-2.png").exists()
-    # source pieces head the columns, written top to bottom; the last column is EOS, "</s>"
-    assert any(line.split()[-4:] == ["a", "b", "c", ">"] for line in output.splitlines())
+    # source words head the columns, one line; the last column is EOS, "</s>"
+    assert any(line.split() == ["a", "b", "c", "</s>"] for line in output.splitlines())
     code, output = invoke("translate", "a b", "--checkpoint", tiny_checkpoint, "--show-attention", "--layer", "5")
     assert code == 2 and "layer" in output
+
+
+def test_translate_writes_one_pharaoh_alignment_per_sentence(tiny_checkpoint, tmp_path):
+    sentences = ["a b c", "d e", "a"]
+    output_file = tmp_path / "out.txt"
+    code, output = invoke("translate", *sentences, "--checkpoint", tiny_checkpoint, "--alignment", "-o", output_file)
+    assert code == 0, output
+    lines = output_file.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(sentences)
+    for source, line in zip(sentences, lines):
+        translation, links = line.split(" ||| ")
+        pairs = [tuple(map(int, link.split("-"))) for link in links.split()]
+        assert [target for _, target in pairs] == list(range(len(translation.split())))
+        assert all(0 <= source_word < len(source.split()) for source_word, _ in pairs)
+    code, output = invoke("translate", "a b", "--checkpoint", tiny_checkpoint, "--alignment", "--n-best", "2")
+    assert code == 2 and "--alignment" in output
 
 
 def test_plot_draws_learning_curves_of_runs(tmp_path):
@@ -155,6 +171,41 @@ def test_eval_prints_each_signature_whole_and_says_which_languages_it_assumed(tm
         assert lines[score.name].split()[-1] == score.signature, output
     code, output = invoke("eval", "--test", tmp_path / "absent", "--checkpoint", tiny_checkpoint)
     assert code == 2 and f"the languages en->de are those of {tiny_checkpoint}; choose others with --src/--tgt" in output
+
+
+def test_training_output_to_a_file_is_plain_lines_every_logged_step_never_cut():
+    import io
+
+    from rich.console import Console
+
+    import cli
+    out = Console(file=io.StringIO(), force_terminal=False, width=40)  # a log file; narrower than any line
+    with cli.TrainingDisplay(out) as display:
+        display(start_event(limits={"max_steps": 200}))
+        for step in range(1, 201):
+            display({"event": "progress", "step": step, "epoch": step / 80, "elapsed": step * 0.6, "loss": 9.0 - step / 40,
+                     "lr": 1e-3, "tgt_tokens_per_s": 6352.0})
+            if step % 50 == 0:
+                display({"event": "train", "step": step, "epoch": step / 80, "elapsed": step * 0.6, "loss": 9.0 - step / 40,
+                         "lr": 1e-3, "tgt_tokens_per_s": 6352.0})
+        display({"event": "end", "step": 200, "epoch": 2.5, "elapsed": 121.0})
+    text = out.file.getvalue()
+    assert "\x1b" not in text and "\r" not in text and "…" not in text
+    steps = [line for line in text.splitlines() if line.startswith("step ")]
+    assert steps[0] == ("step 50/200  ep 0.62  loss 7.750  lr 1.00e-03  6,352 tgt tok/s  elapsed 0:00:30  ETA 0:01:30")
+    assert [line.split()[1] for line in steps] == ["50/200", "100/200", "150/200", "200/200"]
+
+
+def test_usage_and_library_errors_begin_alike_and_help_is_wide_off_a_terminal():
+    import io
+
+    from cli import HELP_WIDTH, help_width
+    code, output = invoke("translate", "x", "--beam-size", "wide")
+    assert code == 2 and output.startswith("error: Invalid value for '--beam-size'") and "╭" not in output
+    code, output = invoke("translate", "x", "--checkpoint", "/nonexistent")
+    assert code == 2 and output.startswith("error: ")
+    assert help_width({}, io.StringIO()) == HELP_WIDTH >= 100
+    assert help_width({"COLUMNS": "70"}, io.StringIO()) is None  # rich follows COLUMNS
 
 
 def test_help_shows_the_defaults_and_train_and_tokenize_word_a_missing_corpus_alike(tmp_path):

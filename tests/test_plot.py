@@ -4,97 +4,52 @@ import warnings
 import pytest
 import torch
 from matplotlib.image import imread
+from PIL import Image
 from rich.cells import cell_len
 from rich.console import Console
-from test_transformer import tiny_model
 
 from mt import plot
-from mt.config import DecodeConfig
 from mt.errors import ConfigError, DataError, MissingFontWarning
-from mt.search import beam_search
-from mt.translate import Translation
 
 
-def known_attention():
-    """(T=3, L=2, H=4, S=5) with every weight different."""
-    return torch.arange(3 * 2 * 4 * 5, dtype=torch.float32).reshape(3, 2, 4, 5)
-
-
-def test_default_view_is_the_last_layer_with_heads_averaged():
-    attention = known_attention()
-    assert torch.equal(plot.select_attention(attention), attention[:, 1].mean(dim=1))
-    assert torch.equal(plot.select_attention(attention, layer=0, head=2), attention[:, 0, 2])
-    assert torch.equal(plot.select_attention(attention, layer=-2, head=-1), attention[:, 0, 3])
-    every_head = plot.select_attention(attention, head="all")
-    assert every_head.shape == (4, 3, 5)
-    assert torch.equal(every_head[1], attention[:, 1, 1])
-
-
-def test_missing_layers_and_heads_name_the_valid_range():
-    with pytest.raises(ConfigError, match="2 layer.*0..1"):
-        plot.select_attention(known_attention(), layer=2)
-    with pytest.raises(ConfigError, match="4 head.*0..3"):
-        plot.select_attention(known_attention(), head=4)
-    with pytest.raises(ConfigError, match="'first'"):
-        plot.select_attention(known_attention(), head="first")
-
-
-def test_labels_drop_batch_padding_and_mark_eos():
-    attention = torch.rand(3, 1, 1, 6)  # 2 target pieces + EOS; 3 source pieces + EOS + 2 padding
-    translation = Translation("a bc", "", 0.0, ["▁a", "▁b", "c"], ["▁A", "▁BC"], attention)
-    trimmed, rows, columns = plot.alignment_labels(translation)
-    assert torch.equal(trimmed, attention[..., :4])
-    assert rows == ["·A", "·BC", "</s>"]
-    assert columns == ["·a", "·b", "c", "</s>"]
-    cut_at_length_limit = Translation("a bc", "", 0.0, ["▁a", "▁b", "c"], ["▁A", "▁BC"], attention[:2])
-    assert plot.alignment_labels(cut_at_length_limit)[1] == ["·A", "·BC"]
-    with pytest.raises(DataError, match="no attention"):
-        plot.alignment_labels(Translation("", "", 0.0))
-
-
-def test_attention_of_a_real_model_sums_to_one_over_the_source():
-    model = tiny_model()
-    src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])  # the second sentence has padding
-    outputs = beam_search(model, src, src != 0, DecodeConfig(beam_size=2, max_length=6), return_attention=True)
-    for source_length, (best, *_) in zip((4, 2), outputs):
-        translation = Translation("", "", best.score, [f"s{i}" for i in range(source_length)],
-                                  [f"t{i}" for i in range(len(best.tokens))], best.attention)
-        attention, rows, columns = plot.alignment_labels(translation)
-        assert len(columns) == source_length + 1
-        for matrix in (plot.select_attention(attention), plot.select_attention(attention, layer=0, head="all")):
-            assert matrix.shape[-2:] == (len(rows), len(columns))
-            assert torch.allclose(matrix.sum(dim=-1), torch.ones(matrix.shape[:-1]), atol=1e-5)
-
-
-def vertical_labels(header_lines):
-    """The words written top to bottom in ``header_lines``, left to right."""
-    width = max(len(line) for line in header_lines)
-    padded = [line.ljust(width) for line in header_lines]
-    return [word for word in ("".join(column).strip() for column in zip(*padded)) if word]
-
-
-def test_table_fits_80_columns_and_shows_every_piece():
-    sources = [f"·w{i}" for i in range(19)] + ["</s>"]
-    targets = ["·Ein", "[bold]", "·Hund", "</s>"]  # "[bold]" must print as text, not as rich markup
-    matrix = torch.softmax(torch.randn(len(targets), len(sources)), dim=-1)
-    console = Console(width=80, record=True, color_system="truecolor")
+def table_lines(matrix, targets, sources, width=80):
+    console = Console(width=width, record=True, color_system="truecolor")
     console.print(plot.render_attention_table(matrix, targets, sources))
-    lines = console.export_text().splitlines()
+    return console.export_text().splitlines()
+
+
+def test_table_fits_80_columns_labels_each_column_on_one_line_and_marks_the_strongest_cell():
+    sources = ["I", "love", "machine", "learning", "</s>"]
+    targets = ["我喜欢", "[bold]", "机器", "</s>"]  # "[bold]" must print as text, not as rich markup
+    matrix = torch.softmax(torch.randn(len(targets), len(sources)) * 3, dim=-1)
+    lines = table_lines(matrix, targets, sources)
     assert max(cell_len(line) for line in lines) <= 80
-    first_row = next(i for i, line in enumerate(lines) if "·Ein" in line)
-    assert vertical_labels(lines[:first_row]) == sources
-    for label in targets:
-        assert sum(line.lstrip().startswith(label + " ") for line in lines) == 1
+    assert lines[0].startswith("rows: target words, columns: source words")
+    assert lines[1].split() == sources
+    for line, label, row in zip(lines[2:], targets, matrix.tolist()):
+        assert line.split()[0] == label and line.count("*") == 1
+        marked = next(cell for cell in line.split()[1:] if cell.endswith("*"))
+        assert int(marked[:-1]) == round(max(row) * 100)
 
 
-def test_a_long_source_is_split_into_blocks_with_a_note():
+def test_a_wide_sentence_is_transposed_when_its_transpose_fits():
+    sources = [f"word{i}" for i in range(16)] + ["</s>"]
+    targets = ["猫", "睡觉", "</s>"]
+    lines = table_lines(torch.full((3, 17), 1 / 17), targets, sources)
+    assert max(cell_len(line) for line in lines) <= 80
+    assert lines[0].startswith("rows: source words, columns: target words, % of each column")
+    assert lines[1].split() == targets
+    assert [line.split()[0] for line in lines[2:]] == sources
+
+
+def test_a_long_source_is_split_into_blocks_with_a_note_and_cut_labels_in_a_legend():
     sources = [f"·piece{i}" for i in range(40)]
-    console = Console(width=80, record=True)
-    console.print(plot.render_attention_table(torch.full((2, 40), 1 / 40), ["·A", "·internationalisation"], sources))
-    text = console.export_text()
-    assert "40 pieces" in text and "blocks" in text
-    assert "·internationali…" in text and "·internationalisation" not in text
+    targets = ["·A", "·internationalisation"] * 20  # as many rows: transposing would not fit either
+    text = "\n".join(table_lines(torch.full((40, 40), 1 / 40), targets, sources))
+    assert "40 columns" in text and "blocks" in text
+    assert "cut: ·internatio… = ·internationalisation" in text
     assert max(cell_len(line) for line in text.splitlines()) <= 80
+    assert all(f"·piece{i} " in text for i in range(40))
 
 
 def test_heatmap_png_opens_with_the_expected_pixel_size(tmp_path):
@@ -104,11 +59,28 @@ def test_heatmap_png_opens_with_the_expected_pixel_size(tmp_path):
     assert imread(path).shape == (height * plot.DPI, width * plot.DPI, 4)
 
 
+@pytest.mark.parametrize("targets, sources", [(["我喜欢", "学", "机器", "。", "</s>"], ["I", "love", "machine", "learning", "</s>"]),
+                                              (["a", "b", "</s>"], [f"word{i}" for i in range(24)])])
+def test_a_heatmap_covers_two_thirds_of_the_figure_under_a_one_line_title(targets, sources, tmp_path):
+    heads = 1
+    title = "Transformer cross-attention, last layer, heads averaged\n" + "I love machine learning " * 30
+    with plot._figure_style():
+        figure = plot.attention_figure(torch.rand(heads, len(targets), len(sources)), targets, sources, title, "word")
+        figure.draw_without_rendering()
+    heatmaps = [ax.get_position() for ax in figure.axes if ax.images and ax.get_label() != "<colorbar>"]
+    assert len(heatmaps) == heads
+    assert sum(box.width * box.height for box in heatmaps) >= 2 / 3
+    shown_title = figure._suptitle.get_text()
+    assert "\n" not in shown_title and shown_title.endswith("…") and shown_title.startswith("Transformer")
+    path = plot.plot_attention(torch.rand(len(targets), len(sources)), targets, sources, tmp_path / "a.png", title)
+    assert Image.open(path).info["Title"] == title  # the whole title, in the PNG's metadata
+
+
 def test_one_panel_per_head_and_format_from_the_suffix(tmp_path):
     grid = torch.rand(8, 3, 4)
     rows, columns = ["a", "b", "</s>"], ["x", "y", "z", "</s>"]
     width, height = plot.attention_figure_size(rows, columns, heads=8)
-    assert (width, height) > plot.attention_figure_size(rows, columns)
+    assert width == plot.attention_figure_size(rows, columns, heads=4)[0] and height > plot.attention_figure_size(rows, columns, heads=4)[1]
     for suffix in (".svg", ".pdf"):
         assert plot.plot_attention(grid, rows, columns, tmp_path / f"heads{suffix}").stat().st_size > 0
     with pytest.raises(ConfigError, match=r"\.png"):
@@ -166,6 +138,20 @@ def test_a_malformed_log_line_is_named(tmp_path):
     assert plot.read_train_log(log) == [{"event": "start", "step": 0}]
     with pytest.raises(DataError, match="no training log"):
         plot.read_train_log(tmp_path / "elsewhere")
+
+
+def test_curves_reach_the_last_step_and_a_run_too_short_for_a_curve_is_named():
+    long_run = synthetic_events(1.0) + [{"event": "train", "step": 104, "elapsed": 312.0, "loss": 0.04}]
+    short_run = [{"event": "train", "step": 10, "elapsed": 30.0, "loss": 0.5},
+                 {"event": "validation", "step": 10, "elapsed": 31.0, "dev_loss": 0.4, "dev_bleu": 1.0}]
+    figure = plot.learning_curves_figure([long_run, short_run], ["long", "short"])
+    loss_by_step = figure.axes[0]
+    long_line, short_line = loss_by_step.get_lines()
+    assert list(long_line.get_xdata()) == list(range(10, 110, 10)) + [104] and loss_by_step.get_xlim()[1] >= 104
+    assert short_line.get_marker() == "o"  # one dot, not an invisible line
+    notes = [text.get_text() for ax in figure.axes for text in ax.texts]
+    assert notes and all("too short for a curve" in note and "short: 1 point" in note for note in notes)
+    assert not any("long:" in note for note in notes)
 
 
 def test_learning_curves_of_two_runs(tmp_path):

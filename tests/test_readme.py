@@ -11,6 +11,7 @@ def test_the_python_example_of_the_readme_runs(monkeypatch, capsys):
     (example,) = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     monkeypatch.chdir(ROOT)
     exec(compile(example, "README.md", "exec"), {})
-    text_line, labels_line = capsys.readouterr().out.splitlines()
+    text_line, labels_line, alignment_line = capsys.readouterr().out.splitlines()
     assert text_line.split()[0] and float(text_line.split()[-1]) < 0
-    assert "·I" in labels_line and labels_line.rstrip().endswith(")")
+    assert "['I', 'love', 'machine', 'learning', '</s>']" in labels_line and labels_line.rstrip().endswith(")")
+    assert all(0 <= int(link.split("-")[0]) < 4 for link in alignment_line.split())

@@ -94,9 +94,13 @@ def test_a_list_with_alternatives_and_mt_s_own_route_with_attention(server, expe
     attention = entry["attention"]
     layers, heads = len(attention["weights"]), len(attention["weights"][0])
     assert (layers, heads) == (1, 4) and len(entry["n_best"]) == 2
-    for head in attention["weights"][0]:
-        assert len(head) == len(attention["target_pieces"]) and all(
-            len(row) == len(attention["source_pieces"]) and abs(sum(row) - 1) < 1e-2 for row in head)
+    for weights, rows, columns in (("weights", "target_pieces", "source_pieces"), ("word_weights", "target_words", "source_words")):
+        for head in attention[weights][0]:
+            assert len(head) == len(attention[rows]) and all(
+                len(row) == len(attention[columns]) and abs(sum(row) - 1) < 1e-2 for row in head)
+    assert attention["source_words"] == ["a", "b", "c", "</s>"]
+    links = [tuple(map(int, link.split("-"))) for link in attention["alignment"].split()]
+    assert [target for _, target in links] == [t for t, word in enumerate(attention["target_words"]) if word != "</s>"]
 
 
 def test_a_request_glossary_puts_its_terms_in_the_output_and_says_which(server):
@@ -253,7 +257,7 @@ def browser(monkeypatch):
 
 
 @needs_chromium
-def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(server, browser):
+def test_the_page_translates_as_you_type_and_hover_highlights_the_source_word(server, browser):
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
@@ -266,9 +270,9 @@ def test_the_page_translates_as_you_type_and_hover_highlights_the_source_piece(s
     own = requests.post(server + "v1/translate", json={"q": "a b c", "attention": True, "n_best": 3}, timeout=30).json()
     entry = own["translations"][0]
     assert driver.find_element(By.ID, "translation").text == entry["text"]
-    weights = entry["attention"]["weights"][-1]  # the last layer, heads averaged, as the page starts
+    weights = entry["attention"]["word_weights"][-1]  # words, the last layer, heads averaged, as the page starts
     first_row = [sum(head[0][s] for head in weights) / len(weights) for s in range(len(weights[0][0]))]
-    strongest = entry["attention"]["source_pieces"][first_row.index(max(first_row))]
+    strongest = entry["attention"]["source_words"][first_row.index(max(first_row))]
     ActionChains(driver).move_to_element(driver.find_element(By.CSS_SELECTOR, "#heatmap tbody tr th")).perform()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#heatmap thead th.strongest"))
     assert driver.find_element(By.CSS_SELECTOR, "#heatmap thead th.strongest").text == strongest

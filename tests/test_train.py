@@ -37,6 +37,11 @@ def test_a_tiny_transformer_learns_to_copy(tmp_path):
     assert 50 < peaks[0] <= peaks[-1] < 24 * 1024  # MB of a process that imported torch, never falling
 
 
+def test_the_training_loss_is_logged_up_to_the_last_step(tmp_path):
+    train(tiny_run_config(tmp_path, max_steps=30, log_every=25, validate_every=1000), tmp_path / "run")
+    assert [event["step"] for event in log_events(tmp_path / "run", "train")] == [25, 30]
+
+
 def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
     # dropout on (the RNG state must be restored); stop between validations at a save_every point,
     # and run across an epoch boundary (about 40 batches an epoch here).

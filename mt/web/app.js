@@ -1,6 +1,6 @@
 // The page of `mt serve` (and of `mt translate --attention-html`): translate as you type, draw the
-// attention of the best translation as a heatmap, highlight on hover the source pieces a target
-// piece attends to. With window.MT_DATA set (a self-contained file) it draws that and fetches nothing.
+// attention of the best translation as a heatmap between words (a source word's pieces summed, a
+// target word's averaged) or pieces, highlight on hover the source words a target word attends to. With window.MT_DATA set (a self-contained file) it draws that and fetches nothing.
 // A server started with --api-key wants the key: the field in the header holds it, for this tab only
 // (sessionStorage: gone when the tab closes, never sent to another origin), and requests carry it as
 // "Authorization: Bearer KEY".
@@ -15,8 +15,14 @@ function colour(weight) {  // viridis, coarsely: dark blue (0) -> green -> yello
   return "rgb(" + stops[i].map((c, k) => Math.round(c + f * (stops[i + 1][k] - c))).join(",") + ")";
 }
 
+function view() {  // the weights (L, H, T, S) and labels of the chosen level
+  const a = current.attention;
+  return $("level").value === "word" ? { weights: a.word_weights, sources: a.source_words, targets: a.target_words }
+    : { weights: a.weights, sources: a.source_pieces, targets: a.target_pieces };
+}
+
 function matrix() {  // (T, S) for the chosen layer and head, or the heads averaged
-  const layer = current.attention.weights[Number($("layer").value)];
+  const layer = view().weights[Number($("layer").value)];
   const head = $("head").value;
   if (head !== "avg") return layer[Number(head)];
   return layer[0].map((row, t) => row.map((_, s) => layer.reduce((sum, h) => sum + h[t][s], 0) / layer.length));
@@ -34,15 +40,15 @@ function drawHeatmap() {
   const table = $("heatmap");
   table.replaceChildren();
   if (!current || !current.attention) return;
-  const weights = matrix(), sources = current.attention.source_pieces, targets = current.attention.target_pieces;
+  const weights = matrix(), { sources, targets } = view();
   const head = table.createTHead().insertRow();
   head.appendChild(document.createElement("th"));
-  sources.forEach((piece) => { const th = document.createElement("th"); th.textContent = piece; head.appendChild(th); });
+  sources.forEach((label) => { const th = document.createElement("th"); th.textContent = label; head.appendChild(th); });
   const body = table.createTBody();
-  targets.forEach((piece, t) => {
+  targets.forEach((label, t) => {
     const row = body.insertRow();
     const th = document.createElement("th");
-    th.textContent = piece;
+    th.textContent = label;
     th.className = "target";
     row.appendChild(th);
     weights[t].forEach((w) => { const cell = row.insertCell(); cell.style.background = colour(w); cell.textContent = Math.round(w * 100); cell.title = w.toFixed(3); });
@@ -51,7 +57,7 @@ function drawHeatmap() {
   });
 }
 
-function highlight(t, weights) {  // the source pieces holding most of target piece t's attention
+function highlight(t, weights) {  // the source words (pieces) holding most of target word t's attention
   const rows = $("heatmap").tBodies[0].rows, columns = $("heatmap").tHead.rows[0].cells;
   [...rows].forEach((row, i) => row.classList.toggle("active", i === t));
   const strongest = t < 0 ? -1 : weights[t].indexOf(Math.max(...weights[t]));
@@ -106,6 +112,7 @@ async function translateNow() {
   } catch (error) { $("status").textContent = "server unreachable: " + error; }
 }
 
+$("level").addEventListener("change", drawHeatmap);
 $("layer").addEventListener("change", drawHeatmap);
 $("head").addEventListener("change", drawHeatmap);
 if (window.MT_DATA) {
