@@ -171,7 +171,9 @@ class ConstrainedBeam(Beam):
         lp[..., EOS_ID] = lp[..., EOS_ID].masked_fill(unmet.any(dim=2), float("-inf"))  # lacking a term: no end yet
         values, origin, tokens = best_extensions(log_probs, scores, 2 * self.width)
         hypotheses = torch.arange(width, device=scores.device).expand(groups, width)
-        best_values, best_tokens = lp.max(dim=-1)  # each hypothesis' own best token (G, W)
+        # each hypothesis' own best token (G, W), by best_extensions' block maxima (torch's max is slow on CPU)
+        own_values, _, own_tokens = best_extensions(log_probs, scores.reshape(-1, 1), 1)
+        own_values, own_tokens = own_values.view(groups, width), own_tokens.view(groups, width)
         # each hypothesis' best token that advances each term it lacks (G, W, C)
         row = self.base[:, None] + torch.where(unmet, self.progress, 0)
         advancing = self.advancing[row]  # (G, W, C, A)
@@ -180,9 +182,9 @@ class ConstrainedBeam(Beam):
         term_values, choice = term_lp.max(dim=-1)
         term_tokens = advancing.gather(3, choice[..., None]).squeeze(3).clamp(min=0)
         slots = unmet.size(2)
-        all_values = torch.cat([values, scores + best_values, (scores[..., None] + term_values).flatten(1)], dim=1)
+        all_values = torch.cat([values, own_values, (scores[..., None] + term_values).flatten(1)], dim=1)
         all_origin = torch.cat([origin, hypotheses, hypotheses[..., None].expand(-1, -1, slots).flatten(1)], dim=1)
-        all_tokens = torch.cat([tokens, best_tokens, term_tokens.flatten(1)], dim=1)
+        all_tokens = torch.cat([tokens, own_tokens, term_tokens.flatten(1)], dim=1)
         # unconstrained groups keep Beam's candidates, in Beam's order, ahead of unusable extras
         extra = torch.arange(all_values.size(1), device=scores.device) >= values.size(1)
         all_values = all_values.masked_fill(~constrained[:, None] & extra, float("-inf"))
