@@ -113,3 +113,9 @@ def test_sampling_with_a_glossary_is_refused(tiny_tokenizer):
 
     with pytest.raises(ConfigError, match="glossary needs beam search"):
         list(translator_for(tiny_tokenizer, "transformer").translate(["a b"], DecodeConfig(sampling=True), glossary=GLOSSARY))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: constrained decoding on a GPU is checked where one is")
+def test_the_terms_are_met_on_a_cuda_device(tiny_tokenizer):
+    model, config = tiny_model(tiny_tokenizer, "transformer", seed=0)
+    check(Translator(model.cuda(), tiny_tokenizer, config, torch.device("cuda")), 4)
