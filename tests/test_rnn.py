@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from mt.batching import collate
 from mt.checkpoint import load_checkpoint, write_checkpoint
-from mt.config import DecodeConfig, ModelConfig, RunConfig, build_config
+from mt.config import DecodeConfig, ModelConfig, RunConfig, available_presets, build_config
 from mt.errors import ConfigError
 from mt.models import build_model
 from mt.models.rnn import ATTENTIONS, RNN_CLASSES, RNNEncoderDecoder
@@ -169,8 +169,7 @@ def test_unknown_attention_and_rnn_type_are_refused_before_any_data_is_read(tmp_
         RunConfig(model=ModelConfig(arch="rnn", hidden_size=511)).validate()
 
 
-@pytest.mark.parametrize("preset", ["rnn-bahdanau", "rnn-luong", "rnn-luong-dot", "rnn-luong-concat", "rnn-luong-local",
-                                    "rnn-luong-local-m", "rnn-hard", "rnn-hard-reinforce"])
+@pytest.mark.parametrize("preset", [name for name in available_presets() if name.startswith("rnn-")])
 def test_presets_build(preset):
     config = build_config(preset, None, {"model": {"src_vocab_size": 50, "tgt_vocab_size": 50}})
     assert config.model.arch == "rnn"
