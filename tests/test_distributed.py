@@ -16,7 +16,7 @@ from mt.store import TokenizedCorpus
 from mt.train import Updater, train
 from mt.translate import Translator
 
-from test_train import log_events, tiny_run_config
+from conftest import log_events, tiny_run_config
 
 
 def test_accumulating_two_batches_equals_one_batch_twice_the_size(tmp_path):

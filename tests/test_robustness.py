@@ -33,8 +33,7 @@ from mt.train import train
 from mt.config import DecodeConfig
 from mt.translate import Translator
 
-from conftest import write_pair
-from test_train import log_events, tiny_run_config
+from conftest import log_events, tiny_run_config, write_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -3,27 +3,9 @@ import json
 import pytest
 import torch
 
-from mt.config import build_config
 from mt.train import inverse_sqrt_schedule, train
 
-from conftest import synthetic_sentences, write_pair
-
-
-def tiny_run_config(tmp_path, **train_overrides):
-    sources = synthetic_sentences(1200, seed=1)
-    dev = synthetic_sentences(60, seed=2)
-    overrides = {
-        "data": {"train": write_pair(tmp_path, "train", sources, sources), "dev": write_pair(tmp_path, "dev", dev, dev),
-                 "vocab_size": 30, "model_type": "bpe"},
-        "model": {"d_model": 64, "ff_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.0},
-        "train": {"batch_tokens": 400, "learning_rate": 0.003, "warmup_steps": 50, "log_every": 25,
-                  "validate_every": 100, "precision": "fp32", "threads": 1, **train_overrides},
-    }
-    return build_config(None, None, overrides)
-
-
-def log_events(run_dir, kind):
-    return [event for event in map(json.loads, (run_dir / "train_log.jsonl").read_text().splitlines()) if event["event"] == kind]
+from conftest import log_events, tiny_run_config
 
 
 def test_a_tiny_transformer_learns_to_copy(tmp_path):
