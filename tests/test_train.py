@@ -5,7 +5,7 @@ import torch
 
 from mt.train import inverse_sqrt_schedule, train
 
-from conftest import log_events, tiny_run_config
+from conftest import log_events, synthetic_sentences, tiny_run_config, write_pair
 
 
 def test_a_tiny_transformer_learns_to_copy(tmp_path):
