@@ -30,6 +30,7 @@ def test_fused_loss_and_gradients_on_the_gpu_equal_the_float64_reference():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+@pytest.mark.slow
 def test_a_tiny_transformer_learns_to_copy_on_the_gpu_and_translates_on_the_cpu(tmp_path, precision):
     config = tiny_run_config(tmp_path, max_steps=400, device="cuda", precision=precision)
     end = train(config, tmp_path / "run")

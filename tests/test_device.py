@@ -65,6 +65,7 @@ def test_glibc_keeps_freed_memory_unless_the_user_set_its_thresholds(monkeypatch
     assert not keep_freed_memory()
 
 
+@pytest.mark.slow
 def test_importing_mt_changes_nothing_in_the_process_until_tune_process_is_called():
     import subprocess
     import sys

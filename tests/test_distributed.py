@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -56,6 +57,7 @@ def test_updates_give_each_process_its_own_batches_and_count_every_label_token(t
         assert mine.n_tgt_tokens == theirs.n_tgt_tokens == sum(b.n_tgt_tokens for b in mine.batches + theirs.batches)
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_total_batch(tmp_path):
     # Each update of the 2-process run is batches (2k, 2k+1) of the plan, one per process; the
     # 1-process run accumulates the same two batches. Dropout is off, so the runs must agree.

@@ -113,6 +113,7 @@ def test_beam_size_one_equals_greedy():
 
 @pytest.mark.parametrize("rnn_type, attention, accuracy", [("gru", "bahdanau", 0.9), ("lstm", "luong-general", 0.9),
                                                            ("gru", "hard", 0.8), ("gru", "hard-reinforce", 0.7)])
+@pytest.mark.slow
 def test_learns_to_reverse(rnn_type, attention, accuracy):
     """Reversing a sequence needs attention: the model must look at the source from right to left.
     Hard attention learns it too, one source position per step, through the straight-through estimator."""
