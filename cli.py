@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from mt.data import CONTROL_CHARACTERS
 from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
@@ -30,7 +31,6 @@ console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
 DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # --help's width when it goes to no terminal (a pipe, a log file, CI) and COLUMNS is unset: rich's
 # default there, 80, wrapped option descriptions to a few words and cut defaults with "…".
 HELP_WIDTH = 120

@@ -32,8 +32,10 @@ from typing import BinaryIO, Iterator
 from mt.errors import ConfigError, DataError
 
 CJK_LANGS = {"zh", "ja", "ko", "yue", "cmn", "wuu"}
-# C0/C1 control characters (tab, newline and carriage return are whitespace and handled by split()).
-CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# C0/C1 control characters but tab and newline: cleaning turns them into spaces, the CLI shows
+# them as \xNN rather than let a sentence move the terminal's cursor (carriage return) or send it
+# escape sequences (ESC).
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 DATASET_DIRECTORY_FILES = ("dataset_info.json", "state.json", "dataset_dict.json")  # save_to_disk's
 DATASET_FILE_TYPES = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet"}
 # A longer line is no sentence: a file without line breaks (/dev/zero, a binary) would otherwise

@@ -105,6 +105,13 @@ def _cpuinfo() -> str:
         return ""
 
 
+def cpu_field(name: str) -> str:
+    """The value of the first ``name`` line of /proc/cpuinfo ("vendor_id", "model name"), or ""
+    where there is none."""
+    fields = (line.split(":", 1) for line in _cpuinfo().splitlines() if ":" in line)
+    return next((value.strip() for key, value in fields if key.strip() == name), "")
+
+
 def cpu_supports_bf16() -> bool:
     """Whether this CPU has native bf16 matrix units (AMX or AVX512-BF16), read from /proc/cpuinfo."""
     flags = _cpuinfo()
@@ -120,7 +127,7 @@ def mkl_is_slow_here() -> bool:
     fp32 product at 158 GFLOP/s in MKL 2024.0 and at 370 in oneDNN (weights prepacked, as
     ``mt.packing`` runs them; that module acts on this answer).
     """
-    vendor = next((line.split(":", 1)[1].strip() for line in _cpuinfo().splitlines() if line.startswith("vendor_id")), "")
+    vendor = cpu_field("vendor_id")
     return torch.backends.mkldnn.is_available() and vendor not in ("", "GenuineIntel")
 
 

@@ -48,6 +48,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mt.errors import ConfigError, DataError, MissingFontWarning
+from mt.rundir import LOG_FILE
 
 COLORMAP = "viridis"  # dark for 0, yellow for 1; the same in the table and the heatmap
 
@@ -77,7 +78,6 @@ CJK_FONTS = (
     "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "Droid Sans Fallback", "AR PL UMing CN", "AR PL UKai CN",
 )
 
-LOG_FILE = "train_log.jsonl"
 # Fields the learning curves need, per event kind; a log line without them is malformed.
 CURVE_FIELDS = {"train": ("step", "elapsed", "loss"), "validation": ("step", "elapsed", "dev_loss", "dev_bleu")}
 # (event kind, field, panel title, y-axis label): one column of panels each.

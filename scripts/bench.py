@@ -37,14 +37,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
+    from mt.device import cpu_field
+
+    return cpu_field("model name") or platform.processor() or "unknown"
 
 
 def precisions(device: str) -> tuple[str, ...]:

@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mt.plot import read_train_log
+
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = {"d_model": 64, "ff_dim": 256, "heads": 2, "encoder_layers": 1, "decoder_layers": 1, "dropout": 0.1}
 
@@ -56,7 +58,7 @@ def run_train(corpus: Path, dev: Path, work: Path, limit: list[str], threads: in
                                                  text=True, check=True).stdout.split()
     if int(returncode):
         raise SystemExit(f"mt train failed ({returncode}): {' '.join(command)}")
-    events = [json.loads(line) for line in (run_dir / "train_log.jsonl").read_text().splitlines()]
+    events = read_train_log(run_dir)
     start, end = events[0], events[-1]
     return {"peak_rss_mb": int(rss_kb) / 1024, "wall_seconds": float(seconds), "prepare_seconds": start["prepare_seconds"],
             "train_pairs": start["train_pairs"], "steps": end["step"], "cache": env["MT_CACHE"]}

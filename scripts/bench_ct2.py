@@ -25,9 +25,6 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
 
 def run_engine(args) -> dict:
     """One engine and setting in this process: outputs, speed, peak RSS."""

@@ -17,11 +17,10 @@ for precision in fp32 bf16; do
 done
 wait
 python - <<'EOF'
-import json
+from mt.plot import read_train_log
 
 def dev_bleu(precision):
-    with open(f"checkpoints/m30k-precision-{precision}/train_log.jsonl", encoding="utf-8") as log:
-        events = [json.loads(line) for line in log]
+    events = read_train_log(f"checkpoints/m30k-precision-{precision}")
     return {e["step"]: e["dev_bleu"] for e in events if e["event"] == "validation"}
 
 fp32, bf16 = dev_bleu("fp32"), dev_bleu("bf16")

@@ -13,13 +13,11 @@ steps with at least ``--full-rows`` rows: the most that refilling batches could 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 BUCKETS = (16, 64, 128, 256, 10**9)
 

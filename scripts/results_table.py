@@ -16,6 +16,8 @@ import statistics
 import sys
 from pathlib import Path
 
+from mt.plot import read_train_log
+
 ROOT = Path(__file__).resolve().parents[1]
 ROWS = [  # corpus, model, run directory, the script that makes it[, its scores file]
     ("Multi30k en->de", "Transformer", "checkpoints/m30k-small", "scripts/train_multi30k.sh"),
@@ -44,7 +46,7 @@ ROWS = [  # corpus, model, run directory, the script that makes it[, its scores 
 
 
 def training(run: Path) -> dict:
-    events = [json.loads(line) for line in (run / "train_log.jsonl").read_text(encoding="utf-8").splitlines()]
+    events = read_train_log(run)
     speeds = [e["tgt_tokens_per_s"] for e in events if e["event"] == "train"]
     start = next(e for e in events if e["event"] in ("start", "resume"))
     ends = [e for e in events if e["event"] == "end"]

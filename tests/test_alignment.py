@@ -3,13 +3,14 @@ stay in range, and the words are those a reader sees."""
 
 import pytest
 import torch
-from test_transformer import tiny_model
 
 from mt.alignment import alignment_labels, merge_pieces, pharaoh, select_attention, word_alignment, word_index, words
 from mt.config import DecodeConfig
 from mt.errors import ConfigError, DataError
 from mt.search import beam_search
 from mt.translate import Translation
+
+from conftest import tiny_transformer
 
 
 def known_attention():
@@ -50,7 +51,7 @@ def test_labels_drop_batch_padding_and_mark_eos():
 
 
 def test_attention_of_a_real_model_sums_to_one_over_the_source():
-    model = tiny_model()
+    model = tiny_transformer()
     src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])  # the second sentence has padding
     outputs = beam_search(model, src, src != 0, DecodeConfig(beam_size=2, max_length=6), return_attention=True)
     for source_length, (best, *_) in zip((4, 2), outputs):
@@ -83,7 +84,7 @@ def test_merging_sums_a_source_word_and_averages_a_target_word_by_hand():
 def real_translations():
     """Translations of two sentences (one padded in its batch) by a tiny random Transformer, with
     several pieces to a word on both sides."""
-    model = tiny_model()
+    model = tiny_transformer()
     src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])
     outputs = beam_search(model, src, src != 0, DecodeConfig(beam_size=2, max_length=6), return_attention=True)
     translations = []

@@ -5,40 +5,31 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mt.config import ModelConfig
 from mt.models.attention import (
+    AlignedAttention,
     BahdanauAttention,
     HardAttention,
     LuongConcatAttention,
-    LuongDotAttention,
     LuongGeneralAttention,
     LuongLocalAttention,
-    LuongMonotonicAttention,
     RecurrentAttention,
 )
+from mt.models.rnn import ATTENTIONS
 
 SIZE = 6  # query and memory units
+CONFIG = ModelConfig(hidden_size=SIZE, local_window=2)
 
 
 def make_attention(name: str) -> RecurrentAttention:
+    """The attention registered as ``name`` (``mt.models.rnn.ATTENTIONS``), for SIZE units and a
+    window of 2; in eval mode, where hard attention takes the argmax."""
     torch.manual_seed(0)
-    if name == "bahdanau":
-        return BahdanauAttention(SIZE, SIZE)
-    if name == "luong-dot":
-        return LuongDotAttention()
-    if name == "luong-general":
-        return LuongGeneralAttention(SIZE, SIZE)
-    if name == "luong-concat":
-        return LuongConcatAttention(SIZE, SIZE)
-    kind, score = name.split("/")
-    if kind == "local-m":
-        return LuongMonotonicAttention(make_attention(score), window=2)
-    if kind == "hard":
-        return HardAttention(make_attention(score)).eval()
-    return LuongLocalAttention(make_attention(score), SIZE, window=2)
+    return ATTENTIONS[name].build(CONFIG).eval()
 
 
-ATTENTIONS = ["bahdanau", "luong-dot", "luong-general", "luong-concat",
-              "local/luong-dot", "local/luong-general", "local/luong-concat", "local-m/luong-general", "hard/luong-general"]
+# The registered attentions that score the source themselves; the others (local, hard) wrap one.
+SCORES = [name for name in ATTENTIONS if not isinstance(make_attention(name), AlignedAttention)]
 
 
 def inputs(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -54,7 +45,7 @@ def run(attention: RecurrentAttention, query, memory, src_mask, step: int = 3):
         return attention(query, attention.project_keys(memory), memory, src_mask, step)
 
 
-@pytest.mark.parametrize("name", ATTENTIONS)
+@pytest.mark.parametrize("name", list(ATTENTIONS))
 def test_weights_sum_to_one_and_are_zero_on_padding(name):
     attention = make_attention(name)
     query, memory, src_mask = inputs([7, 4, 1])
@@ -86,7 +77,7 @@ def hand_scores(attention: RecurrentAttention, query: torch.Tensor, memory: torc
     return scores
 
 
-@pytest.mark.parametrize("name", ["bahdanau", "luong-dot", "luong-general", "luong-concat"])
+@pytest.mark.parametrize("name", SCORES)
 def test_score_equals_the_papers_formula(name):
     attention = make_attention(name)
     query, memory, src_mask = inputs([5, 5])
@@ -98,10 +89,10 @@ def test_score_equals_the_papers_formula(name):
     assert torch.allclose(weights, expected.softmax(dim=1), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["local/luong-dot", "local/luong-general", "local/luong-concat"])
-def test_local_attention_is_a_window_around_the_predicted_position(name):
-    attention = make_attention(name)
-    window = attention.window
+@pytest.mark.parametrize("score", SCORES)
+def test_local_attention_is_a_window_around_the_predicted_position(score):
+    window = 2
+    attention = LuongLocalAttention(make_attention(score), SIZE, window)
     lengths = [20, 13, 9]
     query, memory, src_mask = inputs(lengths)
     _, weights = run(attention, query, memory, src_mask)
@@ -123,13 +114,13 @@ def test_local_attention_is_a_window_around_the_predicted_position(name):
 
 def test_local_window_excludes_far_positions():
     """A long sentence and a narrow window leave most positions at exactly zero."""
-    attention = make_attention("local/luong-general")
+    attention = make_attention("luong-local")
     query, memory, src_mask = inputs([30])
     _, weights = run(attention, query, memory, src_mask)
     assert 1 <= int((weights > 0).sum()) <= 2 * attention.window + 1
 
 
-@pytest.mark.parametrize("name", ATTENTIONS)
+@pytest.mark.parametrize("name", list(ATTENTIONS))
 def test_several_queries_per_sentence_equal_one_query_per_copy_of_the_sentence(name):
     """Beam search: K hypotheses per sentence attend to one copy of its source."""
     attention = make_attention(name)
@@ -144,7 +135,7 @@ def test_several_queries_per_sentence_equal_one_query_per_copy_of_the_sentence(n
 @pytest.mark.parametrize("step", [0, 3, 11, 25])
 def test_local_m_attends_only_within_d_of_the_target_position(step):
     """local-m: p_t = t (capped at the last real token); every weight outside [p_t - D, p_t + D] is 0."""
-    attention = make_attention("local-m/luong-general")
+    attention = make_attention("luong-local-m")
     lengths = [20, 13, 9]
     query, memory, src_mask = inputs(lengths)
     _, weights = run(attention, query, memory, src_mask, step)
@@ -158,7 +149,7 @@ def test_local_m_attends_only_within_d_of_the_target_position(step):
 
 
 def test_hard_attention_at_inference_is_one_hot_at_the_argmax_and_its_context_that_state():
-    attention = make_attention("hard/luong-general")
+    attention = make_attention("hard")
     query, memory, src_mask = inputs([7, 4, 1])
     context, weights = run(attention, query, memory, src_mask)
     assert ((weights > 0).sum(dim=-1) == 1).all() and (weights.max(dim=-1).values == 1).all()
@@ -170,7 +161,7 @@ def test_hard_attention_at_inference_is_one_hot_at_the_argmax_and_its_context_th
 
 
 def test_hard_attention_in_training_samples_one_position_and_passes_gradients_straight_through():
-    attention = make_attention("hard/luong-general").train()
+    attention = make_attention("hard").train()
     query, memory, src_mask = inputs([7, 4, 1])
     torch.manual_seed(3)
     samples = torch.stack([attention(query, attention.project_keys(memory), memory, src_mask, 0)[1] for _ in range(50)])

@@ -12,7 +12,7 @@ from mt.errors import CheckpointError
 from mt.models import build_model
 from mt.train import train
 
-from test_train import tiny_run_config
+from conftest import tiny_run_config
 
 
 def tiny(tmp_path, tokenizer, name, seed, d_model=32):

@@ -3,6 +3,7 @@
 import itertools
 import json
 
+import pytest
 import sacrebleu
 from typer.testing import CliRunner
 
@@ -24,6 +25,7 @@ def slice_of(split, lines):
     return read("en"), read("de")
 
 
+@pytest.mark.slow
 @needs_multi30k
 def test_tokenize_train_translate_eval_on_multi30k(tmp_path):
     train_prefix = write_pair(tmp_path, "train", *slice_of("train", 400))

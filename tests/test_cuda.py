@@ -12,17 +12,14 @@ from mt.search import search
 from mt.train import train
 from mt.translate import Translator
 
-from test_loss import inputs, reference
-from test_search import source_batch
-from test_train import tiny_run_config
-from test_transformer import tiny_model
+from conftest import loss_inputs, reference_loss, source_batch, tiny_run_config, tiny_transformer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: these tests compare a GPU with the CPU")
 
 
 def test_fused_loss_and_gradients_on_the_gpu_equal_the_float64_reference():
-    features, weight, labels = inputs()
-    expected = reference(features, weight, labels, 0.1)
+    features, weight, labels = loss_inputs()
+    expected = reference_loss(features, weight, labels, 0.1)
     expected_grads = torch.autograd.grad(expected, (features, weight))
     on_gpu = [tensor.detach().float().cuda().requires_grad_() for tensor in (features, weight)]
     loss = label_smoothed_loss(*on_gpu, labels.cuda(), 0.1)
@@ -33,6 +30,7 @@ def test_fused_loss_and_gradients_on_the_gpu_equal_the_float64_reference():
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+@pytest.mark.slow
 def test_a_tiny_transformer_learns_to_copy_on_the_gpu_and_translates_on_the_cpu(tmp_path, precision):
     config = tiny_run_config(tmp_path, max_steps=400, device="cuda", precision=precision)
     end = train(config, tmp_path / "run")
@@ -43,7 +41,7 @@ def test_a_tiny_transformer_learns_to_copy_on_the_gpu_and_translates_on_the_cpu(
 
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_search_on_the_gpu_finds_what_it_finds_on_the_cpu(beam_size):
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     config = DecodeConfig(beam_size=beam_size, max_length=12)
     on_cpu = search(model, src, mask, config)

@@ -10,8 +10,7 @@ from mt.ensemble import Ensemble
 from mt.errors import ConfigError
 from mt.search import ban_repeated_ngrams, greedy_search, search
 
-from test_search import source_batch
-from test_transformer import tiny_model
+from conftest import source_batch, tiny_transformer
 
 BASE = DecodeConfig(beam_size=1, max_length=12, length_penalty=0.0)
 
@@ -27,7 +26,7 @@ def repeated_ngrams(tokens: list[int], n: int) -> int:
 
 @pytest.mark.parametrize("settings", [dict(temperature=1e-4), dict(top_k=1), dict(top_p=1e-6), dict(temperature=1e-4, top_p=0.9)])
 def test_sampling_that_leaves_one_choice_equals_greedy(settings):
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     greedy = greedy_search(model, src, mask, BASE)
     sampled = search(model, src, mask, replace(BASE, sampling=True, **settings))
@@ -37,7 +36,7 @@ def test_sampling_that_leaves_one_choice_equals_greedy(settings):
 
 
 def test_a_fixed_seed_reproduces_the_samples_and_another_seed_draws_others():
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     config = replace(BASE, sampling=True, n_best=4, seed=7)
     first, again = search(model, src, mask, config), search(model, src, mask, config)
@@ -50,7 +49,7 @@ def test_a_fixed_seed_reproduces_the_samples_and_another_seed_draws_others():
 
 
 def test_top_k_sampling_draws_only_among_the_k_most_probable_tokens():
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     config = replace(BASE, sampling=True, top_k=3, n_best=8, max_length=1)  # one token each
     with torch.no_grad():
@@ -75,7 +74,7 @@ def test_ban_repeated_ngrams_forbids_exactly_the_tokens_that_would_repeat_an_n_g
 @pytest.mark.parametrize("settings", [dict(beam_size=1), dict(beam_size=4), dict(sampling=True, seed=3, temperature=0.3)])
 @pytest.mark.parametrize("n", [1, 2, 3])
 def test_no_repeat_ngram_outputs_have_no_repeated_n_gram(settings, n):
-    model = tiny_model(tie=False)
+    model = tiny_transformer(tie=False)
     src, mask = source_batch()
     plain = search(model, src, mask, replace(BASE, max_length=16, max_length_offset=16, **settings))
     banned = search(model, src, mask, replace(BASE, max_length=16, max_length_offset=16, no_repeat_ngram_size=n, **settings))
@@ -85,7 +84,7 @@ def test_no_repeat_ngram_outputs_have_no_repeated_n_gram(settings, n):
 
 @pytest.mark.parametrize("beam_size", [1, 4])
 def test_an_ensemble_of_a_model_with_itself_equals_the_model(beam_size):
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     config = replace(BASE, beam_size=beam_size, length_penalty=0.6)
     alone = search(model, src, mask, config, return_attention=True)
@@ -96,7 +95,7 @@ def test_an_ensemble_of_a_model_with_itself_equals_the_model(beam_size):
 
 
 def test_an_ensemble_of_two_models_averages_their_log_probabilities():
-    first, second = tiny_model(), tiny_model(pre_norm=False)
+    first, second = tiny_transformer(), tiny_transformer(pre_norm=False)
     src, mask = source_batch()
     ensemble = Ensemble([first, second])
     with torch.no_grad():
@@ -109,7 +108,7 @@ def test_an_ensemble_of_two_models_averages_their_log_probabilities():
 
 def test_an_ensemble_needs_one_vocabulary():
     with pytest.raises(ConfigError, match="share one target vocabulary"):
-        Ensemble([tiny_model(vocab=30), tiny_model(vocab=31)])
+        Ensemble([tiny_transformer(vocab=30), tiny_transformer(vocab=31)])
 
 
 @pytest.mark.parametrize("changes, message", [

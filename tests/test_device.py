@@ -36,6 +36,14 @@ def test_explicit_bf16_without_bf16_units_runs_with_a_warning(monkeypatch):
         assert resolve_precision("bf16", CPU) == torch.bfloat16
 
 
+def test_a_cpuinfo_field_is_the_value_of_its_first_line_and_empty_when_absent(monkeypatch):
+    cpuinfo = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 9B14: 96-Core\n\nprocessor\t: 1\nmodel name\t: other\n"
+    monkeypatch.setattr(mt.device, "_cpuinfo", lambda: cpuinfo)
+    assert mt.device.cpu_field("model name") == "AMD EPYC 9B14: 96-Core"
+    assert mt.device.cpu_field("vendor_id") == "AuthenticAMD"
+    assert mt.device.cpu_field("model") == ""
+
+
 def test_unknown_precision_and_fp16_on_cpu_are_errors():
     with pytest.raises(ConfigError, match="unknown precision"):
         resolve_precision("fp8", CPU)
@@ -57,6 +65,7 @@ def test_glibc_keeps_freed_memory_unless_the_user_set_its_thresholds(monkeypatch
     assert not keep_freed_memory()
 
 
+@pytest.mark.slow
 def test_importing_mt_changes_nothing_in_the_process_until_tune_process_is_called():
     import subprocess
     import sys

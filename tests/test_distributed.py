@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 import yaml
 
@@ -16,7 +17,7 @@ from mt.store import TokenizedCorpus
 from mt.train import Updater, train
 from mt.translate import Translator
 
-from test_train import log_events, tiny_run_config
+from conftest import log_events, tiny_run_config
 
 
 def test_accumulating_two_batches_equals_one_batch_twice_the_size(tmp_path):
@@ -56,6 +57,7 @@ def test_updates_give_each_process_its_own_batches_and_count_every_label_token(t
         assert mine.n_tgt_tokens == theirs.n_tgt_tokens == sum(b.n_tgt_tokens for b in mine.batches + theirs.batches)
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_total_batch(tmp_path):
     # Each update of the 2-process run is batches (2k, 2k+1) of the plan, one per process; the
     # 1-process run accumulates the same two batches. Dropout is off, so the runs must agree.

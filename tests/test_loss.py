@@ -1,31 +1,17 @@
 import pytest
 import torch
-import torch.nn.functional as F
 
 import mt.loss
 from mt.loss import label_smoothed_loss
 from mt.tokenizer import PAD_ID
 
-
-def reference(features, weight, labels, epsilon):
-    logits = (features @ weight.T).flatten(0, 1)
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # as training casts bf16 logits
-    return F.cross_entropy(logits, labels.flatten(), ignore_index=PAD_ID, label_smoothing=epsilon, reduction="sum")
-
-
-def inputs(dtype=torch.float64):
-    torch.manual_seed(0)
-    features = torch.randn(3, 7, 16, dtype=dtype, requires_grad=True)
-    weight = torch.randn(50, 16, dtype=dtype, requires_grad=True)
-    labels = torch.randint(1, 50, (3, 7))
-    labels[0, 4:] = labels[2, 1:] = PAD_ID
-    return features, weight, labels
+from conftest import loss_inputs, reference_loss
 
 
 @pytest.mark.parametrize("epsilon", [0.0, 0.1])
 def test_loss_and_gradients_equal_cross_entropy_of_the_logits_whatever_the_chunk(monkeypatch, epsilon):
-    features, weight, labels = inputs()
-    expected = reference(features, weight, labels, epsilon)
+    features, weight, labels = loss_inputs()
+    expected = reference_loss(features, weight, labels, epsilon)
     expected_grads = torch.autograd.grad(expected * 3, (features, weight))
     for chunk_logits in (50, 3 * 50, 2**21):  # one row, three rows (a short last chunk), all rows
         monkeypatch.setattr(mt.loss, "CHUNK_LOGITS", chunk_logits)
@@ -37,7 +23,7 @@ def test_loss_and_gradients_equal_cross_entropy_of_the_logits_whatever_the_chunk
 
 
 def test_padding_gets_no_gradient_and_no_loss():
-    features, weight, labels = inputs()
+    features, weight, labels = loss_inputs()
     loss = label_smoothed_loss(features, weight, labels, 0.1)
     loss.backward()
     assert features.grad[labels == PAD_ID].abs().max() == 0 and features.grad[labels != PAD_ID].abs().min() > 0
@@ -46,16 +32,16 @@ def test_padding_gets_no_gradient_and_no_loss():
 
 
 def test_without_gradients_the_value_is_the_same():
-    features, weight, labels = inputs()
+    features, weight, labels = loss_inputs()
     with torch.no_grad():
         assert torch.equal(label_smoothed_loss(features, weight, labels, 0.1), label_smoothed_loss(features.detach(), weight.detach(), labels, 0.1))
-    torch.testing.assert_close(label_smoothed_loss(features.detach(), weight.detach(), labels, 0.1), reference(features, weight, labels, 0.1).detach())
+    torch.testing.assert_close(label_smoothed_loss(features.detach(), weight.detach(), labels, 0.1), reference_loss(features, weight, labels, 0.1).detach())
 
 
 def test_under_bf16_autocast_it_stays_close_to_what_autograd_gives():
-    features, weight, labels = inputs(torch.float32)
+    features, weight, labels = loss_inputs(torch.float32)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        expected = reference(features, weight, labels, 0.1)
+        expected = reference_loss(features, weight, labels, 0.1)
         loss = label_smoothed_loss(features, weight, labels, 0.1)
     expected_grads = torch.autograd.grad(expected, (features, weight))
     grads = torch.autograd.grad(loss, (features, weight))

@@ -15,8 +15,7 @@ from mt.packing import PackedLinear, bucket_rows, pack_linear_layers
 from mt.search import search
 from mt.translate import Translator
 
-from test_rnn import tiny_model as tiny_rnn
-from test_transformer import tiny_model as tiny_transformer
+from conftest import tiny_rnn, tiny_transformer
 
 pytestmark = pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
 

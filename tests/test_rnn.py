@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from mt.batching import collate
 from mt.checkpoint import load_checkpoint, write_checkpoint
-from mt.config import DecodeConfig, ModelConfig, RunConfig, build_config
+from mt.config import DecodeConfig, ModelConfig, RunConfig, available_presets, build_config
 from mt.errors import ConfigError
 from mt.models import build_model
 from mt.models.rnn import ATTENTIONS, RNN_CLASSES, RNNEncoderDecoder
@@ -18,28 +18,18 @@ from mt.search import beam_search, greedy_search
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID, train_tokenizer
 from mt.loss import LabelSmoothedLoss
 
+from conftest import RNN_VOCAB, tiny_rnn, tiny_rnn_config
+
 VARIANTS = [(rnn_type, attention) for rnn_type in RNN_CLASSES for attention in ATTENTIONS]
-VOCAB = 20
-
-
-def tiny_config(rnn_type: str, attention: str, vocab_size: int = VOCAB, **overrides) -> ModelConfig:
-    settings = dict(arch="rnn", rnn_type=rnn_type, attention=attention, embedding_dim=8, hidden_size=8,
-                    encoder_layers=2, decoder_layers=2, local_window=2, src_vocab_size=vocab_size, tgt_vocab_size=vocab_size)
-    return ModelConfig(**{**settings, **overrides})
-
-
-def tiny_model(rnn_type: str, attention: str, **overrides) -> RNNEncoderDecoder:
-    torch.manual_seed(0)
-    return build_model(tiny_config(rnn_type, attention, **overrides)).eval()
 
 
 def padded_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """src (3, 9) with two padded rows, src_mask, tgt_in (3, 6) starting with BOS."""
     torch.manual_seed(1)
-    src = torch.randint(4, VOCAB, (3, 9))
+    src = torch.randint(4, RNN_VOCAB, (3, 9))
     src[1, 6:] = PAD_ID
     src[2, 2:] = PAD_ID
-    tgt_in = torch.randint(4, VOCAB, (3, 6))
+    tgt_in = torch.randint(4, RNN_VOCAB, (3, 6))
     tgt_in[:, 0] = BOS_ID
     return src, src != PAD_ID, tgt_in
 
@@ -60,18 +50,18 @@ def incremental_log_probs(model: RNNEncoderDecoder, src, src_mask, tgt_in) -> to
 
 @pytest.mark.parametrize("rnn_type, attention", VARIANTS)
 def test_decode_step_equals_teacher_forcing(rnn_type, attention):
-    model = tiny_model(rnn_type, attention)
+    model = tiny_rnn(rnn_type, attention)
     src, src_mask, tgt_in = padded_batch()
     with torch.no_grad():
         forced = F.log_softmax(model(src, src_mask, tgt_in).float(), dim=-1)
-    assert forced.shape == (3, 6, VOCAB)
+    assert forced.shape == (3, 6, RNN_VOCAB)
     assert torch.allclose(incremental_log_probs(model, src, src_mask, tgt_in), forced, atol=1e-5)
 
 
 @pytest.mark.parametrize("rnn_type, attention", [("gru", "bahdanau"), ("lstm", "luong-local")])
 def test_padding_does_not_change_a_sentence(rnn_type, attention):
     """Packed sequences: a sentence padded inside a batch is encoded and decoded as if alone."""
-    model = tiny_model(rnn_type, attention)
+    model = tiny_rnn(rnn_type, attention)
     src, src_mask, tgt_in = padded_batch()
     batched = incremental_log_probs(model, src, src_mask, tgt_in)
     alone = incremental_log_probs(model, src[2:, :2], src_mask[2:, :2], tgt_in[2:])
@@ -89,7 +79,7 @@ def tokenizer():
 @pytest.mark.parametrize("rnn_type, attention", VARIANTS)
 def test_checkpoint_round_trip(rnn_type, attention, tokenizer, tmp_path):
     torch.manual_seed(0)
-    config = RunConfig(model=tiny_config(rnn_type, attention, vocab_size=tokenizer.src_vocab_size))
+    config = RunConfig(model=tiny_rnn_config(rnn_type, attention, vocab_size=tokenizer.src_vocab_size))
     model = build_model(config.model).eval()
     loaded, _, loaded_config, _ = load_checkpoint(write_checkpoint(tmp_path / "checkpoint", model, tokenizer, config))
     assert isinstance(loaded, RNNEncoderDecoder) and loaded_config.model == config.model
@@ -100,20 +90,20 @@ def test_checkpoint_round_trip(rnn_type, attention, tokenizer, tmp_path):
 
 @pytest.mark.parametrize("rnn_type, attention", [("gru", "bahdanau"), ("lstm", "luong-local")])
 def test_beam_search_runs(rnn_type, attention):
-    model = tiny_model(rnn_type, attention)
+    model = tiny_rnn(rnn_type, attention)
     src, src_mask, _ = padded_batch()
     results = beam_search(model, src, src_mask, DecodeConfig(beam_size=3, n_best=2), return_attention=True)
     assert [len(hypotheses) for hypotheses in results] == [2, 2, 2]
     for hypotheses, length in zip(results, src_mask.sum(dim=1).tolist()):
         assert hypotheses[0].score >= hypotheses[1].score
         best = hypotheses[0]
-        assert EOS_ID not in best.tokens and all(0 <= token < VOCAB for token in best.tokens)
+        assert EOS_ID not in best.tokens and all(0 <= token < RNN_VOCAB for token in best.tokens)
         assert best.attention.shape[1:] == (1, 1, src.size(1))
         assert (best.attention[..., length:] == 0).all()
 
 
 def test_beam_size_one_equals_greedy():
-    model = tiny_model("lstm", "luong-general")
+    model = tiny_rnn("lstm", "luong-general")
     src, src_mask, _ = padded_batch()
     config = DecodeConfig(beam_size=1, length_penalty=0.0)
     greedy = greedy_search(model, src, src_mask, config)
@@ -123,6 +113,7 @@ def test_beam_size_one_equals_greedy():
 
 @pytest.mark.parametrize("rnn_type, attention, accuracy", [("gru", "bahdanau", 0.9), ("lstm", "luong-general", 0.9),
                                                            ("gru", "hard", 0.8), ("gru", "hard-reinforce", 0.7)])
+@pytest.mark.slow
 def test_learns_to_reverse(rnn_type, attention, accuracy):
     """Reversing a sequence needs attention: the model must look at the source from right to left.
     Hard attention learns it too, one source position per step, through the straight-through estimator."""
@@ -169,8 +160,7 @@ def test_unknown_attention_and_rnn_type_are_refused_before_any_data_is_read(tmp_
         RunConfig(model=ModelConfig(arch="rnn", hidden_size=511)).validate()
 
 
-@pytest.mark.parametrize("preset", ["rnn-bahdanau", "rnn-luong", "rnn-luong-dot", "rnn-luong-concat", "rnn-luong-local",
-                                    "rnn-luong-local-m", "rnn-hard", "rnn-hard-reinforce"])
+@pytest.mark.parametrize("preset", [name for name in available_presets() if name.startswith("rnn-")])
 def test_presets_build(preset):
     config = build_config(preset, None, {"model": {"src_vocab_size": 50, "tgt_vocab_size": 50}})
     assert config.model.arch == "rnn"

@@ -33,8 +33,7 @@ from mt.train import train
 from mt.config import DecodeConfig
 from mt.translate import Translator
 
-from conftest import write_pair
-from test_train import log_events, tiny_run_config
+from conftest import log_events, tiny_run_config, write_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -194,6 +193,7 @@ def wait_for(predicate, seconds=120):
         time.sleep(0.2)
 
 
+@pytest.mark.slow
 def test_kill_9_mid_training_leaves_a_loadable_checkpoint_and_resumes(tmp_path):
     from mt.checkpoint import load_checkpoint
 
@@ -209,6 +209,7 @@ def test_kill_9_mid_training_leaves_a_loadable_checkpoint_and_resumes(tmp_path):
     assert json.loads((last / "config.json").read_text())["summary"]["step"] == saved_step + 5
 
 
+@pytest.mark.slow
 def test_sigterm_saves_last_and_exits_143_with_a_resume_hint(tmp_path):
     process = start_training(tmp_path)
     wait_for(lambda: (tmp_path / "run" / "train_log.jsonl").exists()
@@ -223,6 +224,7 @@ def test_sigterm_saves_last_and_exits_143_with_a_resume_hint(tmp_path):
     assert saved == end["step"]
 
 
+@pytest.mark.slow
 def test_a_closed_terminal_sighup_saves_last_as_sigterm_does(tmp_path):
     master, slave = pty.openpty()
     process = start_training(tmp_path, terminal=slave)
@@ -316,6 +318,7 @@ def test_a_corpus_that_is_a_pipe_or_a_directory_is_refused_at_once(tmp_path):
         assert code == 2 and message in output, output
 
 
+@pytest.mark.slow
 def test_a_full_disk_while_training_is_one_paragraph_keeping_the_checkpoints_before(tmp_path):
     import resource
 
@@ -334,6 +337,7 @@ def test_a_full_disk_while_training_is_one_paragraph_keeping_the_checkpoints_bef
     assert not [p for p in (tmp_path / "run" / "steps").iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_resuming_a_run_that_another_process_is_training_is_refused(tmp_path):
     process = start_training(tmp_path)
     try:

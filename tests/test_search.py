@@ -4,19 +4,11 @@ import torch
 from mt.config import DecodeConfig
 from mt.search import beam_search, best_extensions, greedy_search, length_penalty
 
-from test_transformer import tiny_model
-
-
-def source_batch():
-    torch.manual_seed(1)
-    src = torch.randint(4, 30, (6, 7))
-    src[3, 4:] = 0
-    src[5, 2:] = 0
-    return src, src != 0
+from conftest import source_batch, tiny_transformer
 
 
 def test_beam_size_one_equals_greedy():
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     greedy = greedy_search(model, src, mask, DecodeConfig(beam_size=1, max_length=12))
     beam = beam_search(model, src, mask, DecodeConfig(beam_size=1, max_length=12, length_penalty=0.0))
@@ -26,7 +18,7 @@ def test_beam_size_one_equals_greedy():
 
 
 def test_batched_search_equals_one_sentence_at_a_time():
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     config = DecodeConfig(beam_size=4, max_length=12)
     together = beam_search(model, src, mask, config)
@@ -37,7 +29,7 @@ def test_batched_search_equals_one_sentence_at_a_time():
 
 
 def test_beam_scores_are_sorted_and_n_best_is_respected():
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     results = beam_search(model, src, mask, DecodeConfig(beam_size=5, n_best=3, max_length=12))
     for hypotheses in results:
@@ -47,7 +39,7 @@ def test_beam_scores_are_sorted_and_n_best_is_respected():
 
 
 def test_beam_score_is_the_sequence_log_probability_over_the_length_penalty():
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     config = DecodeConfig(beam_size=3, max_length=10, length_penalty=0.6)
     best = beam_search(model, src[:1], mask[:1], config)[0][0]
@@ -61,7 +53,7 @@ def test_beam_score_is_the_sequence_log_probability_over_the_length_penalty():
 
 
 def test_attention_of_the_returned_hypothesis_matches_a_rescoring():
-    model = tiny_model()
+    model = tiny_transformer()
     src, mask = source_batch()
     config = DecodeConfig(beam_size=4, max_length=10)
     for hypotheses, row in zip(beam_search(model, src, mask, config, return_attention=True), range(src.size(0))):
@@ -88,7 +80,7 @@ def test_length_penalty_of_wu_et_al():
 def test_greedy_results_do_not_depend_on_when_finished_sentences_leave_the_batch(monkeypatch):
     import mt.search
 
-    model = tiny_model(tie=False)
+    model = tiny_transformer(tie=False)
     with torch.no_grad():  # an output row for EOS (3) that some sources reach early, others never
         model.output.weight[3] += torch.randn(32)
     torch.manual_seed(2)

@@ -69,6 +69,7 @@ def expected(tiny_checkpoint):
     return [result.text for result in Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1).translate(SENTENCES)]
 
 
+@pytest.mark.slow
 def test_libretranslatepy_gets_the_translations_of_mt_translate(server, expected):
     from libretranslatepy import LibreTranslateAPI
 
@@ -77,6 +78,7 @@ def test_libretranslatepy_gets_the_translations_of_mt_translate(server, expected
     assert client.languages() == [{"code": "en", "name": "English", "targets": ["de"]}]
 
 
+@pytest.mark.slow
 def test_deep_translators_libre_translator_gets_them_too(server, expected):
     from deep_translator import LibreTranslator
 
@@ -84,6 +86,7 @@ def test_deep_translators_libre_translator_gets_them_too(server, expected):
     assert [client.translate(text) for text in SENTENCES] == expected
 
 
+@pytest.mark.slow
 def test_a_list_with_alternatives_and_mt_s_own_route_with_attention(server, expected):
     answer = requests.post(server + "translate", json={"q": SENTENCES, "source": "en", "target": "de",
                                                        "alternatives": 2}, timeout=30).json()
@@ -103,6 +106,7 @@ def test_a_list_with_alternatives_and_mt_s_own_route_with_attention(server, expe
     assert [target for _, target in links] == [t for t, word in enumerate(attention["target_words"]) if word != "</s>"]
 
 
+@pytest.mark.slow
 def test_a_request_glossary_puts_its_terms_in_the_output_and_says_which(server):
     sentences = ["a b c", "d e f", "c a b"]
     answer = requests.post(server + "v1/translate", json={"q": sentences, "glossary": [["A B", "J I H"]]}, timeout=60)
@@ -118,6 +122,7 @@ def test_a_request_glossary_puts_its_terms_in_the_output_and_says_which(server):
         assert response.status_code == status and message in response.json()["error"], response.text
 
 
+@pytest.mark.slow
 def test_format_html_translates_the_text_nodes_and_keeps_tags_and_attributes_on_both_routes(server):
     page = '<p class="intro" title="a b c">a b c <b style="x">d e f g</b></p><script>var s = "h i";</script><br/>h i'
     nodes = ["a b c", "d e f g", "h i"]
@@ -142,6 +147,7 @@ def test_format_html_translates_the_text_nodes_and_keeps_tags_and_attributes_on_
     assert response.status_code == 400 and "without attention" in response.json()["error"], response.text
 
 
+@pytest.mark.slow
 def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(server):
     cases = [
         ({"json": {"q": "", "source": "en", "target": "de"}}, 400, "q is empty"),
@@ -171,6 +177,7 @@ def test_bad_requests_get_libretranslate_errors_and_the_server_keeps_serving(ser
 
 @pytest.mark.parametrize("half_sent", [b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n",
                                        b"POST /translate HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"q\": "])
+@pytest.mark.slow
 def test_a_request_not_sent_whole_within_the_read_timeout_loses_its_connection(server, half_sent):
     port = int(server.rsplit(":", 1)[1].strip("/"))
     with socket.create_connection(("127.0.0.1", port)) as client:
@@ -184,6 +191,7 @@ def test_a_request_not_sent_whole_within_the_read_timeout_loses_its_connection(s
         assert 1.5 < time.monotonic() - began < 10  # --read-timeout 2
 
 
+@pytest.mark.slow
 def test_a_second_server_on_a_taken_port_says_so_in_one_paragraph_without_announcing_itself(tiny_checkpoint):
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -196,6 +204,7 @@ def test_a_second_server_on_a_taken_port_says_so_in_one_paragraph_without_announ
     assert "Address already in use" in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
+@pytest.mark.slow
 def test_concurrent_requests_are_batched_and_answered_alike(server, expected):
     before = requests.get(server + "health", timeout=10).json()
 
@@ -210,6 +219,7 @@ def test_concurrent_requests_are_batched_and_answered_alike(server, expected):
     assert requests_made == 64 and after["batches"] - before["batches"] < requests_made
 
 
+@pytest.mark.slow
 def test_the_page_and_its_assets_are_served_without_any_cdn(server):
     page = urllib.request.urlopen(server, timeout=10).read().decode()
     assert "/static/app.js" in page and "http" not in page.replace("http-equiv", "")
@@ -256,6 +266,7 @@ def browser(monkeypatch):
     driver.quit()
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_the_page_translates_as_you_type_and_hover_highlights_the_source_word(server, browser):
     from selenium.webdriver.common.action_chains import ActionChains
@@ -282,6 +293,7 @@ def test_the_page_translates_as_you_type_and_hover_highlights_the_source_word(se
     assert driver.find_element(By.ID, "terms").text == "✓ a b → J I H"
 
 
+@pytest.mark.slow
 @needs_chromium
 def test_the_page_of_a_server_with_an_api_key_sends_the_key_typed_in_its_field_and_keeps_it_in_the_tab(keyed_server, browser):
     from selenium.webdriver.common.by import By
@@ -304,6 +316,7 @@ def test_the_page_of_a_server_with_an_api_key_sends_the_key_typed_in_its_field_a
     assert driver.execute_script("return localStorage.length") == 0  # nothing outlives the tab
 
 
+@pytest.mark.slow
 def test_a_server_with_an_api_key_takes_it_as_the_api_key_field_or_a_bearer_header(keyed_server):
     ask = {"q": "a b", "source": "en", "target": "de"}
     for extra, headers, status in (({}, {}, 403), ({"api_key": "wrong"}, {}, 403), ({"api_key": KEY}, {}, 200),

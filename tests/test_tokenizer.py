@@ -36,6 +36,7 @@ def test_chinese_targets_keep_full_width_punctuation():
     assert tokenizer.src.decode(tokenizer.encode_src(["Ｗho?"])[0]) == "Who?"  # NFKC on the English side
 
 
+@pytest.mark.slow
 def test_a_corpus_larger_than_the_sample_gives_the_same_pieces_in_every_process():
     import subprocess
     import sys

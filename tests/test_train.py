@@ -3,29 +3,12 @@ import json
 import pytest
 import torch
 
-from mt.config import build_config
 from mt.train import inverse_sqrt_schedule, train
 
-from conftest import synthetic_sentences, write_pair
+from conftest import log_events, synthetic_sentences, tiny_run_config, write_pair
 
 
-def tiny_run_config(tmp_path, **train_overrides):
-    sources = synthetic_sentences(1200, seed=1)
-    dev = synthetic_sentences(60, seed=2)
-    overrides = {
-        "data": {"train": write_pair(tmp_path, "train", sources, sources), "dev": write_pair(tmp_path, "dev", dev, dev),
-                 "vocab_size": 30, "model_type": "bpe"},
-        "model": {"d_model": 64, "ff_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.0},
-        "train": {"batch_tokens": 400, "learning_rate": 0.003, "warmup_steps": 50, "log_every": 25,
-                  "validate_every": 100, "precision": "fp32", "threads": 1, **train_overrides},
-    }
-    return build_config(None, None, overrides)
-
-
-def log_events(run_dir, kind):
-    return [event for event in map(json.loads, (run_dir / "train_log.jsonl").read_text().splitlines()) if event["event"] == kind]
-
-
+@pytest.mark.slow
 def test_a_tiny_transformer_learns_to_copy(tmp_path):
     end = train(tiny_run_config(tmp_path, max_steps=400), tmp_path / "run")
     assert end["best_dev_bleu"] > 90
@@ -42,6 +25,7 @@ def test_the_training_loss_is_logged_up_to_the_last_step(tmp_path):
     assert [event["step"] for event in log_events(tmp_path / "run", "train")] == [25, 30]
 
 
+@pytest.mark.slow
 def test_resumed_training_gives_the_same_losses_as_an_uninterrupted_run(tmp_path):
     # dropout on (the RNG state must be restored); stop between validations at a save_every point,
     # and run across an epoch boundary (about 40 batches an epoch here).
@@ -134,6 +118,7 @@ def test_several_weighted_corpora_train_one_tokenizer_and_are_reported_each(tmp_
     assert "k" in "".join(tokenizer.src.id_to_piece(i) for i in range(tokenizer.src_vocab_size))  # learned from the mix
 
 
+@pytest.mark.slow
 def test_max_time_includes_the_closing_validation_and_the_end_says_what_stopped_the_run(tmp_path):
     import time
 
@@ -151,6 +136,7 @@ def test_max_time_includes_the_closing_validation_and_the_end_says_what_stopped_
     assert train(tiny_run_config(tmp_path / "steps", max_steps=3), tmp_path / "steps" / "run")["stopped_by"] == "max_steps"
 
 
+@pytest.mark.slow
 def test_init_from_fine_tunes_a_checkpoint_with_its_tokenizer_and_a_fresh_schedule(tmp_path):
     (tmp_path / "base").mkdir()
     (tmp_path / "more").mkdir()

@@ -5,17 +5,11 @@ from mt.config import ModelConfig
 from mt.models import build_model
 from mt.models.transformer import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 
-
-def tiny_model(pre_norm=True, tie=True, vocab=30, positions="sinusoidal"):
-    torch.manual_seed(0)
-    config = ModelConfig(d_model=32, ff_dim=64, heads=4, encoder_layers=2, decoder_layers=2, dropout=0.0,
-                         pre_norm=pre_norm, tie_embeddings=tie, src_vocab_size=vocab, tgt_vocab_size=vocab,
-                         positions=positions, max_positions=16)
-    return build_model(config).eval()
+from conftest import tiny_transformer
 
 
 def test_padding_never_changes_the_output():
-    model = tiny_model()
+    model = tiny_transformer()
     src = torch.tensor([[5, 6, 7, 3, 0, 0]])
     mask = src != 0
     tgt = torch.tensor([[2, 8, 9]])
@@ -24,7 +18,7 @@ def test_padding_never_changes_the_output():
 
 
 def test_causal_mask_hides_future_target_tokens():
-    model = tiny_model()
+    model = tiny_transformer()
     src = torch.tensor([[5, 6, 7, 3]])
     mask = torch.ones_like(src, dtype=torch.bool)
     first = model(src, mask, torch.tensor([[2, 8, 9, 10]]))
@@ -36,7 +30,7 @@ def test_causal_mask_hides_future_target_tokens():
 @pytest.mark.parametrize("positions", ["sinusoidal", "learned"])
 def test_incremental_decoding_equals_the_full_forward_pass(positions):
     for pre_norm in (True, False):
-        model = tiny_model(pre_norm=pre_norm, positions=positions)
+        model = tiny_transformer(pre_norm=pre_norm, positions=positions)
         src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])
         mask = src != 0
         tgt = torch.tensor([[2, 11, 12, 13], [2, 14, 15, 16]])
@@ -54,10 +48,10 @@ def test_incremental_decoding_equals_the_full_forward_pass(positions):
 
 
 def test_joint_vocabulary_ties_source_target_and_output_embeddings():
-    model = tiny_model()
+    model = tiny_transformer()
     assert model.src_embedding is model.tgt_embedding
     assert model.output.weight is model.tgt_embedding.weight
-    untied = tiny_model(tie=False)
+    untied = tiny_transformer(tie=False)
     assert untied.output.weight is not untied.tgt_embedding.weight
 
 
@@ -78,7 +72,7 @@ def test_separate_vocabularies_of_equal_size_never_share_embeddings():
 
 
 def test_the_self_attention_cache_keeps_the_autocast_dtype():
-    model = tiny_model()
+    model = tiny_transformer()
     src = torch.tensor([[5, 6, 7, 3]])
     mask = torch.ones_like(src, dtype=torch.bool)
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
@@ -90,7 +84,7 @@ def test_the_self_attention_cache_keeps_the_autocast_dtype():
 
 
 def test_a_bf16_model_attends_in_fp32_when_it_decodes_on_cpu():
-    model = tiny_model().to(torch.bfloat16)  # as mt translate --precision bf16 stores it
+    model = tiny_transformer().to(torch.bfloat16)  # as mt translate --precision bf16 stores it
     src = torch.tensor([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]])
     mask = src != 0
     tgt = torch.tensor([[2, 11, 12, 13], [2, 14, 15, 16]])
@@ -106,7 +100,7 @@ def test_a_bf16_model_attends_in_fp32_when_it_decodes_on_cpu():
 
 
 def test_learned_positions_are_a_table_lookup_that_trains_and_ends_with_its_table():
-    model = tiny_model(positions="learned")
+    model = tiny_transformer(positions="learned")
     assert isinstance(model.positions, LearnedPositionalEmbedding)
     table = model.positions.weight
     assert table.shape == (16, 32) and table.requires_grad

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from mt.tokenizer import PAD_ID
+
 
 @dataclass
 class DecoderState:
@@ -87,6 +89,15 @@ def shares_embeddings(config) -> bool:
     """Whether source and target use one embedding matrix: only with a joint vocabulary
     (``ModelConfig.joint_vocab``) and ``tie_embeddings`` (Press & Wolf, 2017)."""
     return config.tie_embeddings and config.joint_vocab and config.src_vocab_size == config.tgt_vocab_size
+
+
+def init_embedding(embedding: nn.Embedding) -> nn.Embedding:
+    """Draw token embeddings (V, E) from N(0, 1/E) rather than N(0, 1), so that tied output logits
+    start small; PAD's row is zero. Returns ``embedding``."""
+    nn.init.normal_(embedding.weight, mean=0.0, std=embedding.embedding_dim**-0.5)
+    with torch.no_grad():
+        embedding.weight[PAD_ID].zero_()
+    return embedding
 
 
 class EncoderDecoder(nn.Module):

@@ -45,7 +45,7 @@ from mt.models.attention import (
     LuongMonotonicAttention,
     RecurrentAttention,
 )
-from mt.models.base import DecoderState, EncoderDecoder, shares_embeddings
+from mt.models.base import DecoderState, EncoderDecoder, init_embedding, shares_embeddings
 from mt.models.dropout import Dropout
 from mt.tokenizer import PAD_ID
 
@@ -213,15 +213,6 @@ def build_attention(config: ModelConfig) -> RecurrentAttention:
     return ATTENTIONS[config.attention].build(config)
 
 
-def _embedding(vocab_size: int, embedding_dim: int) -> nn.Embedding:
-    """Embeddings drawn from N(0, 1/E) rather than N(0, 1), so that tied output logits start small; PAD is zero."""
-    embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=PAD_ID)
-    nn.init.normal_(embedding.weight, mean=0.0, std=embedding_dim**-0.5)
-    with torch.no_grad():
-        embedding.weight[PAD_ID].zero_()
-    return embedding
-
-
 class RNNEncoderDecoder(EncoderDecoder):
     """Recurrent encoder-decoder with attention; see ``mt.models.base`` for the interface and shapes.
 
@@ -234,8 +225,9 @@ class RNNEncoderDecoder(EncoderDecoder):
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
-        self.src_embedding = _embedding(config.src_vocab_size, config.embedding_dim)
-        self.tgt_embedding = self.src_embedding if shares_embeddings(config) else _embedding(config.tgt_vocab_size, config.embedding_dim)
+        self.src_embedding = init_embedding(nn.Embedding(config.src_vocab_size, config.embedding_dim, padding_idx=PAD_ID))
+        self.tgt_embedding = self.src_embedding if shares_embeddings(config) else init_embedding(
+            nn.Embedding(config.tgt_vocab_size, config.embedding_dim, padding_idx=PAD_ID))
         self.dropout = Dropout(config.dropout)
         self.encoder = RecurrentEncoder(config)
         self.decoder = ATTENTIONS[config.attention].decoder(config, build_attention(config))

@@ -16,7 +16,7 @@ from torch import nn
 
 from mt.config import ModelConfig
 from mt.models.attention import MultiHeadAttention
-from mt.models.base import DecoderState, EncoderDecoder, append_step, shares_embeddings
+from mt.models.base import DecoderState, EncoderDecoder, append_step, init_embedding, shares_embeddings
 from mt.models.dropout import Dropout
 from mt.tokenizer import PAD_ID
 
@@ -183,14 +183,12 @@ class Transformer(EncoderDecoder):
             self.output.weight = self.tgt_embedding.weight
 
     def _reset_parameters(self) -> None:
+        init_embedding(self.src_embedding)
+        if self.tgt_embedding is not self.src_embedding:
+            init_embedding(self.tgt_embedding)
         for name, parameter in self.named_parameters():
-            if name.startswith("positions."):  # initialised by its module
-                continue
-            if "embedding" in name:
-                nn.init.normal_(parameter, mean=0.0, std=self.config.d_model ** -0.5)
-                with torch.no_grad():
-                    parameter[PAD_ID].zero_()
-            elif parameter.dim() > 1:
+            # the embeddings are drawn above, the positions by their own module
+            if parameter.dim() > 1 and not name.startswith(("src_embedding.", "tgt_embedding.", "positions.")):
                 nn.init.xavier_uniform_(parameter)
 
     def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
