@@ -153,14 +153,16 @@ def bench_train(args) -> dict:
 def bench_decode(args) -> dict:
     from mt.config import DecodeConfig
     from mt.data import read_corpus
+    from mt.device import set_threads
     from mt.metrics import bleu
     from mt.train import peak_rss_mb
     from mt.translate import Translator
 
     started = time.perf_counter()
     checkpoints = [Path(args.checkpoint)] + ([Path(args.ensemble)] if args.ensemble else [])
-    translator = Translator.from_checkpoint(checkpoints, device=args.device, threads=args.threads,
-                                            precision=args.precision, quantize=args.quantize)
+    set_threads(args.threads)
+    translator = Translator.from_checkpoint(checkpoints, device=args.device, precision=args.precision,
+                                            quantize=args.quantize)
     first = next(translator.translate(["I love machine learning"]))
     first_seconds = time.perf_counter() - started
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "test_2016_flickr"), "en", "de")
