@@ -346,8 +346,8 @@ def train(
 
     Several processes (DistributedDataParallel): torchrun --nproc_per_node=N $(which mt) train ...
     """
-    from mt.checkpoint import read_meta, resolve_checkpoint
-    from mt.config import apply_overrides, build_config, config_from_dict
+    from mt.distributed import is_main_process
+    from mt.rundir import plan_run
     from mt.train import LIMITS
     from mt.train import train as run_training
 
@@ -370,37 +370,11 @@ def train(
     ):
         if value is not None:
             overrides[section][key] = value
-    if init_from:
-        fixed = [f"model.{key}" for key in overrides["model"]] + [f"data.{key}" for key in ("tokenizer", "vocab_size", "model_type", "joint_vocab")
-                                                                 if key in overrides["data"]]
-        if fixed:
-            raise ConfigError(f"a fine-tuned run keeps the model and tokenizer of {init_from}: drop {', '.join(fixed)} when using --init-from")
-        resolve_checkpoint(init_from)
-    if resume:
-        fixed = [f"{section}.{key}" for section in ("model", "data") for key in overrides[section]]
-        fixed += [f"train.{key}" for key in ("batch_tokens", "seed", "init_from") if key in overrides["train"]]
-        if fixed:
-            raise ConfigError(f"a resumed run keeps its model, data and batches: drop {', '.join(fixed)} when using --resume")
-        if not (resume / "last").exists():
-            raise ConfigError(f"{resume} has no last/ checkpoint to resume from")
-        meta = read_meta(resolve_checkpoint(resume / "last"))
-        run_config = config_from_dict(meta["config"], str(resume / "last" / "config.json"))
-        apply_overrides(run_config, overrides, "command-line options")
-        run_config.validate()
-        run_dir = resume
-    else:
-        default_preset = "rnn-bahdanau" if arch == "rnn" else "transformer-small"
-        run_config = build_config(preset or default_preset, config, overrides)
-        if not run_config.data.train or not run_config.data.dev:
-            raise ConfigError("give --train and --dev (or data.train / data.dev in --config)")
-        model_name = "rnn-" + run_config.model.attention if run_config.model.arch == "rnn" else run_config.model.arch
-        name = run_name or f"{model_name}-{run_config.data.src_lang}-{run_config.data.tgt_lang}"
-        run_dir = output or Path("checkpoints") / name
-        if (run_dir / "last").exists():
-            raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --output")
+    plan = plan_run(overrides, preset, config, output, run_name, resume)
+    run_dir = plan.run_dir
     with StopSignals() as stop, TrainingDisplay() as display:
-        end = run_training(run_config, run_dir, callback=display, resume=resume is not None, stop_requested=stop)
-    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        end = run_training(plan.config, run_dir, callback=display, resume=plan.resume, stop_requested=stop)
+    if not is_main_process():  # torchrun: rank 0 reports
         return
     stopped_by = end["stopped_by"] or stop.received
     if stopped_by and stopped_by not in LIMITS:
