@@ -75,24 +75,27 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def reports_errors(command):
-    """Turn library errors, and the operating system's (a full disk, a file that cannot be
-    opened), into one paragraph and exit code 2 instead of a traceback, and warnings into one line."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            from mt.device import tune_process  # imports torch, which can meet the disk's errors too
+def reports_errors(training: bool = False):
+    """A command's decorator: the process tuned for ``training`` or decoding (``mt.device.tune_process``);
+    library errors, and the operating system's (a full disk, a file that cannot be opened), as one
+    paragraph and exit code 2 instead of a traceback; warnings as one line."""
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            try:
+                from mt.device import tune_process  # imports torch, which can meet the disk's errors too
 
-            tune_process(training=command.__name__ == "train")
-            with warnings.catch_warnings():
-                warnings.showwarning = show_warning
-                return command(*args, **kwargs)
-        except (MTError, OSError) as error:
-            message = str(error) if isinstance(error, MTError) else (
-                f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
-            console.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-    return wrapper
+                tune_process(training=training)
+                with warnings.catch_warnings():
+                    warnings.showwarning = show_warning
+                    return command(*args, **kwargs)
+            except (MTError, OSError) as error:
+                message = str(error) if isinstance(error, MTError) else (
+                    f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
+                console.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_BAD_INPUT) from None
+        return wrapper
+    return decorate
 
 
 def parse_duration(text: str) -> float:
@@ -115,7 +118,7 @@ def default_checkpoint() -> Path:
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def tokenize(
     train: str = typer.Option(..., help="Training corpus: PREFIX (PREFIX.src + PREFIX.tgt), FILE.tsv, or a dataset."),
     src: str = typer.Option(..., help="Source language code, e.g. en."),
@@ -296,7 +299,7 @@ class StopSignals:
 
 
 @app.command()
-@reports_errors
+@reports_errors(training=True)
 def train(
     train: Optional[list[str]] = typer.Option(None, "--train", help="Training corpus: PREFIX, FILE.tsv, or a dataset; "
                                               "repeat for several, SPEC@WEIGHT to draw a corpus' pairs WEIGHT times an epoch."),
@@ -454,7 +457,7 @@ def _load_translator(checkpoints: list[Path], src: Optional[str], tgt: Optional[
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def translate(
     text: list[str] = typer.Argument(None, help="Sentences to translate (else -i FILE, else stdin; '-': stdin)."),
     input_file: Optional[Path] = typer.Option(None, "-i", "--input", help="File with one sentence per line ('-': stdin)."),
@@ -581,7 +584,7 @@ def _show_attention(translator, result, number: int, show: bool, plot_path: Opti
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def serve(
     checkpoint: Optional[list[Path]] = typer.Option(None, help="Checkpoint or run directory to serve; repeat for several "
                                                     "language pairs (default: $MT_CHECKPOINT or checkpoints/default)."),
@@ -625,7 +628,7 @@ def serve(
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def attentions():
     """List the RNN attention mechanisms for mt train --attention, with their papers."""
     from rich.table import Table
@@ -640,7 +643,7 @@ def attentions():
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def plot(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (each with a train_log.jsonl)."),
     output: Path = typer.Option(Path("learning_curves.png"), "-o", "--output", help="PNG to write."),
@@ -654,7 +657,7 @@ def plot(
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def export(
     checkpoint: Path = typer.Argument(..., help="Checkpoint or run directory (its best)."),
     output: Path = typer.Argument(..., help="Directory for the exported checkpoint."),
@@ -668,6 +671,7 @@ def export(
     import torch
 
     from mt.checkpoint import export_checkpoint
+    from mt.device import DTYPES
 
     if format == "ctranslate2":
         from mt.ct2 import export_ctranslate2
@@ -680,16 +684,15 @@ def export(
     if format != "mt":
         raise ConfigError(f"--format must be mt or ctranslate2, got {format!r}")
 
-    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if dtype not in dtypes:
-        raise ConfigError(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
-    written = export_checkpoint(checkpoint, output, dtypes[dtype])
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    written = export_checkpoint(checkpoint, output, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype])
     size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
     console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({size:.1f} MiB, {dtype} weights)", highlight=False)
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def average(
     sources: list[Path] = typer.Argument(..., help="Checkpoints, or run directories (their --last newest step checkpoints)."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory for the averaged checkpoint."),
@@ -705,7 +708,7 @@ def average(
 
 
 @app.command("eval")
-@reports_errors
+@reports_errors()
 def evaluate(
     test: str = typer.Option(..., help="Test corpus: PREFIX, FILE.tsv, or a dataset."),
     src: Optional[str] = typer.Option(None, help="Source language (default: the checkpoint's)."),

@@ -74,7 +74,7 @@ def peak_gpu_mb(device: str) -> float | None:
 def bench_matmul(args) -> dict:
     import torch
 
-    from mt.device import mkl_is_slow_here
+    from mt.device import DTYPES, mkl_is_slow_here
     from mt.packing import PackedLinear
 
     size, results = (8192 if args.device.startswith("cuda") else 2048), {}
@@ -90,8 +90,7 @@ def bench_matmul(args) -> dict:
         return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
     for name in precisions(args.device):
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-        a, b = (torch.randn(size, size, dtype=dtype, device=args.device) for _ in range(2))
+        a, b = (torch.randn(size, size, dtype=DTYPES[name], device=args.device) for _ in range(2))
         results[f"matmul_{name}_gflops"] = gflops(lambda: a @ b)
     if args.device == "cpu" and mkl_is_slow_here():  # fp32 products in oneDNN, as mt decodes here (mt.packing)
         packed, x = PackedLinear(torch.nn.Linear(size, size, bias=False)), torch.randn(size, size)
