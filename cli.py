@@ -75,24 +75,27 @@ def show_warning(message, category, filename, lineno, file=None, line=None):
         sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
-def reports_errors(command):
-    """Turn library errors, and the operating system's (a full disk, a file that cannot be
-    opened), into one paragraph and exit code 2 instead of a traceback, and warnings into one line."""
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        try:
-            from mt.device import tune_process  # imports torch, which can meet the disk's errors too
+def reports_errors(training: bool = False):
+    """A command's decorator: the process tuned for ``training`` or decoding (``mt.device.tune_process``);
+    library errors, and the operating system's (a full disk, a file that cannot be opened), as one
+    paragraph and exit code 2 instead of a traceback; warnings as one line."""
+    def decorate(command):
+        @functools.wraps(command)
+        def wrapper(*args, **kwargs):
+            try:
+                from mt.device import tune_process  # imports torch, which can meet the disk's errors too
 
-            tune_process(training=command.__name__ == "train")
-            with warnings.catch_warnings():
-                warnings.showwarning = show_warning
-                return command(*args, **kwargs)
-        except (MTError, OSError) as error:
-            message = str(error) if isinstance(error, MTError) else (
-                f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
-            console.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_BAD_INPUT) from None
-    return wrapper
+                tune_process(training=training)
+                with warnings.catch_warnings():
+                    warnings.showwarning = show_warning
+                    return command(*args, **kwargs)
+            except (MTError, OSError) as error:
+                message = str(error) if isinstance(error, MTError) else (
+                    f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
+                console.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
+                raise typer.Exit(EXIT_BAD_INPUT) from None
+        return wrapper
+    return decorate
 
 
 def parse_duration(text: str) -> float:
@@ -115,7 +118,7 @@ def default_checkpoint() -> Path:
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def tokenize(
     train: str = typer.Option(..., help="Training corpus: PREFIX (PREFIX.src + PREFIX.tgt), FILE.tsv, or a dataset."),
     src: str = typer.Option(..., help="Source language code, e.g. en."),
@@ -296,7 +299,7 @@ class StopSignals:
 
 
 @app.command()
-@reports_errors
+@reports_errors(training=True)
 def train(
     train: Optional[list[str]] = typer.Option(None, "--train", help="Training corpus: PREFIX, FILE.tsv, or a dataset; "
                                               "repeat for several, SPEC@WEIGHT to draw a corpus' pairs WEIGHT times an epoch."),
@@ -346,8 +349,8 @@ def train(
 
     Several processes (DistributedDataParallel): torchrun --nproc_per_node=N $(which mt) train ...
     """
-    from mt.checkpoint import read_meta, resolve_checkpoint
-    from mt.config import apply_overrides, build_config, config_from_dict
+    from mt.distributed import is_main_process
+    from mt.rundir import plan_run
     from mt.train import LIMITS
     from mt.train import train as run_training
 
@@ -370,37 +373,11 @@ def train(
     ):
         if value is not None:
             overrides[section][key] = value
-    if init_from:
-        fixed = [f"model.{key}" for key in overrides["model"]] + [f"data.{key}" for key in ("tokenizer", "vocab_size", "model_type", "joint_vocab")
-                                                                 if key in overrides["data"]]
-        if fixed:
-            raise ConfigError(f"a fine-tuned run keeps the model and tokenizer of {init_from}: drop {', '.join(fixed)} when using --init-from")
-        resolve_checkpoint(init_from)
-    if resume:
-        fixed = [f"{section}.{key}" for section in ("model", "data") for key in overrides[section]]
-        fixed += [f"train.{key}" for key in ("batch_tokens", "seed", "init_from") if key in overrides["train"]]
-        if fixed:
-            raise ConfigError(f"a resumed run keeps its model, data and batches: drop {', '.join(fixed)} when using --resume")
-        if not (resume / "last").exists():
-            raise ConfigError(f"{resume} has no last/ checkpoint to resume from")
-        meta = read_meta(resolve_checkpoint(resume / "last"))
-        run_config = config_from_dict(meta["config"], str(resume / "last" / "config.json"))
-        apply_overrides(run_config, overrides, "command-line options")
-        run_config.validate()
-        run_dir = resume
-    else:
-        default_preset = "rnn-bahdanau" if arch == "rnn" else "transformer-small"
-        run_config = build_config(preset or default_preset, config, overrides)
-        if not run_config.data.train or not run_config.data.dev:
-            raise ConfigError("give --train and --dev (or data.train / data.dev in --config)")
-        model_name = "rnn-" + run_config.model.attention if run_config.model.arch == "rnn" else run_config.model.arch
-        name = run_name or f"{model_name}-{run_config.data.src_lang}-{run_config.data.tgt_lang}"
-        run_dir = output or Path("checkpoints") / name
-        if (run_dir / "last").exists():
-            raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --output")
+    plan = plan_run(overrides, preset, config, output, run_name, resume)
+    run_dir = plan.run_dir
     with StopSignals() as stop, TrainingDisplay() as display:
-        end = run_training(run_config, run_dir, callback=display, resume=resume is not None, stop_requested=stop)
-    if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0 reports
+        end = run_training(plan.config, run_dir, callback=display, resume=plan.resume, stop_requested=stop)
+    if not is_main_process():  # torchrun: rank 0 reports
         return
     stopped_by = end["stopped_by"] or stop.received
     if stopped_by and stopped_by not in LIMITS:
@@ -413,16 +390,6 @@ def train(
     console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
                   f"validation took {end['validation_share']:.1%} of the time{budget}; checkpoints in {shown(run_dir)}",
                   highlight=False)
-
-
-def _check_language_pair(translator, src: Optional[str], tgt: Optional[str], where: Path) -> None:
-    """Refuse a checkpoint trained for another language pair than the one asked for."""
-    from mt.errors import CheckpointError
-
-    trained = (translator.tokenizer.src_lang, translator.tokenizer.tgt_lang)
-    if (src and src != trained[0]) or (tgt and tgt != trained[1]):
-        raise CheckpointError(f"{where} translates {trained[0]}->{trained[1]}, not {src or trained[0]}->{tgt or trained[1]}: "
-                              "pick a checkpoint trained for that pair")
 
 
 def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> tuple[Iterable[str], str]:
@@ -477,19 +444,20 @@ def _glossary(path: Optional[Path], engine: str = "mt"):
     return read_glossary(path)
 
 
-def _decode_config(translator, batch_size, **changes):
-    """The checkpoint's decoding settings with the options given on the command line."""
-    from dataclasses import replace
+def _load_translator(checkpoints: list[Path], src: Optional[str], tgt: Optional[str], threads: Optional[int],
+                     **options) -> Any:
+    """Set torch's threads (``--threads``; all cores available by default), load ``checkpoints``
+    (``mt.engines.load_translator`` with ``options``) and refuse another pair than ``src``->``tgt``."""
+    from mt.device import set_threads
+    from mt.engines import check_language_pair, load_translator
 
-    decode = translator.config.decode
-    changes["batch_tokens"] = batch_size
-    decode = replace(decode, **{k: v for k, v in changes.items() if v is not None})
-    decode.validate()
-    return decode
+    translator = load_translator(checkpoints, threads=set_threads(threads or 0), **options)
+    check_language_pair(translator, src, tgt, checkpoints[0])
+    return translator
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def translate(
     text: list[str] = typer.Argument(None, help="Sentences to translate (else -i FILE, else stdin; '-': stdin)."),
     input_file: Optional[Path] = typer.Option(None, "-i", "--input", help="File with one sentence per line ('-': stdin)."),
@@ -530,30 +498,20 @@ def translate(
 ):
     """Translate sentences with a trained checkpoint."""
     from mt.alignment import LEVELS, pharaoh, word_alignment
-    from mt.translate import Translator
 
     if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
         text, input_file = [], None
     checkpoints = checkpoint or [default_checkpoint()]
     want_attention = show_attention or alignment or attention_plot is not None or attention_html is not None
     terms = _glossary(glossary, engine)
-    if engine == "ctranslate2":
-        from mt.ct2 import CT2Translator
-
-        if len(checkpoints) > 1 or want_attention or quantize or precision != "fp32":
-            raise ConfigError("--engine ctranslate2 takes one exported --checkpoint, without attention options, --quantize "
-                              "or --precision (quantize at export: mt export --format ctranslate2 --quantization int8)")
-        translator = CT2Translator(checkpoints[0], device=device, threads=threads or 0)
-    elif engine == "mt":
-        translator = Translator.from_checkpoint(checkpoints, device=device, precision=precision, quantize=quantize, threads=threads or 0)
-    else:
-        raise ConfigError(f"--engine must be mt or ctranslate2, got {engine!r}")
-    _check_language_pair(translator, src, tgt, checkpoints[0])
+    translator = _load_translator(checkpoints, src, tgt, engine=engine, device=device, precision=precision,
+                                  quantize=quantize, threads=threads, attention=want_attention)
     if attention_level not in LEVELS:
         raise ConfigError(f"--attention-level must be {' or '.join(LEVELS)}, got {attention_level!r}")
-    decode = _decode_config(translator, batch_size, beam_size=beam_size, length_penalty=length_penalty, max_length=max_length,
-                            n_best=n_best, sampling=sampling, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                            no_repeat_ngram_size=no_repeat_ngram_size)
+    decode = translator.config.decode.with_overrides(
+        batch_tokens=batch_size, beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, n_best=n_best,
+        sampling=sampling, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+        no_repeat_ngram_size=no_repeat_ngram_size)
     if alignment and decode.n_best > 1:
         raise ConfigError("--alignment aligns the best translation only: drop --n-best")
     with_attention = []
@@ -626,7 +584,7 @@ def _show_attention(translator, result, number: int, show: bool, plot_path: Opti
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def serve(
     checkpoint: Optional[list[Path]] = typer.Option(None, help="Checkpoint or run directory to serve; repeat for several "
                                                     "language pairs (default: $MT_CHECKPOINT or checkpoints/default)."),
@@ -649,12 +607,14 @@ def serve(
                                             "applied to every request (a request's own glossary adds to it)."),
 ):
     """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
+    from mt.device import set_threads
     from mt.serve import Limits, ModelThread, build_app, listen, run
     from mt.translate import Translator
 
     terms = _glossary(glossary)
     model_thread = ModelThread()
-    translators = [model_thread.call(Translator.from_checkpoint, path, device=device, precision=precision, threads=threads or 0)
+    model_thread.call(set_threads, threads or 0)
+    translators = [model_thread.call(Translator.from_checkpoint, path, device=device, precision=precision)
                    for path in checkpoint or [default_checkpoint()]]
     limits = Limits(max_request_bytes=max_request_bytes, max_characters=max_characters, max_sentences=max_sentences,
                     max_queue=max_queue, timeout=timeout, batch_wait=batch_wait / 1000, read_timeout=read_timeout)
@@ -668,7 +628,7 @@ def serve(
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def attentions():
     """List the RNN attention mechanisms for mt train --attention, with their papers."""
     from rich.table import Table
@@ -683,7 +643,7 @@ def attentions():
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def plot(
     run_dirs: list[Path] = typer.Argument(..., help="Run directories (each with a train_log.jsonl)."),
     output: Path = typer.Option(Path("learning_curves.png"), "-o", "--output", help="PNG to write."),
@@ -697,7 +657,7 @@ def plot(
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def export(
     checkpoint: Path = typer.Argument(..., help="Checkpoint or run directory (its best)."),
     output: Path = typer.Argument(..., help="Directory for the exported checkpoint."),
@@ -711,6 +671,7 @@ def export(
     import torch
 
     from mt.checkpoint import export_checkpoint
+    from mt.device import DTYPES
 
     if format == "ctranslate2":
         from mt.ct2 import export_ctranslate2
@@ -723,16 +684,15 @@ def export(
     if format != "mt":
         raise ConfigError(f"--format must be mt or ctranslate2, got {format!r}")
 
-    dtypes = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if dtype not in dtypes:
-        raise ConfigError(f"--dtype must be one of {', '.join(dtypes)}, got {dtype!r}")
-    written = export_checkpoint(checkpoint, output, dtypes[dtype])
+    if dtype not in DTYPES:
+        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    written = export_checkpoint(checkpoint, output, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype])
     size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
     console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({size:.1f} MiB, {dtype} weights)", highlight=False)
 
 
 @app.command()
-@reports_errors
+@reports_errors()
 def average(
     sources: list[Path] = typer.Argument(..., help="Checkpoints, or run directories (their --last newest step checkpoints)."),
     output: Path = typer.Option(..., "-o", "--output", help="Directory for the averaged checkpoint."),
@@ -747,16 +707,8 @@ def average(
                   highlight=False)
 
 
-def _empty_pairs(corpus) -> list[str]:
-    """Where ``corpus`` (read with ``keep_empty``) has a pair with an empty side: "line N" of its
-    files (a TSV's header row counted), or "row N" of a dataset."""
-    offset = 1 + (corpus.header is not None)
-    return [f"{'line' if corpus.files else 'row'} {number + offset}"
-            for number, (source, target) in enumerate(zip(corpus.sources, corpus.targets)) if not (source and target)]
-
-
 @app.command("eval")
-@reports_errors
+@reports_errors()
 def evaluate(
     test: str = typer.Option(..., help="Test corpus: PREFIX, FILE.tsv, or a dataset."),
     src: Optional[str] = typer.Option(None, help="Source language (default: the checkpoint's)."),
@@ -788,100 +740,45 @@ def evaluate(
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
     import json
 
-    from mt.data import read_corpus, read_lines
-    from mt.files import atomic_output, check_output
-    from mt.metrics import check_tokenize, corpus_scores, default_tokenize, lc_tok_bleu
+    from mt.evaluate import evaluate as evaluate_test_set
+    from mt.evaluate import read_test_set
+    from mt.files import atomic_output
 
-    translator = None
+    translator, decode = None, None
     checkpoints = checkpoint or [default_checkpoint()]
-    if glossary is not None and hyp is not None:
-        raise ConfigError("--glossary constrains translating: it cannot apply to a --hyp file")
-    terms = _glossary(glossary)
-    if hyp is None or src is None or tgt is None:
-        from mt.translate import Translator
-
-        if hyp is None or checkpoint:
-            translator = Translator.from_checkpoint(checkpoints, device=device, precision=precision,
-                                                    quantize=quantize, threads=threads or 0)
-            _check_language_pair(translator, src, tgt, checkpoints[0])
-        assumed = (f" (the languages {translator.tokenizer.src_lang}->{translator.tokenizer.tgt_lang} are those of "
-                   f"{checkpoints[0]}; choose others with --src/--tgt, or another --checkpoint)"
-                   if translator and not (src and tgt) else "")
-        src = src or (translator.tokenizer.src_lang if translator else None)
-        tgt = tgt or (translator.tokenizer.tgt_lang if translator else None)
-        if src is None or tgt is None:
-            raise ConfigError("give --src and --tgt (or --checkpoint to take them from)")
-    else:
-        assumed = ""
-    bleu_tokenize = check_tokenize(tokenize or default_tokenize(tgt))  # before minutes of translating
-    try:
-        corpus = read_corpus(test, src, tgt, encoding_errors, keep_empty=True)  # line N of -o is pair N
-    except DataError as error:
-        raise DataError(f"{error}{assumed}") from None
-    if corpus.header is not None:
-        console.print(f"note: skipped the header row {shown(repr(corpus.header))} of {shown(corpus.origin)}", highlight=False)
-    if empty := _empty_pairs(corpus):
-        console.print(f"note: {shown(corpus.origin)} has {len(empty)} pair(s) with an empty side ({', '.join(empty[:10])}"
-                      f"{', ...' if len(empty) > 10 else ''}): they are translated and scored as they are, none is left out",
-                      highlight=False, soft_wrap=True)
-    inputs = corpus.files + [path for path in (hyp, tok_references) if path is not None]
-    for path in (output_file, json_file):
-        if path is not None:
-            check_output(path, inputs)
-    seconds = 0.0
-    if hyp is not None:
-        hypotheses = list(read_lines(hyp, encoding_errors))
-        if len(hypotheses) != len(corpus):
-            raise DataError(f"{hyp} has {len(hypotheses)} lines but {corpus.origin} has {len(corpus)} sentence pairs"
-                            f"{' besides its header row' if corpus.header is not None else ''}: give one hypothesis a pair, "
-                            "in the same order")
-    else:
-        decode = _decode_config(translator, batch_size, beam_size=beam_size, length_penalty=length_penalty, sampling=sampling,
-                                temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                                no_repeat_ngram_size=no_repeat_ngram_size)
-        started = time.time()
-        with sentence_progress(len(corpus)) as advance:
-            results = list(translator.translate(corpus.sources, decode, progress=advance, glossary=terms))
-        seconds = time.time() - started
-        hypotheses = [result.text for result in results]
-        if output_file:
-            with atomic_output(output_file, inputs) as handle:
-                handle.write("".join(h + "\n" for h in hypotheses))
-    scores = corpus_scores(hypotheses, corpus.targets, tokenize=bleu_tokenize, lowercase=lowercase)
-    if tok_references is not None:
-        tokenized = list(read_lines(tok_references, encoding_errors))
-        if len(tokenized) != len(hypotheses):
-            raise DataError(f"{tok_references} has {len(tokenized)} lines but the test set has {len(hypotheses)}")
-        scores.append(lc_tok_bleu(hypotheses, tokenized, tgt))
+    if hyp is None or (checkpoint and not (src and tgt)):
+        translator = _load_translator(checkpoints, src, tgt, device=device, precision=precision, quantize=quantize,
+                                      threads=threads)
+    test_set = read_test_set(test, src, tgt, translator, checkpoints[0], encoding_errors)
+    for note in test_set.notes:
+        console.print(f"note: {shown(note)}", highlight=False, soft_wrap=True)
+    if hyp is None:
+        decode = translator.config.decode.with_overrides(
+            batch_tokens=batch_size, beam_size=beam_size, length_penalty=length_penalty, sampling=sampling,
+            temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, no_repeat_ngram_size=no_repeat_ngram_size)
+    with sentence_progress(len(test_set) if hyp is None else None) as advance:
+        report = evaluate_test_set(test_set, ", ".join(map(str, checkpoints)), translator, decode, hypotheses_file=hyp,
+                                   glossary=glossary, tokenize=tokenize, lowercase=lowercase, tok_references=tok_references,
+                                   encoding_errors=encoding_errors, outputs=(output_file, json_file), progress=advance)
+    if output_file:
+        with atomic_output(output_file, report.inputs) as handle:
+            handle.write("".join(h + "\n" for h in report.hypotheses))
     out = Console()
-    out.print(f"{shown(corpus.origin)} ({len(corpus)} sentences)", highlight=False, soft_wrap=True)
-    width = max(len(score.name) for score in scores)
-    for score in scores:  # one line each, never wrapped, so that a signature can be copied whole
+    out.print(f"{shown(report.test)} ({report.sentences} sentences)", highlight=False, soft_wrap=True)
+    width = max(len(score.name) for score in report.scores)
+    for score in report.scores:  # one line each, never wrapped, so that a signature can be copied whole
         out.print(f"{score.name:<{width}}  {score.score:6.2f}  {score.signature}", highlight=False, soft_wrap=True)
-    if terms is not None:
-        matched = sum(len(result.applied_terms) + len(result.missed_terms) for result in results)
-        used = sum(len(result.applied_terms) for result in results)
-        console.print(f"glossary {shown(glossary)}: term use {used} / {matched} ({100 * used / max(matched, 1):.1f}%), "
+    if report.glossary is not None:
+        use = report.glossary
+        console.print(f"glossary {shown(glossary)}: term use {use.terms_used} / {use.terms_found} "
+                      f"({100 * use.terms_used / max(use.terms_found, 1):.1f}%), "
                       "the terms found in the sources whose target term is in the translation", highlight=False)
-    if seconds:
-        console.print(f"translated {len(corpus)} sentences in {seconds:.1f}s ({len(corpus) / seconds:.1f} sentences/s, "
-                      f"{'sampling' if decode.sampling else f'beam {decode.beam_size}'})", highlight=False)
+    if report.seconds:
+        console.print(f"translated {report.sentences} sentences in {report.seconds:.1f}s ({report.sentences_per_s:.1f} "
+                      f"sentences/s, {'sampling' if decode.sampling else f'beam {decode.beam_size}'})", highlight=False)
     if json_file:
-        report = {"test": corpus.origin, "sentences": len(corpus), "checkpoint": ", ".join(map(str, checkpoints)),
-                  "hypotheses": str(hyp) if hyp else None, "scores": [vars(score) for score in scores]}
-        if seconds:
-            import torch
-
-            report.update(seconds=seconds, sentences_per_s=len(corpus) / seconds, beam_size=decode.beam_size,
-                          threads=torch.get_num_threads())
-        if terms is not None:
-            report["glossary"] = {"file": str(glossary), "terms_found": matched, "terms_used": used,
-                                  "applied_terms": [[{"source": t.text, "target": t.target} for t in result.applied_terms]
-                                                    for result in results],
-                                  "missed_terms": [[{"source": t.text, "target": t.target} for t in result.missed_terms]
-                                                   for result in results]}
-        with atomic_output(json_file, inputs) as handle:
-            handle.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        with atomic_output(json_file, report.inputs) as handle:
+            handle.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
 if __name__ == "__main__":

@@ -126,6 +126,14 @@ class DecodeConfig:
         """Rows a sentence takes in a decoding batch: its beams, or its samples."""
         return self.n_best if self.sampling else self.beam_size
 
+    def with_overrides(self, **overrides: Any) -> "DecodeConfig":
+        """A copy with the ``overrides`` that are not None (a command line's or a request's
+        options; None: keep this setting), validated (``validate``: ``ConfigError``; a field
+        that does not exist: ``TypeError``)."""
+        decode = dataclasses.replace(self, **{key: value for key, value in overrides.items() if value is not None})
+        decode.validate()
+        return decode
+
     def validate(self) -> None:
         """Raise ``ConfigError`` for a beam size or maximum length below 1, a length penalty that is
         negative or not a number, an n-best outside 1..beam_size (with sampling: below 1), a

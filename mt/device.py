@@ -30,6 +30,7 @@ ONEDNN_CACHE_CAPACITY = {"training": "64", "decoding": "1024"}
 # trained at 8,286 target tokens/s by then; 64 entries: 1.02 GB, flat, and 9,235 tokens/s (fp32:
 # 0.98 GB). bf16 beam-5 decoding's peak RSS fell from 884 to 490 MB (fp32: 452). Not 0: torch crashes.
 IDEEP_CACHE_CAPACITY = "64"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}  # the precisions' names, as options spell them
 
 
 def tune_process(training: bool = False) -> None:
@@ -145,13 +146,12 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if cpu_supports_bf16() else torch.float32
     if precision == "fp16" and device.type != "cuda":
         raise ConfigError("--precision fp16 needs a CUDA device; on CPU use bf16 or fp32")
-    dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-    if precision not in dtypes:
+    if precision not in DTYPES:
         raise ConfigError(f"unknown precision {precision!r}: use auto, fp32, bf16 or fp16 (CUDA)")
     if precision == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
         warnings.warn("this CPU has no bf16 units (AVX512-BF16 or AMX), so bf16 is emulated and runs about 10x "
                       "slower than fp32 here: use --precision auto or fp32", SlowPrecisionWarning, stacklevel=2)
-    return dtypes[precision]
+    return DTYPES[precision]
 
 
 def autocast(device: torch.device, dtype: torch.dtype):

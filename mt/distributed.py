@@ -21,6 +21,12 @@ from torch.nn.parallel import DistributedDataParallel
 from mt.errors import ConfigError
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of a ``torchrun`` launch, or runs alone: the one that reports
+    (torchrun's ``RANK``, read without joining the process group)."""
+    return os.environ.get("RANK", "0") == "0"
+
+
 @dataclass
 class Distributed:
     """This process' place among the processes of one training run."""

@@ -20,11 +20,13 @@ import os
 import re
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from mt.checkpoint import CONFIG_FILE, STEPS_DIR
-from mt.errors import CheckpointError, TrainingError
+from mt.checkpoint import CONFIG_FILE, STEPS_DIR, read_meta, resolve_checkpoint
+from mt.config import RunConfig, apply_overrides, build_config, config_from_dict
+from mt.errors import CheckpointError, ConfigError, TrainingError
 
 LOCK_FILE, LOG_FILE = ".lock", "train_log.jsonl"
 LINKS = ("best", "last")
@@ -33,6 +35,69 @@ STEP_NAME = re.compile(r"step-\d{7}")
 # (tempfile.mkdtemp(prefix=".step-NNNNNNN.")) and point_link's temporary links (".last.PID.link").
 STAGING_NAME = re.compile(r"\.step-\d{7}\..+")
 LINK_TEMPORARY_NAME = re.compile(r"\.(best|last)\.\d+\.link")
+RUNS_DIR = Path("checkpoints")  # where a run without --output goes, under its name
+# What a run keeps when it goes on: a fine-tuned one its checkpoint's model and tokenizer, a resumed
+# one its model, data and batches (the same batches in the same order make its losses equal).
+FINE_TUNING_KEEPS = {"model": None, "data": ("tokenizer", "vocab_size", "model_type", "joint_vocab")}
+RESUMING_KEEPS = {"model": None, "data": None, "train": ("batch_tokens", "seed", "init_from")}
+
+
+@dataclass
+class RunPlan:
+    """What one ``mt train`` will do: train ``config`` in ``run_dir``, continuing it when ``resume``."""
+
+    config: RunConfig
+    run_dir: Path
+    resume: bool = False
+
+
+def _kept(overrides: dict[str, dict[str, Any]], keeps: dict[str, tuple[str, ...] | None]) -> list[str]:
+    """The overrides that change what ``keeps`` says a run keeps (None: a whole section), as section.key."""
+    return [f"{section}.{key}" for section, keys in keeps.items() for key in overrides.get(section, {})
+            if keys is None or key in keys]
+
+
+def plan_run(overrides: dict[str, dict[str, Any]], preset: str | None = None, config_file: Path | None = None,
+             output: Path | None = None, run_name: str | None = None, resume: Path | None = None) -> RunPlan:
+    """The configuration and run directory of a training run, from command-line ``overrides``
+    (``{section: {key: value}}``, ``train.init_from`` included).
+
+    A new run: defaults < ``preset`` (default ``rnn-bahdanau`` for ``model.arch`` rnn, else
+    ``transformer-small``) < ``config_file`` < ``overrides``, in ``output`` or
+    ``checkpoints/<run_name>``, the name defaulting to ``<model>-<src>-<tgt>`` (``rnn-<attention>``
+    for an RNN). A fine-tuned run (``train.init_from``) keeps its checkpoint's model and tokenizer;
+    ``resume`` continues the run in that directory from its ``last/`` checkpoint's configuration,
+    keeping its model, data and batches (``RESUMING_KEEPS``).
+
+    Raises ``ConfigError`` for an override of what a fine-tuned or resumed run keeps, a new run
+    without training or dev data, one whose directory already holds a run, or a resumed one
+    without ``last/``; ``CheckpointError`` for an ``init_from`` that is no checkpoint; what
+    ``mt.config.build_config`` raises."""
+    init_from = overrides.get("train", {}).get("init_from")
+    if init_from:
+        if fixed := _kept(overrides, FINE_TUNING_KEEPS):
+            raise ConfigError(f"a fine-tuned run keeps the model and tokenizer of {init_from}: drop {', '.join(fixed)} "
+                              "when using --init-from")
+        resolve_checkpoint(Path(init_from))
+    if resume:
+        if fixed := _kept(overrides, RESUMING_KEEPS):
+            raise ConfigError(f"a resumed run keeps its model, data and batches: drop {', '.join(fixed)} when using --resume")
+        if not (resume / "last").exists():
+            raise ConfigError(f"{resume} has no last/ checkpoint to resume from")
+        meta = read_meta(resolve_checkpoint(resume / "last"))
+        config = config_from_dict(meta["config"], str(resume / "last" / "config.json"))
+        apply_overrides(config, overrides, "command-line options")
+        config.validate()
+        return RunPlan(config, resume, resume=True)
+    arch = overrides.get("model", {}).get("arch")
+    config = build_config(preset or ("rnn-bahdanau" if arch == "rnn" else "transformer-small"), config_file, overrides)
+    if not config.data.train or not config.data.dev:
+        raise ConfigError("give --train and --dev (or data.train / data.dev in --config)")
+    model_name = "rnn-" + config.model.attention if config.model.arch == "rnn" else config.model.arch
+    run_dir = output or RUNS_DIR / (run_name or f"{model_name}-{config.data.src_lang}-{config.data.tgt_lang}")
+    if (run_dir / "last").exists():
+        raise ConfigError(f"{run_dir} already holds a run: continue it with --resume {run_dir}, or pick another --output")
+    return RunPlan(config, run_dir)
 
 
 def step_directory(run_dir: Path, step: int) -> Path:

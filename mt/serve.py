@@ -308,15 +308,15 @@ def _number(fields: dict[str, Any], key: str, kind: type, default, low: float, h
 
 
 def _decode(translator, fields: dict[str, Any], limits: Limits, n_best: int) -> DecodeConfig:
+    """The translator's decoding settings with a request's beam_size and length_penalty, beams
+    enough for ``n_best``; ``RequestError`` 400 for a value out of range or settings that do not validate."""
     base = translator.config.decode
     beam_size = _number(fields, "beam_size", int, max(base.beam_size, n_best), 1, limits.max_beam_size)
-    decode = dataclasses.replace(base, beam_size=max(beam_size, n_best), n_best=n_best,
-                                 length_penalty=_number(fields, "length_penalty", float, base.length_penalty, 0, 10))
+    length_penalty = _number(fields, "length_penalty", float, base.length_penalty, 0, 10)
     try:
-        decode.validate()
+        return base.with_overrides(beam_size=max(beam_size, n_best), n_best=n_best, length_penalty=length_penalty)
     except ConfigError as error:
         raise RequestError(400, f"invalid request: {error}") from None
-    return decode
 
 
 def _glossary(server: Glossary | None, entries, limits: Limits) -> Glossary | None:

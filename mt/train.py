@@ -9,6 +9,7 @@ callback and to ``train_log.jsonl`` (one JSON object per event); nothing is prin
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import json
 import math
@@ -16,7 +17,7 @@ import os
 import resource
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -226,13 +227,30 @@ class Updater:
         return float(total)
 
 
+@dataclass
+class LossWindow:
+    """The updates since the last logged training loss: their summed loss, their target and source
+    tokens, and when the window opened."""
+
+    loss: float = 0.0
+    tokens: int = 0
+    src_tokens: int = 0
+    start: float = field(default_factory=time.time)
+
+    def tgt_tokens_per_s(self) -> float:
+        """Target tokens a second since the window opened."""
+        return self.tokens / max(time.time() - self.start, 1e-9)
+
+
 class Run:
-    """One training run on disk: its updater, position, log, and the two things done besides
-    updates: saving a checkpoint and validating."""
+    """One training run on disk: its updater, position, log, and the steps of its loop: an update's
+    bookkeeping (``record_update``, ``skip_nonfinite``), logging, validating or saving, and
+    deciding when to stop (``stopped_by_limit``)."""
 
     def __init__(self, run_dir: Path, config: RunConfig, updater: Updater, data: PreparedData, log: RunLog,
-                 resume_state: dict[str, Any] | None):
+                 resume_state: dict[str, Any] | None, distributed: Distributed = Distributed()):
         self.run_dir, self.config, self.updater, self.data, self.log = run_dir, config, updater, data, log
+        self.distributed = distributed
         self.state = TrainState()
         if resume_state is not None:
             updater.optimizer.load_state_dict(resume_state["optimizer"])
@@ -247,6 +265,76 @@ class Run:
                 torch.cuda.set_rng_state_all(list(resume_state["cuda_rng"]))
         self.validation_seconds = 0.0
         self.validation_estimate: tuple[float, float] | None = None  # (seconds, training seconds when measured)
+        self.window = LossWindow()
+        self.nonfinite_in_row = 0
+        self.time_up = False  # agreed by all processes after every update
+        self.last_save = time.time()
+
+    def epoch_position(self, updates_per_epoch: int) -> float:
+        """Epochs done, the current one's batches consumed included."""
+        settings = self.config.train
+        return self.state.epoch + self.state.batch_in_epoch / (updates_per_epoch * settings.accum_steps
+                                                               * self.distributed.world_size)
+
+    def stopped_by_limit(self) -> str | None:
+        """Which limit of ``LIMITS`` ended the run, if one did."""
+        settings, state = self.config.train, self.state
+        reached = {"max_steps": settings.max_steps and state.step >= settings.max_steps,
+                   "epochs": settings.epochs and state.epoch >= settings.epochs, "max_time": self.time_up}
+        return next((limit for limit in LIMITS if reached[limit]), None)
+
+    def time_is_up(self) -> bool:
+        """Whether ``max_time`` is reached, the closing validation counted in (on rank 0 only)."""
+        if not self.config.train.max_time:
+            return False
+        reserve = self.closing_validation_seconds() if self.distributed.is_main else 0.0
+        return self.state.elapsed + reserve >= self.config.train.max_time
+
+    def skip_nonfinite(self) -> None:
+        """Count an update whose loss was NaN/inf (nothing was updated); ``TrainingError`` after
+        ``max_nonfinite`` in a row."""
+        state = self.state
+        state.nonfinite_total += 1
+        self.nonfinite_in_row += 1
+        self.log({"event": "nonfinite", "step": state.step, "in_a_row": self.nonfinite_in_row, "total": state.nonfinite_total})
+        if self.nonfinite_in_row >= self.config.train.max_nonfinite:
+            raise TrainingError(
+                f"the loss was NaN or infinite for {self.nonfinite_in_row} updates in a row at step {state.step}; "
+                f"the last good checkpoint is in {self.run_dir / 'last'}. Lower train.learning_rate or use --precision fp32.")
+
+    def record_update(self, loss_sum: float, update: Update, src_tokens: int, updates_per_epoch: int) -> None:
+        """Count a finished update (``loss_sum`` over all processes), show its progress, and log
+        the loss, validate and save at the steps ``train`` settings name."""
+        settings, state, window = self.config.train, self.state, self.window
+        self.nonfinite_in_row = 0
+        state.step += 1
+        window.loss += loss_sum
+        window.tokens += update.n_tgt_tokens
+        window.src_tokens += int(src_tokens)
+        self.log.progress({"event": "progress", "step": state.step, "elapsed": state.elapsed,
+                           "epoch": self.epoch_position(updates_per_epoch), "loss": window.loss / window.tokens,
+                           "lr": self.updater.scheduler.get_last_lr()[0], "tgt_tokens_per_s": window.tgt_tokens_per_s()})
+        if state.step % settings.log_every == 0:
+            self.log_losses(updates_per_epoch)
+        is_main = self.distributed.is_main
+        if state.step % settings.validate_every == 0:
+            if is_main:
+                self.validate_and_save()
+            self.last_save = self.window.start = time.time()
+        elif is_main and ((settings.save_every and state.step % settings.save_every == 0)
+                          or (settings.save_every_minutes and time.time() - self.last_save >= 60 * settings.save_every_minutes)):
+            self.save()
+            self.last_save = time.time()
+
+    def log_losses(self, updates_per_epoch: int) -> None:
+        """Log the training loss of the updates since the last such line, and open a new window."""
+        window, state = self.window, self.state
+        seconds = max(time.time() - window.start, 1e-9)
+        self.log({"event": "train", "step": state.step, "epoch": self.epoch_position(updates_per_epoch),
+                  "loss": window.loss / window.tokens, "lr": self.updater.scheduler.get_last_lr()[0],
+                  "tgt_tokens_per_s": window.tokens / seconds, "tokens_per_s": (window.tokens + window.src_tokens) / seconds,
+                  "elapsed": state.elapsed, "peak_rss_mb": peak_rss_mb()})
+        self.window = LossWindow()
 
     def closing_validation_seconds(self) -> float:
         """How long the validation at the end of the run will take, for ``max_time`` to stop the
@@ -337,133 +425,108 @@ def train(config: RunConfig, run_dir: Path, callback: Callable[[Event], None] | 
 
 def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback: Callable[[Event], None] | None,
            resume: bool, stop_requested: Callable[[], str | None], removed_staging: int) -> Event:
+    """``train``'s steps, top to bottom: start (or resume), prepare the data, then updates until a
+    limit or a signal, each followed by its bookkeeping, and the closing save or validation."""
+    config = copy.deepcopy(config)  # the caller's stays as given: the model section is completed below
     settings = config.train
     device = distributed.device(resolve_device(settings.device))
     dtype = resolve_precision(settings.precision, device)
     threads = set_threads(settings.threads, processes=distributed.local_world_size)
     torch.manual_seed(settings.seed)
-    tokenizer, resume_state = None, None
-    if resume:
-        model, tokenizer, _, _ = checkpoint.load_checkpoint(run_dir / "last", device)
-        resume_state = checkpoint.load_trainer_state(run_dir / "last")
-    elif settings.init_from:  # fine-tuning: the checkpoint's weights and tokenizer, a fresh optimizer and schedule
-        model, tokenizer, init_config, _ = checkpoint.load_checkpoint(Path(settings.init_from), device)
-        model = model.float()
-        config.model = init_config.model
+    model, tokenizer, resume_state = _starting_point(config, run_dir, resume, device)
     started = time.time()
     data = prepare_data(config, tokenizer, distributed)
     config.model.src_vocab_size, config.model.tgt_vocab_size = data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size
     config.model.joint_vocab = data.tokenizer.joint
-    if not resume and not settings.init_from:
+    if model is None:
         model = build_model(config.model).to(device)
     model.train()
     log = RunLog(run_dir / rundir.LOG_FILE if distributed.is_main else None, callback)
-    updater = Updater(model, settings, device, dtype, distributed)
-    run = Run(run_dir, config, updater, data, log, resume_state)
+    run = Run(run_dir, config, Updater(model, settings, device, dtype, distributed), data, log, resume_state, distributed)
     if distributed.active:  # different dropout masks in each process
         torch.manual_seed(settings.seed + distributed.rank)
-    state = run.state
-    accum, world = settings.accum_steps, distributed.world_size
-    log({
-        "event": "resume" if resume else "start", "step": state.step, "device": str(device), "precision": str(dtype).split(".")[-1],
-        "threads": threads, "processes": world, "accum_steps": accum, "parameters": sum(p.numel() for p in model.parameters()),
+    log(_start_event(run, "resume" if resume else "start", threads, removed_staging, time.time() - started))
+    process_start = time.time()
+    clock_start = process_start - run.state.elapsed
+    stopped_by = _update_until_stopped(run, clock_start, stop_requested)
+    if run.window.tokens:  # the updates after the last log_every multiple: the curve reaches the last step
+        run.log_losses(data.batches.updates_per_epoch(run.state.epoch, settings.accum_steps, distributed.world_size))
+    if distributed.is_main:
+        stopped_by = stopped_by or stop_requested()
+        if stopped_by:
+            run.save()
+        elif run.state.step % settings.validate_every:
+            run.validate_and_save()
+    end = {"event": "end", "step": run.state.step, "epoch": run.state.epoch, "elapsed": time.time() - clock_start,
+           "best_dev_bleu": run.state.best_bleu, "nonfinite_total": run.state.nonfinite_total,
+           "stopped_by": stopped_by or run.stopped_by_limit(),
+           "validation_share": run.validation_seconds / max(time.time() - process_start, 1e-9)}
+    log(end)
+    distributed.close()
+    return end
+
+
+def _starting_point(config: RunConfig, run_dir: Path, resume: bool, device: torch.device
+                    ) -> tuple[EncoderDecoder | None, Tokenizer | None, dict[str, Any] | None]:
+    """The model, tokenizer and trainer state a run starts from: ``run_dir/last``'s when resuming;
+    ``train.init_from``'s weights and tokenizer (its model section copied into ``config``) when
+    fine-tuning; else none of them (a new model is built once the data says the vocabulary sizes)."""
+    if resume:
+        model, tokenizer, _, _ = checkpoint.load_checkpoint(run_dir / "last", device)
+        return model, tokenizer, checkpoint.load_trainer_state(run_dir / "last")
+    if config.train.init_from:  # fine-tuning: a fresh optimizer and schedule
+        model, tokenizer, init_config, _ = checkpoint.load_checkpoint(Path(config.train.init_from), device)
+        config.model = init_config.model
+        return model.float(), tokenizer, None
+    return None, None, None
+
+
+def _start_event(run: Run, kind: str, threads: int, removed_staging: int, prepare_seconds: float) -> Event:
+    """The first line of a run's log (``kind`` start or resume): where and on what it trains."""
+    data, state, settings, updater = run.data, run.state, run.config.train, run.updater
+    accum, world = settings.accum_steps, run.distributed.world_size
+    return {
+        "event": kind, "step": state.step, "device": str(updater.device), "precision": str(updater.dtype).split(".")[-1],
+        "threads": threads, "processes": world, "accum_steps": accum,
+        "parameters": sum(p.numel() for p in updater.model.parameters()),
         "train_pairs": len(data.batches), "dropped_long": sum(c["dropped_long"] for c in data.corpora),
         "dropped_empty": sum(c["dropped_empty"] for c in data.corpora), "corpora": data.corpora,
         "dev_pairs": len(data.dev_src_ids), "dev_truncated": data.dev_truncated,
         "removed_staging": removed_staging, "vocab": [data.tokenizer.src_vocab_size, data.tokenizer.tgt_vocab_size],
         "batches_per_epoch": len(data.batches.plan(state.epoch)),
-        "updates_per_epoch": data.batches.updates_per_epoch(state.epoch, accum, world), "padding_fraction": data.batches.padding_fraction(),
-        "prepare_seconds": time.time() - started, "config": config.to_dict(),
+        "updates_per_epoch": data.batches.updates_per_epoch(state.epoch, accum, world),
+        "padding_fraction": data.batches.padding_fraction(), "prepare_seconds": prepare_seconds,
+        "config": run.config.to_dict(),
         "limits": {"max_steps": settings.max_steps, "epochs": settings.epochs, "max_time": settings.max_time},
-    })
+    }
 
-    process_start = time.time()
-    clock_start = process_start - state.elapsed
-    last_save = time.time()
-    window = {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
-    nonfinite_in_row = 0
+
+def _update_until_stopped(run: Run, clock_start: float, stop_requested: Callable[[], str | None]) -> str | None:
+    """Updates, epoch after epoch, until a limit (``Run.stopped_by_limit``) or ``stop_requested``
+    ends the run; the processes agree after every update on the loss, the signals and the time.
+    Returns the signal that stopped the run, or None."""
+    data, state, distributed = run.data, run.state, run.distributed
+    accum, world = run.config.train.accum_steps, distributed.world_size
     stopped_by = stop_requested()  # a signal while the data was being prepared
-    time_up = False  # agreed by all processes after every update
-
-    def out_of_budget() -> str | None:
-        """Which limit ended the run, if one did."""
-        reached = {"max_steps": settings.max_steps and state.step >= settings.max_steps,
-                   "epochs": settings.epochs and state.epoch >= settings.epochs, "max_time": time_up}
-        return next((limit for limit in LIMITS if reached[limit]), None)
-
-    def log_window(updates_per_epoch: int) -> dict:
-        """Log the training loss of the updates since the last such line; returns a fresh window."""
-        seconds = max(time.time() - window["start"], 1e-9)
-        log({"event": "train", "step": state.step, "epoch": state.epoch + state.batch_in_epoch / (updates_per_epoch * accum * world),
-             "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
-             "tgt_tokens_per_s": window["tokens"] / seconds,
-             "tokens_per_s": (window["tokens"] + window["src_tokens"]) / seconds, "elapsed": state.elapsed,
-             "peak_rss_mb": peak_rss_mb()})
-        return {"loss": 0.0, "tokens": 0, "src_tokens": 0, "start": time.time()}
-
-    def time_is_up() -> bool:  # the closing validation counts inside --max-time
-        if not settings.max_time:
-            return False
-        reserve = run.closing_validation_seconds() if distributed.is_main else 0.0
-        return state.elapsed + reserve >= settings.max_time
-
-    while not out_of_budget() and stopped_by is None:
+    while not run.stopped_by_limit() and stopped_by is None:
         updates_per_epoch = data.batches.updates_per_epoch(state.epoch, accum, world)
         for update in data.batches.updates(state.epoch, state.batch_in_epoch, accum, world, distributed.rank):
-            loss = updater.step(update)
+            loss = run.updater.step(update)
             state.batch_in_epoch += accum * world
             state.elapsed = time.time() - clock_start
             signal = stop_requested()
             src_tokens = sum(batch.n_src_tokens for batch in update.batches)
-            loss_sum, src_tokens, signals, times_up = distributed.sum(loss or 0.0, src_tokens, signal is not None, time_is_up())
+            loss_sum, src_tokens, signals, times_up = distributed.sum(loss or 0.0, src_tokens, signal is not None,
+                                                                      run.time_is_up())
             stopped_by = (signal or "a signal to another process") if signals else None
-            time_up = times_up > 0
+            run.time_up = times_up > 0
             if loss is None:
-                state.nonfinite_total += 1
-                nonfinite_in_row += 1
-                log({"event": "nonfinite", "step": state.step, "in_a_row": nonfinite_in_row, "total": state.nonfinite_total})
-                if nonfinite_in_row >= settings.max_nonfinite:
-                    raise TrainingError(
-                        f"the loss was NaN or infinite for {nonfinite_in_row} updates in a row at step {state.step}; "
-                        f"the last good checkpoint is in {run_dir / 'last'}. Lower train.learning_rate or use --precision fp32.")
+                run.skip_nonfinite()
             else:
-                nonfinite_in_row = 0
-                state.step += 1
-                window["loss"] += loss_sum
-                window["tokens"] += update.n_tgt_tokens
-                window["src_tokens"] += int(src_tokens)
-                log.progress({"event": "progress", "step": state.step, "elapsed": state.elapsed,
-                              "epoch": state.epoch + state.batch_in_epoch / (updates_per_epoch * accum * world),
-                              "loss": window["loss"] / window["tokens"], "lr": updater.scheduler.get_last_lr()[0],
-                              "tgt_tokens_per_s": window["tokens"] / max(time.time() - window["start"], 1e-9)})
-                if state.step % settings.log_every == 0:
-                    window = log_window(updates_per_epoch)
-                if state.step % settings.validate_every == 0:
-                    if distributed.is_main:
-                        run.validate_and_save()
-                    last_save = window["start"] = time.time()
-                elif distributed.is_main and (
-                        (settings.save_every and state.step % settings.save_every == 0)
-                        or (settings.save_every_minutes and time.time() - last_save >= 60 * settings.save_every_minutes)):
-                    run.save()
-                    last_save = time.time()
-            if stopped_by or out_of_budget():
+                run.record_update(loss_sum, update, src_tokens, updates_per_epoch)
+            if stopped_by or run.stopped_by_limit():
                 break
         else:
             state.epoch += 1
             state.batch_in_epoch = 0
-    if window["tokens"]:  # the updates after the last log_every multiple: the curve reaches the last step
-        log_window(data.batches.updates_per_epoch(state.epoch, accum, world))
-    if distributed.is_main:
-        stopped_by = stopped_by or stop_requested()
-        if stopped_by:
-            run.save()
-        elif state.step % settings.validate_every:
-            run.validate_and_save()
-    end = {"event": "end", "step": state.step, "epoch": state.epoch, "elapsed": time.time() - clock_start,
-           "best_dev_bleu": state.best_bleu, "nonfinite_total": state.nonfinite_total,
-           "stopped_by": stopped_by or out_of_budget(),
-           "validation_share": run.validation_seconds / max(time.time() - process_start, 1e-9)}
-    log(end)
-    distributed.close()
-    return end
+    return stopped_by

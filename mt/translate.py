@@ -20,7 +20,7 @@ from mt.checkpoint import load_checkpoint
 from mt.config import DecodeConfig, RunConfig
 from mt.constraints import ConstrainedBeam, TargetVocabulary, TermAutomaton
 from mt.data import clean_text
-from mt.device import autocast, cpu_supports_bf16, mkl_is_slow_here, resolve_device, resolve_precision, set_threads
+from mt.device import autocast, cpu_supports_bf16, mkl_is_slow_here, resolve_device, resolve_precision
 from mt.ensemble import Ensemble
 from mt.errors import ConfigError
 from mt.glossary import Glossary, TermMatch
@@ -129,16 +129,16 @@ class Translator:
         self._automata: dict[str, TermAutomaton | None] = {}
 
     @classmethod
-    def from_checkpoint(cls, path: Path | Sequence[Path], device: str = "auto", precision: str = "fp32", threads: int = 0,
+    def from_checkpoint(cls, path: Path | Sequence[Path], device: str = "auto", precision: str = "fp32",
                         quantize: str | None = None) -> "Translator":
         """Load a checkpoint directory (or a run directory's ``best``); several make an ensemble
-        (``mt.ensemble.Ensemble``), decoded with the first one's settings.
+        (``mt.ensemble.Ensemble``), decoded with the first one's settings. Changes no process
+        setting: the caller chooses torch's thread count (``mt.device.set_threads``).
 
         ``quantize="int8"`` swaps every Linear layer for a dynamically quantized int8 one (weights
         int8, activations quantized per batch; CPU only). Raises ``CheckpointError``, and
         ``ConfigError`` for a bad quantization or ensemble members with different tokenizers.
         """
-        set_threads(threads)
         torch_device = resolve_device(device)
         paths = [path] if isinstance(path, (str, Path)) else list(path)
         loaded = [load_checkpoint(member, torch_device)[:3] for member in paths]

@@ -72,7 +72,7 @@ def peak_gpu_mb(device: str) -> float | None:
 def bench_matmul(args) -> dict:
     import torch
 
-    from mt.device import mkl_is_slow_here
+    from mt.device import DTYPES, mkl_is_slow_here
     from mt.packing import PackedLinear
 
     size, results = (8192 if args.device.startswith("cuda") else 2048), {}
@@ -88,8 +88,7 @@ def bench_matmul(args) -> dict:
         return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
     for name in precisions(args.device):
-        dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[name]
-        a, b = (torch.randn(size, size, dtype=dtype, device=args.device) for _ in range(2))
+        a, b = (torch.randn(size, size, dtype=DTYPES[name], device=args.device) for _ in range(2))
         results[f"matmul_{name}_gflops"] = gflops(lambda: a @ b)
     if args.device == "cpu" and mkl_is_slow_here():  # fp32 products in oneDNN, as mt decodes here (mt.packing)
         packed, x = PackedLinear(torch.nn.Linear(size, size, bias=False)), torch.randn(size, size)
@@ -151,14 +150,16 @@ def bench_train(args) -> dict:
 def bench_decode(args) -> dict:
     from mt.config import DecodeConfig
     from mt.data import read_corpus
+    from mt.device import set_threads
     from mt.metrics import bleu
     from mt.train import peak_rss_mb
     from mt.translate import Translator
 
     started = time.perf_counter()
     checkpoints = [Path(args.checkpoint)] + ([Path(args.ensemble)] if args.ensemble else [])
-    translator = Translator.from_checkpoint(checkpoints, device=args.device, threads=args.threads,
-                                            precision=args.precision, quantize=args.quantize)
+    set_threads(args.threads)
+    translator = Translator.from_checkpoint(checkpoints, device=args.device, precision=args.precision,
+                                            quantize=args.quantize)
     first = next(translator.translate(["I love machine learning"]))
     first_seconds = time.perf_counter() - started
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "test_2016_flickr"), "en", "de")

@@ -30,10 +30,11 @@ def run_engine(args) -> dict:
     """One engine and setting in this process: outputs, speed, peak RSS."""
     from mt.config import DecodeConfig
     from mt.data import read_corpus
-    from mt.device import tune_process
+    from mt.device import set_threads, tune_process
     from mt.train import peak_rss_mb
 
     tune_process()
+    set_threads(args.threads)  # mt's engine runs on torch's threads; CTranslate2 is given its own count
     if args.engine == "ctranslate2":
         from mt.ct2 import CT2Translator
 
@@ -42,16 +43,14 @@ def run_engine(args) -> dict:
         import torch
 
         from mt.checkpoint import load_checkpoint
-        from mt.device import set_threads
         from mt.translate import Translator
 
-        set_threads(args.threads)
         model, tokenizer, config = load_checkpoint(Path(args.checkpoint), torch.device("cpu"))[:3]
         translator = Translator(model, tokenizer, config, torch.device("cpu"))
     else:
         from mt.translate import Translator
 
-        translator = Translator.from_checkpoint(Path(args.checkpoint), threads=args.threads, precision=args.precision,
+        translator = Translator.from_checkpoint(Path(args.checkpoint), precision=args.precision,
                                                 quantize=args.quantize or None)
     corpus = read_corpus(args.test, translator.tokenizer.src_lang, translator.tokenizer.tgt_lang)
     decode = DecodeConfig(beam_size=args.beam_size, length_penalty=0.0 if args.beam_size > 1 else 1.0)

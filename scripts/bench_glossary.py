@@ -23,6 +23,7 @@ from pathlib import Path
 
 from mt.config import DecodeConfig
 from mt.data import read_corpus
+from mt.device import set_threads
 from mt.files import atomic_output
 from mt.glossary import WORD, Glossary, GlossaryEntry
 from mt.metrics import corpus_scores
@@ -69,7 +70,8 @@ def main() -> None:
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
-    translator = Translator.from_checkpoint(args.checkpoint, device="cpu", threads=args.threads)
+    set_threads(args.threads)
+    translator = Translator.from_checkpoint(args.checkpoint, device="cpu")
     src, tgt = translator.tokenizer.src_lang, translator.tokenizer.tgt_lang
     corpora = [read_corpus(dev, src, tgt) for dev in args.dev]
     glossary = dev_glossary(args.dictionary, corpora)

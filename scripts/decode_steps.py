@@ -41,9 +41,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--full-rows", type=int, default=200)
     args = parser.parse_args()
-    from mt.device import tune_process
+    from mt.device import set_threads, tune_process
 
     tune_process()  # measure under the settings `mt` runs with
+    set_threads(args.threads)
 
     from rich.console import Console
     from rich.table import Table
@@ -52,7 +53,7 @@ def main() -> None:
     from mt.data import read_corpus
     from mt.translate import Translator
 
-    translator = Translator.from_checkpoint(Path(args.checkpoint), device="cpu", threads=args.threads)
+    translator = Translator.from_checkpoint(Path(args.checkpoint), device="cpu")
     sources = read_corpus(str(Path(args.data) / "multi30k" / "test_2016_flickr"), "en", "de").sources
     decode = DecodeConfig(beam_size=args.beam_size, batch_tokens=args.batch_tokens)
     list(translator.translate(sources[:50], decode))  # warm-up

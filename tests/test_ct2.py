@@ -39,7 +39,7 @@ def test_an_exported_model_decodes_greedily_as_mt_does_with_the_same_token_log_p
     run = trained_checkpoint(tmp_path, pre_norm, joint, positions)
     exported = export_ctranslate2(run, tmp_path / "ct2")
     assert (exported / "model.bin").is_file() and json.loads((exported / "mt_config.json").read_text())["model"]["pre_norm"] == pre_norm
-    translator = Translator.from_checkpoint(run, device="cpu", threads=1)
+    translator = Translator.from_checkpoint(run, device="cpu")
     engine = ctranslate2.Translator(str(exported), device="cpu", inter_threads=1, intra_threads=1)
     sentences = synthetic_sentences(60, seed=3)
     ours = list(translator.translate(sentences, DecodeConfig(beam_size=1)))

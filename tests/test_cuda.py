@@ -35,7 +35,7 @@ def test_a_tiny_transformer_learns_to_copy_on_the_gpu_and_translates_on_the_cpu(
     config = tiny_run_config(tmp_path, max_steps=400, device="cuda", precision=precision)
     end = train(config, tmp_path / "run")
     assert end["best_dev_bleu"] > 90
-    translator = Translator.from_checkpoint(tmp_path / "run", device="cpu", threads=1)
+    translator = Translator.from_checkpoint(tmp_path / "run", device="cpu")
     assert next(translator.translate(["a b c d e"])).text == "a b c d e"
 
 
@@ -54,7 +54,7 @@ def test_search_on_the_gpu_finds_what_it_finds_on_the_cpu(beam_size):
 @pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
 def test_a_checkpoint_translates_on_the_gpu_at_each_precision(tiny_checkpoint, precision):
     sentences = [f"a b {letter} {letter}" for letter in "abcdefghij"]
-    on_cpu = [t.text for t in Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1).translate(sentences)]
+    on_cpu = [t.text for t in Translator.from_checkpoint(tiny_checkpoint, device="cpu").translate(sentences)]
     on_gpu = Translator.from_checkpoint(tiny_checkpoint, device="cuda", precision=precision)
     assert on_gpu.device.type == "cuda"
     texts = [t.text for t in on_gpu.translate(sentences, return_attention=True)]  # the explicit attention path on CUDA

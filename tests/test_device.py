@@ -79,3 +79,12 @@ def test_importing_mt_changes_nothing_in_the_process_until_tune_process_is_calle
         result = subprocess.run([sys.executable, "-c", code, use], capture_output=True, text=True, env=env,
                                 cwd=Path(__file__).resolve().parents[1])
         assert result.stdout.split() == expected, result.stderr
+
+
+@pytest.mark.parametrize("command, capacity", [(["train", "--max-time", "soon"], "64"), (["attentions"], "1024")])
+def test_mt_train_tunes_the_process_for_training_every_other_command_for_decoding(monkeypatch, command, capacity):
+    monkeypatch.delenv("ONEDNN_PRIMITIVE_CACHE_CAPACITY", raising=False)
+    monkeypatch.setattr(mt.device, "keep_freed_memory", lambda: False)  # the allocator of the test process stays as it is
+    monkeypatch.setattr(mt.device.atexit, "register", lambda function: None)
+    CliRunner().invoke(app, command)
+    assert os.environ["ONEDNN_PRIMITIVE_CACHE_CAPACITY"] == capacity

@@ -90,8 +90,8 @@ def test_two_processes_equal_one_process_with_the_same_total_batch(tmp_path):
     for (name, a), (_, b) in zip(ddp_model.named_parameters(), single_model.named_parameters()):
         assert torch.allclose(a, b, atol=1e-5), name
     sentences = ["a b c d", "j i h g f", "c c a"]
-    ddp_out = [h.text for h in Translator.from_checkpoint(tmp_path / "ddp" / "last", device="cpu", threads=1).translate(sentences)]
-    single_out = [h.text for h in Translator.from_checkpoint(tmp_path / "single" / "last", device="cpu", threads=1).translate(sentences)]
+    ddp_out = [h.text for h in Translator.from_checkpoint(tmp_path / "ddp" / "last", device="cpu").translate(sentences)]
+    single_out = [h.text for h in Translator.from_checkpoint(tmp_path / "single" / "last", device="cpu").translate(sentences)]
     assert ddp_out == single_out
 
     # mt average on the DDP run: the mean of its last 2 step checkpoints, as of the 1-process run's

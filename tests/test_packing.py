@@ -89,14 +89,14 @@ def test_mkl_counts_as_slow_on_cpus_not_made_by_intel(monkeypatch, cpuinfo, slow
 def test_the_translator_packs_bf16_models_and_fp32_ones_only_where_mkl_is_slow(tiny_checkpoint, monkeypatch, slow):
     monkeypatch.setattr(mt.translate, "mkl_is_slow_here", lambda: slow)
     packed = lambda translator: any(isinstance(m, PackedLinear) for m in translator.model.modules())  # noqa: E731
-    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu")
     assert packed(fp32) is slow
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SlowPrecisionWarning)  # a CPU without bf16 units emulates it
-        bf16 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, precision="bf16")
+        bf16 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", precision="bf16")
     assert packed(bf16) is mt.device.cpu_supports_bf16() and all(p.dtype == torch.bfloat16 for p in bf16.model.parameters())
-    assert not packed(Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, quantize="int8"))
+    assert not packed(Translator.from_checkpoint(tiny_checkpoint, device="cpu", quantize="int8"))
     monkeypatch.setattr(mt.translate, "mkl_is_slow_here", lambda: not slow)
-    other = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    other = Translator.from_checkpoint(tiny_checkpoint, device="cpu")
     sentences = ["a b c", "d e f g", "h"]
     assert [t.text for t in fp32.translate(sentences)] == [t.text for t in other.translate(sentences)]

@@ -41,7 +41,7 @@ runner = CliRunner()
 
 @pytest.fixture(scope="module")
 def translator(tiny_checkpoint):
-    return Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    return Translator.from_checkpoint(tiny_checkpoint, device="cpu")
 
 
 # --- corpora ---------------------------------------------------------------------------------

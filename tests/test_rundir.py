@@ -6,7 +6,7 @@ import os
 import pytest
 
 from mt import rundir
-from mt.errors import CheckpointError, TrainingError
+from mt.errors import CheckpointError, ConfigError, TrainingError
 
 
 def _hold_lock(run_dir, ready, release):
@@ -105,3 +105,47 @@ def test_what_a_killed_save_left_is_removed(tmp_path):
     (run_dir / ".last.4242.link").symlink_to("steps/step-0000045")
     assert rundir.remove_staging(run_dir) == 3
     assert os.listdir(run_dir / "steps") == [kept.name] and not (run_dir / ".last.4242.link").is_symlink()
+
+
+def _overrides(**sections):
+    return {"data": {}, "model": {}, "train": {}, **sections}
+
+
+def test_a_new_run_is_named_after_its_model_and_languages_unless_told(tmp_path):
+    data = {"train": ["corpus"], "dev": "dev", "src_lang": "en", "tgt_lang": "de"}
+    plan = rundir.plan_run(_overrides(data=data))
+    assert plan.run_dir == rundir.RUNS_DIR / "transformer-en-de" and not plan.resume
+    assert plan.config.model.arch == "transformer" and plan.config.data.train == ["corpus"]
+    rnn = rundir.plan_run(_overrides(data=data, model={"arch": "rnn"}))  # the rnn preset, named by its attention
+    assert rnn.run_dir == rundir.RUNS_DIR / "rnn-bahdanau-en-de" and rnn.config.model.attention == "bahdanau"
+    assert rundir.plan_run(_overrides(data=data), run_name="mine").run_dir == rundir.RUNS_DIR / "mine"
+    assert rundir.plan_run(_overrides(data=data), output=tmp_path / "out", run_name="mine").run_dir == tmp_path / "out"
+    with pytest.raises(ConfigError, match="give --train and --dev"):
+        rundir.plan_run(_overrides(data={"train": ["corpus"], "src_lang": "en", "tgt_lang": "de"}))
+    (tmp_path / "out" / "last").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="already holds a run: continue it with --resume"):
+        rundir.plan_run(_overrides(data=data), output=tmp_path / "out")
+
+
+def test_a_fine_tuned_run_keeps_its_checkpoints_model_and_tokenizer(tmp_path, tiny_checkpoint):
+    data = {"train": ["corpus"], "dev": "dev", "src_lang": "en", "tgt_lang": "de"}
+    with pytest.raises(ConfigError, match=r"drop model.hidden_size, data.vocab_size when using --init-from"):
+        rundir.plan_run(_overrides(data={**data, "vocab_size": 100}, model={"hidden_size": 8},
+                                   train={"init_from": str(tiny_checkpoint)}))
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        rundir.plan_run(_overrides(data=data, train={"init_from": str(tmp_path / "absent")}))
+    plan = rundir.plan_run(_overrides(data=data, train={"init_from": str(tiny_checkpoint), "max_steps": 3}))
+    assert plan.config.train.init_from == str(tiny_checkpoint) and plan.config.train.max_steps == 3
+
+
+def test_a_resumed_run_takes_its_last_configuration_and_keeps_model_data_and_batches(tmp_path, tiny_checkpoint):
+    run_dir = tmp_path / "run"
+    with pytest.raises(ConfigError, match="has no last/ checkpoint to resume from"):
+        rundir.plan_run(_overrides(), resume=run_dir)
+    run_dir.mkdir()
+    (run_dir / "last").symlink_to(tiny_checkpoint)
+    with pytest.raises(ConfigError, match=r"drop data.dev, train.batch_tokens, train.seed when using --resume"):
+        rundir.plan_run(_overrides(data={"dev": "x"}, train={"batch_tokens": 10, "max_steps": 5, "seed": 2}), resume=run_dir)
+    plan = rundir.plan_run(_overrides(train={"max_steps": 5}), resume=run_dir)
+    assert plan.resume and plan.run_dir == run_dir and plan.config.train.max_steps == 5
+    assert plan.config.model.d_model == 32  # the checkpoint's model, not a preset's

@@ -66,7 +66,7 @@ def keyed_server(tiny_checkpoint):
 @pytest.fixture(scope="module")
 def expected(tiny_checkpoint):
     """What `mt translate` gives for SENTENCES (the checkpoint's own decoding settings)."""
-    return [result.text for result in Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1).translate(SENTENCES)]
+    return [result.text for result in Translator.from_checkpoint(tiny_checkpoint, device="cpu").translate(SENTENCES)]
 
 
 @pytest.mark.slow

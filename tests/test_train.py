@@ -133,7 +133,10 @@ def test_max_time_includes_the_closing_validation_and_the_end_says_what_stopped_
     progress = [e for e in events if e["event"] == "progress"]
     assert [e["step"] for e in progress] == list(range(1, end["step"] + 1)) and progress[0]["tgt_tokens_per_s"] > 0
     (tmp_path / "steps").mkdir()
-    assert train(tiny_run_config(tmp_path / "steps", max_steps=3), tmp_path / "steps" / "run")["stopped_by"] == "max_steps"
+    config = tiny_run_config(tmp_path / "steps", max_steps=3)
+    given = config.to_dict()
+    assert train(config, tmp_path / "steps" / "run")["stopped_by"] == "max_steps"
+    assert config.to_dict() == given  # the run fills in the vocabulary sizes on its own copy
 
 
 @pytest.mark.slow

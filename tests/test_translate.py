@@ -15,7 +15,7 @@ from mt.translate import Translator
 
 @pytest.fixture
 def translator(tiny_checkpoint):
-    return Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    return Translator.from_checkpoint(tiny_checkpoint, device="cpu")
 
 
 def record_chunks(translator, monkeypatch) -> list[int]:
@@ -82,8 +82,8 @@ def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(tiny_checkpoint
 
 
 def test_int8_quantization_fuses_the_feed_forward_relu_and_stays_close_to_fp32(tiny_checkpoint):
-    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1).model
-    int8 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, quantize="int8").model
+    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu").model
+    int8 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", quantize="int8").model
     from torch.ao.nn.intrinsic.quantized.dynamic import LinearReLU
     from torch.ao.nn.quantized.dynamic import Linear
 
@@ -98,7 +98,7 @@ def test_int8_quantization_fuses_the_feed_forward_relu_and_stays_close_to_fp32(t
 
 
 def test_progress_counts_every_sentence_as_its_batch_finishes(tiny_checkpoint):
-    translator = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
+    translator = Translator.from_checkpoint(tiny_checkpoint, device="cpu")
     counts = []
     sentences = ["a b c d e f"] * 40 + ["", "a"] * 10
     results = list(translator.translate(sentences, DecodeConfig(batch_tokens=64),
@@ -107,8 +107,8 @@ def test_progress_counts_every_sentence_as_its_batch_finishes(tiny_checkpoint):
 
 
 def test_bf16_on_cpu_stores_the_weights_in_bf16_and_translates_as_fp32_does(tiny_checkpoint):
-    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1)
-    bf16 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", threads=1, precision="bf16")
+    fp32 = Translator.from_checkpoint(tiny_checkpoint, device="cpu")
+    bf16 = Translator.from_checkpoint(tiny_checkpoint, device="cpu", precision="bf16")
     assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
     assert {p.dtype for p in fp32.model.parameters()} == {torch.float32}
     sentences = ["a b c", "d e", "f g h i"]
