@@ -34,7 +34,6 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from mt.config import ModelConfig
-from mt.errors import ConfigError
 from mt.models.attention import (
     BahdanauAttention,
     HardAttention,
