@@ -46,7 +46,7 @@ def dev_glossary(dictionary: Path, corpora: list) -> Glossary:
             for first in range(len(words)):
                 for last in range(first + 1, min(first + 4, len(words)) + 1):
                     key = tuple(words[first:last])
-                    for chinese in targets.get(key, ()):
+                    for chinese in sorted(targets.get(key, ())):  # sorted: the same glossary in every process
                         if chinese in reference:
                             found[key][chinese] += 1
     return Glossary(GlossaryEntry(" ".join(key), counts.most_common(1)[0][0], "dev glossary") for key, counts in found.items())
