@@ -70,7 +70,7 @@ def _failure(term: str) -> list[int]:
 class TermAutomaton:
     """A target term's progress automaton over the target pieces.
 
-    ``table`` (n, V) int64, n = ``len(term)`` characters: ``table[q, v]`` is how many characters
+    ``table`` (n, V) int16, n = ``len(term)`` characters: ``table[q, v]`` is how many characters
     of the term an output has matched after piece v, if before it its longest suffix that starts
     the term had q characters; n when the piece completes the term (anywhere inside the piece).
     ``advancing`` (n, A) int64: for each state q the pieces v with ``table[q, v] > q``, padded
@@ -102,7 +102,7 @@ class TermAutomaton:
         candidates = set(vocabulary.containing.get(term[0], []))
         candidates.update(vocabulary.ids[term[i:j]] for i in range(length) for j in range(i + 1, length + 1)
                           if term[i:j] in vocabulary.ids)
-        table = torch.zeros(length, vocabulary.size, dtype=torch.long)
+        table = torch.zeros(length, vocabulary.size, dtype=torch.int16)  # a term's length fits; a quarter of int64's memory
         advancing: list[list[int]] = [[] for _ in range(length)]
         for token in sorted(candidates):
             text = vocabulary.texts[token]
@@ -155,7 +155,7 @@ class ConstrainedBeam(Beam):
         """Progress (G, N, C) after appending ``tokens`` (G, N) to hypotheses whose progress was ``progress``."""
         met = progress >= self.length[:, None]
         row = self.base[:, None] + torch.where(met, 0, progress)
-        after = self.table.view(-1)[row * self.vocab + tokens[..., None]]
+        after = self.table.view(-1)[row * self.vocab + tokens[..., None]].long()
         return torch.where(met, progress, after)
 
     def select(self, log_probs, scores):
