@@ -433,12 +433,10 @@ GLOSSARY = typer.Option(None, "--glossary", help="TSV or CSV file of source term
                         "a term is placed where it first fits, often first: use 4 or more).")
 
 
-def _glossary(path: Optional[Path], engine: str = "mt"):
+def _glossary(path: Optional[Path]):
     """The glossary of ``--glossary``, or None."""
     if path is None:
         return None
-    if engine != "mt":
-        raise ConfigError("--glossary needs --engine mt (CTranslate2 has no constrained beam search)")
     from mt.glossary import read_glossary
 
     return read_glossary(path)
@@ -503,7 +501,7 @@ def translate(
         text, input_file = [], None
     checkpoints = checkpoint or [default_checkpoint()]
     want_attention = show_attention or alignment or attention_plot is not None or attention_html is not None
-    terms = _glossary(glossary, engine)
+    terms = _glossary(glossary)
     translator = _load_translator(checkpoints, src, tgt, engine=engine, device=device, precision=precision,
                                   quantize=quantize, threads=threads, attention=want_attention)
     if attention_level not in LEVELS:
@@ -520,7 +518,7 @@ def translate(
           sentence_progress(_count_lines(input_file) if input_file and console.is_terminal else None) as advance):
         lines, chunking = _input_lines(text, input_file, encoding_errors)
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance,
-                                       **({"glossary": terms} if terms else {}))
+                                       glossary=terms)
         for number, result in enumerate(results, start=1):
             if result.truncated:
                 console.print(f"[yellow]warning:[/] input truncated to its first pieces: {shown(result.source[:60])}...",

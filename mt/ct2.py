@@ -32,6 +32,7 @@ from mt.checkpoint import check_destination, load_checkpoint
 from mt.config import DecodeConfig, config_from_dict
 from mt.data import clean_text
 from mt.errors import CheckpointError, ConfigError
+from mt.glossary import Glossary
 from mt.models.transformer import Transformer
 from mt.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
 from mt.translate import Translation, chunks
@@ -184,12 +185,16 @@ class CT2Translator:
                                              compute_type=compute_type, inter_threads=1, intra_threads=threads)
 
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None, return_attention: bool = False,
-                  chunking: str | None = None, progress: Callable[[int], None] | None = None) -> Iterator[Translation]:
+                  chunking: str | None = None, progress: Callable[[int], None] | None = None,
+                  glossary: Glossary | None = None) -> Iterator[Translation]:
         """Translate ``sentences`` with ``decode``'s beam size, n-best, sampling and no-repeat n-gram
         settings (the length penalty is CTranslate2's |Y|^alpha), read in chunks as
-        ``mt.translate.chunks`` does. Raises ``ConfigError`` when asked for attention."""
+        ``mt.translate.chunks`` does. Raises ``ConfigError`` when asked for attention or given a
+        glossary (CTranslate2 has no constrained beam search)."""
         if return_attention:
             raise ConfigError("the ctranslate2 engine returns no attention: use --engine mt for attention")
+        if glossary is not None:
+            raise ConfigError("--glossary needs --engine mt (CTranslate2 has no constrained beam search)")
         decode = decode or self.config.decode
         options = dict(beam_size=1 if decode.sampling else decode.beam_size, num_hypotheses=decode.n_best,
                        length_penalty=decode.length_penalty, max_decoding_length=decode.max_length,

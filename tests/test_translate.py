@@ -58,7 +58,7 @@ def test_lines_chunking_answers_each_line_before_reading_the_next(translator):
 def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(tiny_checkpoint, tmp_path, monkeypatch):
     chunkings = []
     translate = Translator.translate
-    monkeypatch.setattr(Translator, "translate", lambda self, lines, decode, return_attention, chunking, progress:
+    monkeypatch.setattr(Translator, "translate", lambda self, lines, decode, return_attention, chunking, progress, glossary:
                         chunkings.append(chunking) or translate(self, lines, decode, return_attention, chunking))
     source = tmp_path / "source.txt"
     source.write_text("\n".join(SENTENCES) + "\n", encoding="utf-8")
