@@ -231,8 +231,9 @@ def decode(
         if return_attention:
             step_history = _append(attention_history, attention)
         finishing = ends & (rank < width) & ~dead.to(device)[:, None]
-        complete = selection.complete()
-        for i, j in finishing.nonzero().tolist():
+        finished = finishing.nonzero().tolist()
+        complete = selection.complete() if finished else None
+        for i, j in finished:
             group = int(group_ids[i])
             if len(results[group]) >= width:
                 continue
