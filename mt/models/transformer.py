@@ -18,6 +18,7 @@ from mt.config import ModelConfig
 from mt.models.attention import MultiHeadAttention
 from mt.models.base import DecoderState, EncoderDecoder, append_step, init_embedding, shares_embeddings
 from mt.models.dropout import Dropout
+from mt.models.masks import heads_mask
 from mt.tokenizer import PAD_ID
 
 
@@ -196,7 +197,7 @@ class Transformer(EncoderDecoder):
         return self.dropout(embedded * self.scale + self.positions(tokens.size(1), offset).to(embedded.dtype))
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
-        key_mask = src_mask[:, None, None, :]
+        key_mask = heads_mask(src_mask)
         x = self._embed(self.src_embedding, src)
         for layer in self.encoder_layers:
             x = layer(x, key_mask)
@@ -204,7 +205,7 @@ class Transformer(EncoderDecoder):
 
     def features(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         memory = self.encode(src, src_mask)
-        key_mask = src_mask[:, None, None, :]
+        key_mask = heads_mask(src_mask)
         x = self._embed(self.tgt_embedding, tgt_in)
         for layer in self.decoder_layers:
             x, _ = layer(x, layer.cross_attention.project_kv(memory), key_mask)
@@ -234,7 +235,7 @@ class Transformer(EncoderDecoder):
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
         cache = dict(state.tensors)
-        key_mask = cache["src_mask"][:, None, None, :]
+        key_mask = heads_mask(cache["src_mask"])
         x = self._embed(self.tgt_embedding, prev_tokens[:, None], offset=state.step)
         attention = []
         for i, layer in enumerate(self.decoder_layers):
