@@ -110,27 +110,27 @@ def test_best_extensions_by_blocks_equal_topk_of_the_sums(groups, width, vocab, 
     assert torch.equal(hypothesis * vocab + token, expected.indices)
 
 
-def test_reordering_beams_keeps_one_row_per_sentence_of_the_static_tensors():
-    from mt.models.base import DecoderState
+def test_reordering_beams_keeps_one_row_per_sentence_of_the_source_tensors():
+    from mt.models.rnn import RecurrentState
 
-    state = DecoderState({"memory": torch.arange(3)[:, None], "hidden": torch.arange(3)[:, None]}, static=frozenset({"memory"}))
+    state = RecurrentState({"memory": torch.arange(3)[:, None], "hidden": torch.arange(3)[:, None]})
     beams = state.reorder(torch.tensor([0, 0, 1, 1, 2, 2]), None, beams=2)  # the first step's one row -> 2 beams
     assert beams.tensors["memory"].flatten().tolist() == [0, 1, 2] and beams.tensors["hidden"].flatten().tolist() == [0, 0, 1, 1, 2, 2]
     left = beams.reorder(torch.tensor([5, 4]), torch.tensor([2]), beams=2)  # sentences 0 and 1 are done
     assert left.tensors["memory"].flatten().tolist() == [2] and left.tensors["hidden"].flatten().tolist() == [2, 2]
-    assert left.beams == 2 and left.advance({}).step == 1
 
 
-def test_reordering_leaves_growing_caches_to_be_reordered_as_they_grow():
-    from mt.models.base import DecoderState, append_step
+def test_reordering_leaves_the_self_attention_caches_to_be_reordered_as_they_grow():
+    from mt.models.transformer import DecoderCache, LayerCache, append_step
 
     cache = torch.arange(3 * 2 * 4 * 1, dtype=torch.float).view(3, 2, 4, 1)  # (N, H, t, D/H)
-    state = DecoderState({"memory": torch.arange(3)[:, None], "selfk": cache}, static=frozenset({"memory"}),
-                         growing=frozenset({"selfk"}))
+    source = torch.arange(3, dtype=torch.float).view(3, 1, 1, 1)
+    state = DecoderCache(torch.ones(3, 1, 1, 2, dtype=torch.bool), [LayerCache(source, source)], [LayerCache(cache, cache)])
     first = state.reorder(torch.tensor([2, 2, 0]), None, beams=1)
-    second = first.reorder(torch.tensor([1, 0]), None, beams=1)
-    assert second.tensors["selfk"] is cache and second.rows.tolist() == [2, 2]  # rows composed, nothing copied yet
+    second = first.reorder(torch.tensor([1, 0]), torch.tensor([2]), beams=2)
+    assert second.past[0].key is cache and second.rows.tolist() == [2, 2]  # rows composed, nothing copied yet
+    assert second.cross[0].key.flatten().tolist() == [2] and second.key_mask.shape == (1, 1, 1, 2) and second.beams == 2
     step = torch.full((2, 2, 1, 1), -1.0)
-    assert torch.equal(append_step(cache, step, second.rows), torch.cat([cache[[2, 2]], step], dim=2))
+    assert torch.equal(second.past[0].append(step, step, second.rows).key, torch.cat([cache[[2, 2]], step], dim=2))
     assert torch.equal(append_step(cache, step[:1].expand(3, -1, -1, -1), None), torch.cat([cache, step[:1].expand(3, -1, -1, -1)], dim=2))
-    assert append_step(None, step, second.rows) is step and second.advance({}).rows is None
+    assert append_step(cache[:, :, :0], step, second.rows) is step  # the first step: nothing cached yet

@@ -79,8 +79,8 @@ def test_the_self_attention_cache_keeps_the_autocast_dtype():
         state = model.init_state(model.encode(src, mask), mask)
         for token in (2, 8, 9):
             _, state, _ = model.decode_step(torch.tensor([token]), state)
-    assert state.tensors["self0k"].dtype == torch.bfloat16  # not promoted to fp32 by an fp32 start
-    assert state.tensors["self0k"].shape == (1, 4, 3, 8)  # (B, H, steps, D/H)
+    assert state.past[0].key.dtype == torch.bfloat16  # not promoted to fp32 by an fp32 start
+    assert state.past[0].key.shape == (1, 4, 3, 8)  # (B, H, steps, D/H)
 
 
 def test_a_bf16_model_attends_in_fp32_when_it_decodes_on_cpu():
@@ -95,7 +95,8 @@ def test_a_bf16_model_attends_in_fp32_when_it_decodes_on_cpu():
         for position in range(tgt.size(1)):
             log_probs, state, _ = model.decode_step(tgt[:, position], state)
             steps.append(log_probs)
-    assert {state.tensors[name].dtype for name in ("cross0k", "cross1v", "self0k", "self1v")} == {torch.float32}
+    caches = state.cross + state.past
+    assert {tensor.dtype for cache in caches for tensor in (cache.key, cache.value)} == {torch.float32}
     assert torch.allclose(full, torch.stack(steps, dim=1), atol=0.1)  # bf16 throughout vs fp32 attention
 
 

@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from mt.models.masks import causal_mask, combine, queries_mask
+
 # The fused attention kernels tried on CUDA, in torch's order of preference, without cuDNN's. torch
 # prefers cuDNN's for bf16/fp16 on recent GPUs, and it builds an execution plan for every new shape,
 # which sentence batches and decoding steps bring at nearly every call: on an H100 (torch 2.11)
@@ -45,7 +47,9 @@ class MultiHeadAttention(nn.Module):
 
     Shapes: query (B, T, D); keys/values are projected once by ``project_kv`` from (B, S, D) to
     (B, H, S, D/H) so that decoding can cache them. ``mask`` is bool, True where attention is
-    allowed, broadcastable to (B, H, T, S). Raises ``ValueError`` if ``heads`` does not divide ``d_model``.
+    allowed, broadcastable to (B, H, T, S) (``mt.models.masks.heads_mask``); ``causal`` adds the
+    causal mask (T, T) of a self-attention (T = S) to it. Raises ``ValueError`` if ``heads`` does
+    not divide ``d_model``.
     """
 
     def __init__(self, d_model: int, heads: int, dropout: float = 0.0):
@@ -79,7 +83,12 @@ class MultiHeadAttention(nn.Module):
         q = self._split_heads(self.query(query)).to(keys.dtype)
         dropout = self.dropout if self.training else 0.0
         weights = None
-        if q.is_cuda and not need_weights:
+        fused = q.is_cuda and not need_weights
+        # The fused kernels take a causal mask alone as a flag (flash attention takes no mask tensor);
+        # otherwise it is combined with ``mask``, never put in its place.
+        if causal and (mask is not None or not fused):
+            mask, causal = combine(mask, causal_mask(q.size(2), q.device)), False
+        if fused:
             with sdpa_kernel(CUDA_ATTENTION_BACKENDS):
                 attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask, dropout_p=dropout, is_causal=causal)
         else:
@@ -87,9 +96,6 @@ class MultiHeadAttention(nn.Module):
             # (2-4x for bf16 forward+backward at S, T ~ 30), and it yields the weights.
             # scaled and masked in place: one (B, H, T, S) tensor instead of three
             scores = (q @ keys.transpose(-2, -1)).mul_(1 / math.sqrt(self.head_dim))
-            if causal:
-                length = scores.size(-1)
-                mask = torch.ones(length, length, dtype=torch.bool, device=q.device).tril()
             if mask is not None:
                 scores.masked_fill_(~mask, float("-inf"))
             weights = scores.float().softmax(dim=-1).to(values.dtype)
@@ -111,7 +117,7 @@ class RecurrentAttention(nn.Module):
     Luong et al., 2015, eq. 7).
 
     Shapes: query q_t (B, Q), the decoder state; memory h_s (B, S, M), the encoder states;
-    ``src_mask`` (B, S) bool, True at real tokens. Subclasses define ``score``; the part of it that
+    ``src_mask`` (B, S) bool, True at real tokens (``mt.models.masks``). Subclasses define ``score``; the part of it that
     depends on the source alone is computed once per sentence by ``project_keys`` (B, S, M) ->
     keys (B, S, A), and decoding keeps the keys in its state. In beam search the query holds K
     hypotheses per sentence, (B * K, Q), against one row per sentence of everything else.
@@ -129,7 +135,7 @@ class RecurrentAttention(nn.Module):
                       step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The scores (B, K, S) and where they count, (B, 1 or K, S): here the real source tokens.
         ``step`` is the target position t of the queries (0 at the first step)."""
-        return self.score(queries, keys), src_mask[:, None, :]
+        return self.score(queries, keys), queries_mask(src_mask)
 
     def forward(
         self, query: torch.Tensor, keys: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor, step: int
@@ -242,7 +248,7 @@ class LuongLocalAttention(AlignedAttention):
         distance = positions - self.aligned_position(queries, src_mask)  # (B, K, S)
         sigma = self.window / 2
         gaussian_log_weight = -distance.square() / (2 * sigma**2)
-        in_window = src_mask[:, None, :] & (distance.abs() <= self.window)
+        in_window = queries_mask(src_mask) & (distance.abs() <= self.window)
         return self.score(queries, keys).float() + gaussian_log_weight, in_window
 
 
@@ -262,7 +268,7 @@ class LuongMonotonicAttention(AlignedAttention):
         """The scores (B, K, S) and the window [t - D, t + D] at real tokens (B, 1, S)."""
         aligned = (src_mask.sum(dim=1) - 1).clamp(max=step)[:, None, None]  # p_t = t, (B, 1, 1)
         positions = torch.arange(src_mask.size(1), device=src_mask.device)
-        in_window = src_mask[:, None, :] & ((positions - aligned).abs() <= self.window)
+        in_window = queries_mask(src_mask) & ((positions - aligned).abs() <= self.window)
         return self.score(queries, keys), in_window
 
 
@@ -301,7 +307,8 @@ class HardAttention(AlignedAttention):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Context h_{s_t} (B * K, M) and one-hot weights (B * K, S) float32, for ``query`` (B * K, Q)."""
         queries = query.view(keys.size(0), -1, query.size(-1))
-        scores = self.score(queries, keys).float().masked_fill(~src_mask[:, None, :], float("-inf"))
+        mask = queries_mask(src_mask)
+        scores = self.score(queries, keys).float().masked_fill(~mask, float("-inf"))
         log_probs = scores.log_softmax(dim=-1)
         if not self.training:
             weights = F.one_hot(scores.argmax(dim=-1), scores.size(-1)).float()
@@ -311,7 +318,7 @@ class HardAttention(AlignedAttention):
             probabilities = log_probs.exp()
             chosen = torch.multinomial(probabilities.flatten(0, 1).detach(), 1)  # (B * K, 1)
             # H(a_t) over the real tokens only: at padding p log p is 0 log 0, whose gradient is not finite
-            entropy = -(probabilities * log_probs.masked_fill(~src_mask[:, None, :], 0.0)).sum(dim=-1)
+            entropy = -(probabilities * log_probs.masked_fill(~mask, 0.0)).sum(dim=-1)
             self.trace.append((log_probs.flatten(0, 1).gather(1, chosen)[:, 0], entropy.flatten()))
             weights = F.one_hot(chosen[:, 0], scores.size(-1)).float().view_as(scores)
         context = torch.bmm(weights.to(memory.dtype), memory)

@@ -3,9 +3,10 @@
 A model encodes the source once, then produces the target one token at a time::
 
     memory = model.encode(src, src_mask)                    # (B, S, D)
-    state = model.init_state(memory, src_mask)
+    state = model.init_state(memory, src_mask)              # a DecoderState
     log_probs, state, attention = model.decode_step(prev_tokens, state)
     # log_probs: (B, V) float32, attention: (B, L, H, S) (RNNs: L = H = 1)
+    state = state.reorder(index, sentences, beams)          # search: the hypotheses kept
 
 Training uses ``model.features(src, src_mask, tgt_in) -> (B, T, D)``, the teacher-forced decoder
 outputs that the output layer ``model.output`` (V x D, no bias) turns into logits; ``model(src,
@@ -15,74 +16,33 @@ over the same tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
 from mt.tokenizer import PAD_ID
 
 
-@dataclass
 class DecoderState:
-    """Whatever a decoder carries from one step to the next; every tensor has the batch as dim 0.
+    """Whatever a decoder carries from one step to the next, as search sees it: something to reorder.
 
-    Tensors named in ``static`` depend on the source sentence only (memory, masks, projected
-    keys) and hold one row per sentence. The others hold one row per hypothesis: ``beams``
-    consecutive rows per sentence (1 in greedy search and at beam search's first step), so a
-    model attends from all hypotheses of a sentence to its source at once, without a copy of the
-    source per hypothesis. Beam search reorders and shrinks states with ``select``/``reorder``
-    without knowing what is inside.
-
-    Tensors named in ``growing`` (a Transformer's self-attention caches) gain a position at
-    every step; ``reorder`` leaves them as they are and keeps the hypotheses' rows of them in
-    ``rows`` (None: all, in order), which the model applies as it extends them
-    (``append_step``): one copy of a cache per step instead of two.
+    Each model keeps its own kind (``mt.models.rnn.RecurrentState``,
+    ``mt.models.transformer.DecoderCache``, ``mt.ensemble.EnsembleState``). What depends on the
+    source sentence only (memory, masks, projected keys) holds one row per sentence; the rest one
+    row per hypothesis: ``beams`` consecutive rows per sentence (1 in greedy search and at beam
+    search's first step), so a model attends from all hypotheses of a sentence to its source at
+    once, without a copy of the source per hypothesis. Beam search reorders and shrinks states
+    with ``select``/``reorder`` without knowing what is inside.
     """
 
-    tensors: dict[str, torch.Tensor]
-    step: int = 0
-    static: frozenset[str] = frozenset()
-    beams: int = 1
-    growing: frozenset[str] = frozenset()
-    rows: torch.Tensor | None = None
-
     def select(self, index: torch.Tensor) -> "DecoderState":
-        """Rows ``index`` (int64, (B',)) of every tensor, one hypothesis per sentence: drops finished sentences."""
+        """Rows ``index`` (int64, (B',)), one hypothesis per sentence: drops finished sentences."""
         return self.reorder(index, index, beams=1)
 
     def reorder(self, index: torch.Tensor, sentences: torch.Tensor | None, beams: int) -> "DecoderState":
-        """Rows ``index`` (B' * ``beams``,) of the hypothesis tensors, rows ``sentences`` (B',) of the
-        static ones (left as they are when None: the same sentences, in the same order); the
-        ``growing`` ones stay as they are, ``index`` composed into ``rows``."""
-        tensors = {}
-        for name, tensor in self.tensors.items():
-            rows = None if name in self.growing else sentences if name in self.static else index
-            tensors[name] = tensor if rows is None else tensor.index_select(0, rows)
-        rows = None if not self.growing else index if self.rows is None else self.rows.index_select(0, index)
-        return DecoderState(tensors, self.step, self.static, beams, self.growing, rows)
-
-    def advance(self, tensors: dict[str, torch.Tensor]) -> "DecoderState":
-        """The state after one more step, holding ``tensors``, its ``growing`` ones extended
-        (``append_step``) to the hypotheses' rows."""
-        return DecoderState(tensors, self.step + 1, self.static, self.beams, self.growing)
-
-
-def append_step(cache: torch.Tensor | None, step: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
-    """Rows ``rows`` (N',) of ``cache`` (N, H, t, D/H) (all, in order, when None) with ``step``
-    (N', H, 1, D/H) appended: (N', H, t + 1, D/H), in one copy (``index_select`` then ``cat``
-    copies the cache twice: 1.6-2x the time for (1,000, 4, 10, 64) fp32 on one core); ``step``
-    itself when there is no cache yet (the first step)."""
-    if cache is None:
-        return step
-    length = cache.size(2)
-    extended = cache.new_empty(step.size(0), cache.size(1), length + 1, cache.size(3))
-    if rows is None:
-        extended[:, :, :length].copy_(cache)
-    else:
-        torch.index_select(cache, 0, rows, out=extended[:, :, :length])
-    extended[:, :, length:].copy_(step)
-    return extended
+        """The state of the hypotheses in rows ``index`` (B' * ``beams``,) of the present ones, for the
+        sentences in rows ``sentences`` (B',) of the present ones (None: the same sentences, in the
+        same order)."""
+        raise NotImplementedError
 
 
 def shares_embeddings(config) -> bool:

@@ -52,6 +52,23 @@ RNN_CLASSES = {"gru": nn.GRU, "lstm": nn.LSTM}
 SOURCE_TENSORS = frozenset({"memory", "keys", "src_mask"})  # decoder-state tensors fixed per source sentence
 
 
+@dataclass
+class RecurrentState(DecoderState):
+    """The recurrent decoder's tensors (``RecurrentDecoder``), batch first, before target position
+    ``step``: those named in ``SOURCE_TENSORS`` hold one row per sentence, the others one row
+    per hypothesis."""
+
+    tensors: dict[str, torch.Tensor]
+    step: int = 0
+
+    def reorder(self, index: torch.Tensor, sentences: torch.Tensor | None, beams: int) -> "RecurrentState":
+        tensors = {}
+        for name, tensor in self.tensors.items():
+            rows = sentences if name in SOURCE_TENSORS else index
+            tensors[name] = tensor if rows is None else tensor.index_select(0, rows)
+        return RecurrentState(tensors, self.step)
+
+
 def _stacked_rnn(config: ModelConfig, input_size: int, hidden_size: int, layers: int, bidirectional: bool) -> nn.RNNBase:
     return RNN_CLASSES[config.rnn_type](
         input_size, hidden_size, num_layers=layers, batch_first=True, bidirectional=bidirectional,
@@ -237,13 +254,13 @@ class RNNEncoderDecoder(EncoderDecoder):
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
         return self.encoder(self.dropout(self.src_embedding(src)), src_mask)
 
-    def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
-        return DecoderState(self.decoder.init_state(memory, src_mask), step=0, static=SOURCE_TENSORS)
+    def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> RecurrentState:
+        return RecurrentState(self.decoder.init_state(memory, src_mask))
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
+    def decode_step(self, prev_tokens: torch.Tensor, state: RecurrentState) -> tuple[torch.Tensor, RecurrentState, torch.Tensor]:
         output, tensors, weights = self.decoder(self.dropout(self.tgt_embedding(prev_tokens)), state.tensors, state.step)
         logits = self.output(output)
-        return F.log_softmax(logits.float(), dim=-1), state.advance(tensors), weights[:, None, None, :]
+        return F.log_softmax(logits.float(), dim=-1), RecurrentState(tensors, state.step + 1), weights[:, None, None, :]
 
     def policy_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The REINFORCE surrogate of a ``hard-reinforce`` attention for the steps of the last

@@ -9,6 +9,7 @@ output layer.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -16,8 +17,9 @@ from torch import nn
 
 from mt.config import ModelConfig
 from mt.models.attention import MultiHeadAttention
-from mt.models.base import DecoderState, EncoderDecoder, append_step, init_embedding, shares_embeddings
+from mt.models.base import DecoderState, EncoderDecoder, init_embedding, shares_embeddings
 from mt.models.dropout import Dropout
+from mt.models.masks import heads_mask
 from mt.tokenizer import PAD_ID
 
 
@@ -108,6 +110,71 @@ class EncoderLayer(nn.Module):
         return self.feed_forward_block(self.attention_block(x, attend), self.feed_forward)
 
 
+def append_step(cache: torch.Tensor, step: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+    """Rows ``rows`` (N',) of ``cache`` (N, H, t, D/H) (all, in order, when None) with ``step``
+    (N', H, 1, D/H) appended: (N', H, t + 1, D/H), in one copy (``index_select`` then ``cat``
+    copies the cache twice: 1.6-2x the time for (1,000, 4, 10, 64) fp32 on one core); ``step``
+    itself when the cache is empty (the first step)."""
+    length = cache.size(2)
+    if length == 0:
+        return step
+    extended = cache.new_empty(step.size(0), cache.size(1), length + 1, cache.size(3))
+    if rows is None:
+        extended[:, :, :length].copy_(cache)
+    else:
+        torch.index_select(cache, 0, rows, out=extended[:, :, :length])
+    extended[:, :, length:].copy_(step)
+    return extended
+
+
+@dataclass
+class LayerCache:
+    """The keys and values of one attention of a decoder layer, each (N, H, L, D/H): the
+    cross-attention's, of the source (N = sentences, L = S), or the self-attention's, of the
+    target so far (N = hypotheses, L = steps so far)."""
+
+    key: torch.Tensor
+    value: torch.Tensor
+
+    def index_select(self, rows: torch.Tensor) -> "LayerCache":
+        return LayerCache(self.key.index_select(0, rows), self.value.index_select(0, rows))
+
+    def append(self, key: torch.Tensor, value: torch.Tensor, rows: torch.Tensor | None) -> "LayerCache":
+        """Rows ``rows`` (N',) of the cache (all, in order, when None) with one step's ``key`` and
+        ``value`` (N', H, 1, D/H) appended (``append_step``)."""
+        return LayerCache(append_step(self.key, key, rows), append_step(self.value, value, rows))
+
+
+@dataclass
+class DecoderCache(DecoderState):
+    """The decoder's state before target position ``step`` (``Transformer.init_state``).
+
+    Per sentence (B' rows): ``key_mask`` (B', 1, 1, S), the source padding mask
+    (``mt.models.masks.heads_mask``), and per decoder layer ``cross``, the cross-attention's keys
+    and values of the source, projected once.
+
+    Per hypothesis (``beams`` consecutive rows per sentence): per decoder layer ``past``, the
+    self-attention's keys and values of the target so far, which gain a position at every step.
+    ``reorder`` leaves them as they are and keeps the hypotheses' rows of them in ``rows`` (None:
+    all, in order), which the next step applies as it extends them (``LayerCache.append``): one
+    copy of a cache per step instead of two.
+    """
+
+    key_mask: torch.Tensor
+    cross: list[LayerCache]
+    past: list[LayerCache]
+    step: int = 0
+    beams: int = 1
+    rows: torch.Tensor | None = None
+
+    def reorder(self, index: torch.Tensor, sentences: torch.Tensor | None, beams: int) -> "DecoderCache":
+        key_mask, cross = self.key_mask, self.cross
+        if sentences is not None:
+            key_mask, cross = key_mask.index_select(0, sentences), [layer.index_select(sentences) for layer in cross]
+        rows = index if self.rows is None else self.rows.index_select(0, index)
+        return DecoderCache(key_mask, cross, self.past, self.step, beams, rows)
+
+
 class DecoderLayer(nn.Module):
     """Causal self-attention over the target so far, cross-attention to the source, feed-forward."""
 
@@ -123,42 +190,43 @@ class DecoderLayer(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        memory_kv: tuple[torch.Tensor, torch.Tensor],
+        cross: LayerCache,
         key_mask: torch.Tensor,
-        cache: dict[str, torch.Tensor] | None = None,
-        prefix: str = "",
+        past: LayerCache | None = None,
         beams: int = 1,
         rows: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """x: (B, T, D); ``memory_kv`` and ``key_mask`` have one row per sentence. Without ``cache``:
-        teacher forcing with a causal mask. With ``cache`` (incremental decoding, T = 1, x holding
-        ``beams`` consecutive hypotheses per sentence): appends this step's keys/values under
-        ``prefix`` to rows ``rows`` (B,) of the cached ones (``DecoderState.rows``) and returns
-        the cross-attention weights (B, H, 1, S)."""
-        weights = None
+    ) -> tuple[torch.Tensor, LayerCache | None, torch.Tensor | None]:
+        """x: (B, T, D); ``cross`` (the cross-attention's keys and values) and ``key_mask``
+        (B', 1, 1, S) have one row per sentence. Without ``past``: teacher forcing under the causal
+        mask; returns (B, T, D), None, None. With ``past``, the self-attention's cache
+        (incremental decoding, T = 1, x holding ``beams`` consecutive hypotheses per sentence):
+        appends this step's keys and values to rows ``rows`` (B,) of it (``DecoderCache.rows``)
+        and returns the output (B, 1, D), the extended cache and the cross-attention weights
+        (B, H, 1, S)."""
+        weights = present = None
 
         def self_attend(h: torch.Tensor) -> torch.Tensor:
+            nonlocal present
             keys, values = self.self_attention.project_kv(h)
-            if cache is None:
+            if past is None:
                 return self.self_attention(h, keys, values, causal=True)[0]
-            keys, values = keys.to(memory_kv[0].dtype), values.to(memory_kv[0].dtype)  # init_state chose it
-            keys = append_step(cache.get(prefix + "k"), keys, rows)
-            values = append_step(cache.get(prefix + "v"), values, rows)
-            cache[prefix + "k"], cache[prefix + "v"] = keys, values
-            return self.self_attention(h, keys, values)[0]
+            dtype = cross.key.dtype  # init_state chose it
+            present = past.append(keys.to(dtype), values.to(dtype), rows)
+            return self.self_attention(h, present.key, present.value)[0]
 
         def cross_attend(h: torch.Tensor) -> torch.Tensor:
             nonlocal weights
-            if cache is None:
-                return self.cross_attention(h, *memory_kv, mask=key_mask)[0]
+            if past is None:
+                return self.cross_attention(h, cross.key, cross.value, mask=key_mask)[0]
             # a sentence's hypotheses are the queries (B/beams, beams, D) of one attention to its source
             batch, _, d_model = h.shape
-            output, weights = self.cross_attention(h.view(-1, beams, d_model), *memory_kv, mask=key_mask, need_weights=True)
+            output, weights = self.cross_attention(h.view(-1, beams, d_model), cross.key, cross.value, mask=key_mask,
+                                                   need_weights=True)
             weights = weights.transpose(1, 2).reshape(batch, -1, 1, weights.size(-1))
             return output.view(batch, 1, d_model)
 
         x = self.cross_block(self.self_block(x, self_attend), cross_attend)
-        return self.feed_forward_block(x, self.feed_forward), weights
+        return self.feed_forward_block(x, self.feed_forward), present, weights
 
 
 class Transformer(EncoderDecoder):
@@ -196,7 +264,7 @@ class Transformer(EncoderDecoder):
         return self.dropout(embedded * self.scale + self.positions(tokens.size(1), offset).to(embedded.dtype))
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
-        key_mask = src_mask[:, None, None, :]
+        key_mask = heads_mask(src_mask)
         x = self._embed(self.src_embedding, src)
         for layer in self.encoder_layers:
             x = layer(x, key_mask)
@@ -204,42 +272,41 @@ class Transformer(EncoderDecoder):
 
     def features(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         memory = self.encode(src, src_mask)
-        key_mask = src_mask[:, None, None, :]
+        key_mask = heads_mask(src_mask)
         x = self._embed(self.tgt_embedding, tgt_in)
         for layer in self.decoder_layers:
-            x, _ = layer(x, layer.cross_attention.project_kv(memory), key_mask)
+            x, _, _ = layer(x, LayerCache(*layer.cross_attention.project_kv(memory)), key_mask)
         return self.decoder_norm(x)
 
-    def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderState:
-        """The source mask and every decoder layer's cross-attention keys/values, all static (one
-        row per sentence, however many hypotheses it has). The
-        self-attention caches ``self{i}k``/``self{i}v`` (B, H, steps so far, D/H) start at the
-        first step, in the dtype of the cross-attention keys: an empty fp32 start made ``torch.cat``
-        promote a bf16 cache to fp32, which autocast then cast back at every step.
+    def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> DecoderCache:
+        """The source's key mask and every decoder layer's cross-attention keys/values (one row per
+        sentence, however many hypotheses it has), and empty self-attention caches (B, H, 0, D/H).
+        Every step casts its self-attention keys/values to the cross-attention keys' dtype: an fp32
+        cache under bf16 autocast was cast back to bf16 at every step.
 
         On CPU without autocast (``mt translate --precision bf16`` stores the weights in bf16) the
         keys and values are fp32, so a step's attention products run in fp32 (MKL) while its
         Linear layers run in bf16: oneDNN compiles a bf16 product for every new shape (1-5 ms
         each with AMX), and the self-attention cache grows by a position at every step."""
-        tensors = {"src_mask": src_mask}
         fp32_attention = memory.device.type == "cpu" and not torch.is_autocast_enabled("cpu")
-        for i, layer in enumerate(self.decoder_layers):
+        cross, past = [], []
+        for layer in self.decoder_layers:
             # Contiguous once here, or every step's q @ k^T and weights @ v would copy them to (B*H, S, D/H).
             keys, values = layer.cross_attention.project_kv(memory)
             if fp32_attention:
                 keys, values = keys.float(), values.float()
-            tensors[f"cross{i}k"], tensors[f"cross{i}v"] = keys.contiguous(), values.contiguous()
-        growing = frozenset(f"self{i}{part}" for i in range(len(self.decoder_layers)) for part in "kv")
-        return DecoderState(tensors, step=0, static=frozenset(tensors), growing=growing)
+            cross.append(LayerCache(keys.contiguous(), values.contiguous()))
+            empty = keys.new_empty(keys.size(0), keys.size(1), 0, keys.size(3))  # (B, H, no steps yet, D/H)
+            past.append(LayerCache(empty, empty))
+        return DecoderCache(heads_mask(src_mask), cross, past)
 
-    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderState) -> tuple[torch.Tensor, DecoderState, torch.Tensor]:
-        cache = dict(state.tensors)
-        key_mask = cache["src_mask"][:, None, None, :]
+    def decode_step(self, prev_tokens: torch.Tensor, state: DecoderCache) -> tuple[torch.Tensor, DecoderCache, torch.Tensor]:
         x = self._embed(self.tgt_embedding, prev_tokens[:, None], offset=state.step)
-        attention = []
-        for i, layer in enumerate(self.decoder_layers):
-            x, weights = layer(x, (cache[f"cross{i}k"], cache[f"cross{i}v"]), key_mask, cache, f"self{i}", state.beams,
-                               state.rows)
+        past, attention = [], []
+        for layer, cross, layer_past in zip(self.decoder_layers, state.cross, state.past):
+            x, present, weights = layer(x, cross, state.key_mask, layer_past, state.beams, state.rows)
+            past.append(present)
             attention.append(weights[:, :, 0])
         logits = self.output(self.decoder_norm(x[:, 0]))
-        return F.log_softmax(logits.float(), dim=-1), state.advance(cache), torch.stack(attention, dim=1)
+        next_state = DecoderCache(state.key_mask, state.cross, past, state.step + 1, state.beams)
+        return F.log_softmax(logits.float(), dim=-1), next_state, torch.stack(attention, dim=1)
