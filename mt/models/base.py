@@ -31,12 +31,8 @@ class DecoderState:
     row per hypothesis: ``beams`` consecutive rows per sentence (1 in greedy search and at beam
     search's first step), so a model attends from all hypotheses of a sentence to its source at
     once, without a copy of the source per hypothesis. Beam search reorders and shrinks states
-    with ``select``/``reorder`` without knowing what is inside.
+    with ``reorder`` without knowing what is inside.
     """
-
-    def select(self, index: torch.Tensor) -> "DecoderState":
-        """Rows ``index`` (int64, (B',)), one hypothesis per sentence: drops finished sentences."""
-        return self.reorder(index, index, beams=1)
 
     def reorder(self, index: torch.Tensor, sentences: torch.Tensor | None, beams: int) -> "DecoderState":
         """The state of the hypotheses in rows ``index`` (B' * ``beams``,) of the present ones, for the
