@@ -12,7 +12,6 @@ import re
 import signal
 import stat
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Iterable, Optional
@@ -21,9 +20,8 @@ import typer
 import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mt.data import CONTROL_CHARACTERS
+from mt.console import TrainingDisplay, sentence_progress, shown
 from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
@@ -59,12 +57,6 @@ def show_usage_error(error) -> None:
 
 
 typer.rich_utils.rich_format_error = show_usage_error  # typer calls it for every click.ClickException
-
-
-def shown(value: object) -> str:
-    """User text (a sentence, a path, a message quoting them) as rich markup that prints it
-    literally: ``[...]`` escaped, terminal control characters (ESC ...) as ``\\xNN``."""
-    return escape(CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value)))
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
@@ -148,113 +140,6 @@ def tokenize(
             with atomic_output(path, corpus.files + to_encode.files) as handle:
                 handle.write("".join(" ".join(map(str, row)) + "\n" for row in encoded))
             console.print(f"encoded {len(encoded)} sentences -> {shown(path)}")
-
-
-class TrainingDisplay:
-    """On a terminal, a rich progress bar (step, epoch, loss, lr, tokens/s, ETA); anywhere else (a
-    log file, CI, a notebook) no bar, whose redrawn line would come out cut, but a plain line at
-    every logged step (``--log-every``). On both, one line per validation."""
-
-    def __init__(self, out: Optional[Console] = None):
-        self.out = out or console
-        self.progress = Progress(
-            TextColumn("[bold]step {task.fields[step]}"), BarColumn(), TextColumn("ep {task.fields[epoch]:.2f}"),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]:.2e}"),
-            TextColumn("{task.fields[speed]:,.0f} tgt tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.out, transient=False, disable=not self.out.is_terminal,
-        )
-        self.task = None
-        self.limits: dict[str, float] = {}
-        self.updates_per_epoch = 1
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def _completed(self, event: dict) -> tuple[float, float]:
-        if self.limits.get("max_steps"):
-            return event.get("step", 0), self.limits["max_steps"]
-        if self.limits.get("max_time"):
-            return event.get("elapsed", 0.0), self.limits["max_time"]
-        if self.limits.get("epochs"):
-            return event.get("step", 0), self.limits["epochs"] * self.updates_per_epoch
-        return event.get("step", 0), None
-
-    def _plain_line(self, event: dict) -> str:
-        """A logged step as one line of text: what the bar shows, with the step out of the total."""
-        done, total = self._completed(event)
-        elapsed = event["elapsed"]
-        left = f"  ETA {_clock(elapsed * (total - done) / done)}" if total and done else ""
-        return (f"step {event['step']:,}{f'/{total:,.0f}' if total and self.limits.get('max_steps') else ''}  "
-                f"ep {event['epoch']:.2f}  loss {event['loss']:.3f}  lr {event['lr']:.2e}  "
-                f"{event['tgt_tokens_per_s']:,.0f} tgt tok/s  elapsed {_clock(elapsed)}{left}")
-
-    def __call__(self, event: dict) -> None:
-        kind = event["event"]
-        if kind in ("start", "resume"):
-            self.limits, self.updates_per_epoch = event["limits"], event["updates_per_epoch"]
-            console.print(
-                f"{kind}: {event['parameters']:,} parameters on {event['device']} ({event['precision']}, {event['threads']} threads); "
-                f"{event['train_pairs']:,} training pairs ({event['dropped_long']} too long, {event['dropped_empty']} empty dropped), "
-                f"{event['batches_per_epoch']} batches/epoch, padding {event['padding_fraction']:.1%}, "
-                f"data ready in {event['prepare_seconds']:.1f}s", highlight=False)
-            corpora = event["corpora"]
-            for corpus in corpora if len(corpora) > 1 else []:
-                console.print(f"  {shown(corpus['corpus'])} (weight {corpus['weight']:g}): {corpus['pairs']:,} pairs "
-                              f"({corpus['dropped_long']} too long, {corpus['dropped_empty']} empty dropped)", highlight=False)
-            notes = [f"skipped the header row {c['tsv_header']!r} of {c['corpus']}" for c in corpora if c["tsv_header"]]
-            if event.get("dev_truncated"):
-                notes.append(f"{event['dev_truncated']} dev pair(s) too long for the model were cut, as mt translate cuts its input")
-            if event.get("removed_staging"):
-                notes.append(f"removed {event['removed_staging']} unfinished checkpoint(s) left by an interrupted save")
-            for note in notes:
-                console.print(f"note: {shown(note)}", highlight=False)
-            completed, total = self._completed(event)
-            self.task = self.progress.add_task("train", total=total, completed=completed, step=event["step"], epoch=0.0,
-                                               loss="–", lr=0.0, speed=0.0)
-        elif kind in ("progress", "train", "validation", "end"):
-            logged = ({"loss": f"{event['loss']:.3f}", "lr": event["lr"], "speed": event["tgt_tokens_per_s"]}
-                      if kind in ("progress", "train") else {})
-            self.progress.update(self.task, completed=self._completed(event)[0], step=event["step"], epoch=event["epoch"],
-                                 **logged)
-        if kind == "train" and self.progress.disable:
-            self.out.print(self._plain_line(event), highlight=False, soft_wrap=True)
-        if kind == "validation":
-            self.progress.console.print(
-                f"step {event['step']}: dev loss {event['dev_loss']:.3f}  ppl {event['dev_ppl']:.2f}  "
-                f"BLEU {event['dev_bleu']:.2f}  (best {event['best_dev_bleu']:.2f}, {event['validation_seconds']:.1f}s)",
-                highlight=False)
-
-
-def _clock(seconds: float) -> str:
-    """Seconds as H:MM:SS, as rich's progress columns show time."""
-    minutes, seconds = divmod(round(max(seconds, 0)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
-
-
-@contextlib.contextmanager
-def sentence_progress(total: Optional[int], out: Optional[Console] = None):
-    """A progress bar on stderr (sentences done, sentences/s, ETA) for ``total`` sentences, shown
-    only when stderr is a terminal and the total is known; yields ``advance(count)``, the
-    ``progress`` callback of ``Translator.translate``."""
-    out = out or console
-    if not out.is_terminal or not total:
-        yield lambda count: None
-        return
-    with Progress(TextColumn("{task.completed:,}/{task.total:,} sentences"), BarColumn(),
-                  TextColumn("{task.fields[rate]} sentences/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), console=out, transient=True) as progress:
-        task = progress.add_task("translate", total=total, rate="–")
-        started = time.monotonic()
-
-        def advance(count: int) -> None:
-            done = progress.tasks[0].completed + count
-            progress.update(task, completed=done, rate=f"{done / max(time.monotonic() - started, 1e-9):,.1f}")
-
-        yield advance
 
 
 def _count_lines(path: Path) -> Optional[int]:
@@ -375,7 +260,7 @@ def train(
             overrides[section][key] = value
     plan = plan_run(overrides, preset, config, output, run_name, resume)
     run_dir = plan.run_dir
-    with StopSignals() as stop, TrainingDisplay() as display:
+    with StopSignals() as stop, TrainingDisplay(console) as display:
         end = run_training(plan.config, run_dir, callback=display, resume=plan.resume, stop_requested=stop)
     if not is_main_process():  # torchrun: rank 0 reports
         return
@@ -515,7 +400,7 @@ def translate(
     with_attention = []
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
-          sentence_progress(_count_lines(input_file) if input_file and console.is_terminal else None) as advance):
+          sentence_progress(_count_lines(input_file) if input_file and console.is_terminal else None, console) as advance):
         lines, chunking = _input_lines(text, input_file, encoding_errors)
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance,
                                        glossary=terms)
@@ -754,7 +639,7 @@ def evaluate(
         decode = translator.config.decode.with_overrides(
             batch_tokens=batch_size, beam_size=beam_size, length_penalty=length_penalty, sampling=sampling,
             temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, no_repeat_ngram_size=no_repeat_ngram_size)
-    with sentence_progress(len(test_set) if hyp is None else None) as advance:
+    with sentence_progress(len(test_set) if hyp is None else None, console) as advance:
         report = evaluate_test_set(test_set, ", ".join(map(str, checkpoints)), translator, decode, hypotheses_file=hyp,
                                    glossary=glossary, tokenize=tokenize, lowercase=lowercase, tok_references=tok_references,
                                    encoding_errors=encoding_errors, outputs=(output_file, json_file), progress=advance)

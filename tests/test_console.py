@@ -1,0 +1,72 @@
+"""How the commands draw on a terminal (mt.console): user text, the training display, the sentence progress bar."""
+
+import io
+
+from rich.console import Console
+
+from mt.console import TrainingDisplay, clock, sentence_progress, shown
+
+
+def start_event(**fields):
+    """A training 'start' event as mt.train logs it, for the display tests."""
+    return {"event": "start", "step": 0, "limits": {}, "updates_per_epoch": 8, "parameters": 10, "device": "cpu",
+            "precision": "float32", "threads": 1, "train_pairs": 5, "dropped_long": 0, "dropped_empty": 0,
+            "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0, "corpora": [], **fields}
+
+
+def test_training_display_reaches_the_last_step_without_a_logged_loss():
+    out = Console(file=io.StringIO(), width=200)
+    start = start_event(limits={"max_steps": 6})
+    with TrainingDisplay(out) as display:
+        display(start)
+        display({"event": "validation", "step": 6, "epoch": 0, "elapsed": 9.0, "dev_loss": 8.7, "dev_ppl": 6000.0,
+                 "dev_bleu": 0.0, "best_dev_bleu": 0.0, "validation_seconds": 1.0})
+        display({"event": "end", "step": 6, "epoch": 0, "elapsed": 10.0})
+        task = display.progress.tasks[0]
+        assert (task.completed, task.total, task.fields["step"], task.fields["loss"]) == (6, 6, 6, "–")
+    output = out.file.getvalue()
+    assert "step 6: dev loss 8.700" in output and "nan" not in output
+
+
+def test_the_progress_line_moves_from_the_first_update():
+    start = start_event(limits={"max_time": 120.0})
+    with TrainingDisplay(Console(file=io.StringIO(), width=200)) as display:
+        display(start)
+        display({"event": "progress", "step": 1, "epoch": 0.125, "elapsed": 0.5, "loss": 9.1, "lr": 1e-5,
+                 "tgt_tokens_per_s": 2500.0})
+        task = display.progress.tasks[0]
+        assert (task.completed, task.fields["step"], task.fields["loss"], task.fields["speed"]) == (0.5, 1, "9.100", 2500.0)
+
+
+def test_training_output_to_a_file_is_plain_lines_every_logged_step_never_cut():
+    out = Console(file=io.StringIO(), force_terminal=False, width=40)  # a log file; narrower than any line
+    with TrainingDisplay(out) as display:
+        display(start_event(limits={"max_steps": 200}))
+        for step in range(1, 201):
+            display({"event": "progress", "step": step, "epoch": step / 80, "elapsed": step * 0.6, "loss": 9.0 - step / 40,
+                     "lr": 1e-3, "tgt_tokens_per_s": 6352.0})
+            if step % 50 == 0:
+                display({"event": "train", "step": step, "epoch": step / 80, "elapsed": step * 0.6, "loss": 9.0 - step / 40,
+                         "lr": 1e-3, "tgt_tokens_per_s": 6352.0})
+        display({"event": "end", "step": 200, "epoch": 2.5, "elapsed": 121.0})
+    text = out.file.getvalue()
+    assert "\x1b" not in text and "\r" not in text and "…" not in text
+    steps = [line for line in text.splitlines() if line.startswith("step ")]
+    assert steps[0] == ("step 50/200  ep 0.62  loss 7.750  lr 1.00e-03  6,352 tgt tok/s  elapsed 0:00:30  ETA 0:01:30")
+    assert [line.split()[1] for line in steps] == ["50/200", "100/200", "150/200", "200/200"]
+
+
+def test_sentence_progress_is_drawn_only_on_a_terminal():
+    for terminal in (True, False):
+        out = Console(file=io.StringIO(), force_terminal=terminal, width=120)
+        with sentence_progress(3, out) as advance:
+            advance(1)
+            advance(2)
+        assert ("3/3 sentences" in out.file.getvalue()) == terminal
+
+
+def test_user_text_is_printed_literally_and_times_as_rich_shows_them():
+    out = Console(file=io.StringIO(), width=200)
+    out.print(shown("[bold]a path\x1b[31m"), highlight=False)
+    assert out.file.getvalue() == "[bold]a path\\x1b[31m\n"
+    assert (clock(3725.4), clock(-3.0)) == ("1:02:05", "0:00:00")
