@@ -9,7 +9,6 @@ import contextlib
 import functools
 import os
 import re
-import signal
 import stat
 import sys
 import warnings
@@ -21,7 +20,7 @@ import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 
-from mt.console import TrainingDisplay, sentence_progress, shown
+from mt.console import TrainingDisplay, announce_stop, sentence_progress, shown
 from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
@@ -150,39 +149,6 @@ def _count_lines(path: Path) -> Optional[int]:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
 
 
-class StopSignals:
-    """While active, SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) ask
-    training to stop after the current step (a second one kills)."""
-
-    EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
-
-    def __init__(self):
-        self.received: str | None = None
-        self.previous = {}
-
-    def _handle(self, number, frame):
-        if self.received:
-            signal.signal(number, signal.SIG_DFL)
-            os.kill(os.getpid(), number)
-        self.received = signal.Signals(number).name
-        try:
-            console.print(f"[yellow]{self.received}: finishing the current step and saving last/ (send again to kill)[/]")
-        except OSError:  # the terminal hung up: the rest of the run's messages go nowhere, and it still saves
-            console.file = open(os.devnull, "w")
-
-    def __enter__(self):
-        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self.previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
-
-    def __call__(self) -> str | None:
-        return self.received
-
-
 @app.command()
 @reports_errors(training=True)
 def train(
@@ -236,6 +202,7 @@ def train(
     """
     from mt.distributed import is_main_process
     from mt.rundir import plan_run
+    from mt.stopping import StopSignals
     from mt.train import LIMITS
     from mt.train import train as run_training
 
@@ -260,7 +227,7 @@ def train(
             overrides[section][key] = value
     plan = plan_run(overrides, preset, config, output, run_name, resume)
     run_dir = plan.run_dir
-    with StopSignals() as stop, TrainingDisplay(console) as display:
+    with StopSignals(functools.partial(announce_stop, console)) as stop, TrainingDisplay(console) as display:
         end = run_training(plan.config, run_dir, callback=display, resume=plan.resume, stop_requested=stop)
     if not is_main_process():  # torchrun: rank 0 reports
         return

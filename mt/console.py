@@ -7,6 +7,7 @@ passes its stderr console for progress and notes, a stdout one for results).
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from typing import Iterator, Optional
 
@@ -132,3 +133,13 @@ def sentence_progress(total: Optional[int], out: Console) -> Iterator:
             progress.update(task, completed=done, rate=f"{done / max(time.monotonic() - started, 1e-9):,.1f}")
 
         yield advance
+
+
+def announce_stop(out: Console, signal_name: str) -> None:
+    """Say on ``out`` that a signal stops training after the current step (``mt.stopping.StopSignals``).
+    A terminal that hung up cannot be told: the rest of the run's messages on ``out`` then go
+    nowhere, and the run still saves."""
+    try:
+        out.print(f"[yellow]{signal_name}: finishing the current step and saving last/ (send again to kill)[/]")
+    except OSError:
+        out.file = open(os.devnull, "w")
