@@ -9,11 +9,10 @@ import contextlib
 import functools
 import os
 import re
-import stat
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import typer
 import typer.rich_utils
@@ -141,14 +140,6 @@ def tokenize(
             console.print(f"encoded {len(encoded)} sentences -> {shown(path)}")
 
 
-def _count_lines(path: Path) -> Optional[int]:
-    """Lines of a regular file (for the progress bar), None for anything else."""
-    if not path.is_file():
-        return None
-    with path.open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-
-
 @app.command()
 @reports_errors(training=True)
 def train(
@@ -244,30 +235,6 @@ def train(
                   highlight=False)
 
 
-def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> tuple[Iterable[str], str]:
-    """The sentences to translate and how to chunk them (``Translator.translate``): arguments, else
-    the file (both in whole chunks), else stdin (streamed; see ``_stdin_chunking``)."""
-    from mt.data import decode_lines, read_lines
-
-    if text:
-        return text, "whole"
-    if input_file:
-        return read_lines(input_file, encoding_errors), "whole"
-    return decode_lines(sys.stdin.buffer, "stdin", encoding_errors), _stdin_chunking()
-
-
-def _stdin_chunking() -> str:
-    """A terminal's lines one at a time, a file redirected to stdin (``mt translate < file``) in
-    whole chunks, anything else (a pipe) in growing chunks."""
-    if sys.stdin.isatty():
-        return "lines"
-    try:
-        is_file = stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode)
-    except (OSError, ValueError):  # io.UnsupportedOperation, a closed stream
-        is_file = False
-    return "whole" if is_file else "growing"
-
-
 BATCH_SIZE_HELP = "Source tokens x beams per decoding batch (default: the checkpoint's, 6144 for new ones). Memory grows with it."
 # The decoding options that mt translate and mt eval share (None: the checkpoint's setting).
 CHECKPOINTS = typer.Option(None, "--checkpoint", help="Checkpoint or run directory (default: $MT_CHECKPOINT or "
@@ -348,6 +315,7 @@ def translate(
 ):
     """Translate sentences with a trained checkpoint."""
     from mt.alignment import LEVELS, pharaoh, word_alignment
+    from mt.data import count_lines, input_lines
 
     if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
         text, input_file = [], None
@@ -367,8 +335,8 @@ def translate(
     with_attention = []
     head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
-          sentence_progress(_count_lines(input_file) if input_file and console.is_terminal else None, console) as advance):
-        lines, chunking = _input_lines(text, input_file, encoding_errors)
+          sentence_progress(count_lines(input_file) if input_file and console.is_terminal else None, console) as advance):
+        lines, chunking = input_lines(text, input_file, encoding_errors)
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance,
                                        glossary=terms)
         for number, result in enumerate(results, start=1):
