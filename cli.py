@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import re
 import sys
 import warnings
 from pathlib import Path
@@ -25,8 +24,6 @@ from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowP
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
 console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
-DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
 # --help's width when it goes to no terminal (a pipe, a log file, CI) and COLUMNS is unset: rich's
 # default there, 80, wrapped option descriptions to a few words and cut defaults with "…".
 HELP_WIDTH = 120
@@ -86,25 +83,6 @@ def reports_errors(training: bool = False):
                 raise typer.Exit(EXIT_BAD_INPUT) from None
         return wrapper
     return decorate
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '45m', '1.5h' or plain seconds -> seconds."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text or "")
-    if not match:
-        raise ConfigError(f"cannot read duration {text!r}: use e.g. 90s, 45m or 1.5h")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-
-
-def default_checkpoint() -> Path:
-    """``$MT_CHECKPOINT`` if set, else the model shipped in ``checkpoints/default``."""
-    path = Path(os.environ.get(DEFAULT_CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
-    if not path.exists():
-        from mt.errors import CheckpointError
-
-        raise CheckpointError(f"no model at {path}: pass --checkpoint DIR (a checkpoint or run directory) "
-                              f"or set {DEFAULT_CHECKPOINT_ENV}")
-    return path
 
 
 @app.command()
@@ -191,31 +169,23 @@ def train(
 
     Several processes (DistributedDataParallel): torchrun --nproc_per_node=N $(which mt) train ...
     """
+    from mt.config import parse_duration, sectioned
     from mt.distributed import is_main_process
     from mt.rundir import plan_run
     from mt.stopping import StopSignals
     from mt.train import LIMITS
     from mt.train import train as run_training
 
-    overrides: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
-    for section, key, value in (
-        ("model", "arch", arch), ("model", "rnn_type", rnn_type), ("model", "attention", attention),
-        ("model", "hidden_size", hidden_size), ("model", "embedding_dim", embedding_dim), ("model", "local_window", local_window),
-        ("model", "positions", positions),
-        ("data", "train", train or None), ("data", "dev", dev), ("data", "src_lang", src), ("data", "tgt_lang", tgt),
-        ("data", "tokenizer", str(tokenizer) if tokenizer else None), ("data", "vocab_size", vocab_size),
-        ("data", "model_type", model_type), ("data", "joint_vocab", False if separate_vocab else None),
-        ("train", "max_steps", max_steps), ("train", "max_time", parse_duration(max_time) if max_time else None),
-        ("train", "epochs", epochs), ("train", "batch_tokens", batch_tokens), ("train", "accum_steps", accum_steps), ("train", "learning_rate", learning_rate),
-        ("train", "warmup_steps", warmup_steps), ("train", "cooldown_steps", cooldown_steps),
-        ("train", "validate_every", validate_every),
-        ("train", "log_every", log_every), ("train", "precision", precision), ("train", "compile", compile), ("train", "device", device), ("train", "seed", seed),
-        ("train", "threads", threads), ("train", "init_from", str(init_from) if init_from else None),
-        ("train", "save_every", save_every), ("train", "save_every_minutes", save_every_minutes), ("train", "keep", keep),
-        ("data", "encoding_errors", encoding_errors),
-    ):
-        if value is not None:
-            overrides[section][key] = value
+    overrides = sectioned(dict(
+        arch=arch, rnn_type=rnn_type, attention=attention, hidden_size=hidden_size, embedding_dim=embedding_dim,
+        local_window=local_window, positions=positions, train=train or None, dev=dev, src_lang=src, tgt_lang=tgt,
+        tokenizer=str(tokenizer) if tokenizer else None, vocab_size=vocab_size, model_type=model_type,
+        joint_vocab=False if separate_vocab else None, max_steps=max_steps,
+        max_time=parse_duration(max_time) if max_time else None, epochs=epochs, batch_tokens=batch_tokens,
+        accum_steps=accum_steps, learning_rate=learning_rate, warmup_steps=warmup_steps, cooldown_steps=cooldown_steps,
+        validate_every=validate_every, log_every=log_every, precision=precision, compile=compile, device=device, seed=seed,
+        threads=threads, init_from=str(init_from) if init_from else None, save_every=save_every,
+        save_every_minutes=save_every_minutes, keep=keep, encoding_errors=encoding_errors))
     plan = plan_run(overrides, preset, config, output, run_name, resume)
     run_dir = plan.run_dir
     with StopSignals(functools.partial(announce_stop, console)) as stop, TrainingDisplay(console) as display:
@@ -315,6 +285,7 @@ def translate(
 ):
     """Translate sentences with a trained checkpoint."""
     from mt.alignment import LEVELS, pharaoh, word_alignment
+    from mt.checkpoint import default_checkpoint
     from mt.data import count_lines, input_lines
 
     if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
@@ -425,6 +396,7 @@ def serve(
                                             "applied to every request (a request's own glossary adds to it)."),
 ):
     """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
+    from mt.checkpoint import default_checkpoint
     from mt.device import set_threads
     from mt.serve import Limits, ModelThread, build_app, listen, run
     from mt.translate import Translator
@@ -558,6 +530,7 @@ def evaluate(
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
     import json
 
+    from mt.checkpoint import default_checkpoint
     from mt.evaluate import evaluate as evaluate_test_set
     from mt.evaluate import read_test_set
     from mt.files import atomic_output
