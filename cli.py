@@ -18,7 +18,8 @@ import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 
-from mt.console import TrainingDisplay, announce_stop, sentence_progress, shown
+from mt.console import (TrainingDisplay, announce_stop, print_attention, print_evaluation, sentence_progress,
+                        shown)
 from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
@@ -222,15 +223,6 @@ GLOSSARY = typer.Option(None, "--glossary", help="TSV or CSV file of source term
                         "a term is placed where it first fits, often first: use 4 or more).")
 
 
-def _glossary(path: Optional[Path]):
-    """The glossary of ``--glossary``, or None."""
-    if path is None:
-        return None
-    from mt.glossary import read_glossary
-
-    return read_glossary(path)
-
-
 def _load_translator(checkpoints: list[Path], src: Optional[str], tgt: Optional[str], threads: Optional[int],
                      **options) -> Any:
     """Set torch's threads (``--threads``; all cores available by default), load ``checkpoints``
@@ -287,12 +279,13 @@ def translate(
     from mt.alignment import LEVELS, pharaoh, word_alignment
     from mt.checkpoint import default_checkpoint
     from mt.data import count_lines, input_lines
+    from mt.glossary import read_glossary
 
     if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
         text, input_file = [], None
     checkpoints = checkpoint or [default_checkpoint()]
     want_attention = show_attention or alignment or attention_plot is not None or attention_html is not None
-    terms = _glossary(glossary)
+    terms = read_glossary(glossary) if glossary else None
     translator = _load_translator(checkpoints, src, tgt, engine=engine, device=device, precision=precision,
                                   quantize=quantize, threads=threads, attention=want_attention)
     if attention_level not in LEVELS:
@@ -326,9 +319,16 @@ def translate(
             else:
                 handle.write(result.text + "\n")
             handle.flush()
-            if (show_attention or attention_plot is not None) and result.attention is not None:
-                _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice,
-                                attention_level)
+            if show_attention and result.attention is not None:
+                print_attention(Console(), result, attention_level, layer, head_choice)
+            if attention_plot is not None and result.attention is not None:
+                from mt.plot import plot_translation_attention  # matplotlib: only for a plot
+
+                path = attention_plot if number == 1 else attention_plot.with_name(
+                    f"{attention_plot.stem}-{number}{attention_plot.suffix}")
+                written = plot_translation_attention(result, path, translator.config.model, attention_level, layer,
+                                                     head_choice)
+                console.print(f"attention plot -> {shown(written)}", highlight=False)
             if attention_html is not None and result.attention is not None:
                 with_attention.append(result)
     if attention_html is not None:
@@ -346,30 +346,6 @@ def _output(path: Optional[Path], inputs: list[Path]):
     from mt.files import atomic_output
 
     return atomic_output(path, inputs) if path else contextlib.nullcontext(sys.stdout)
-
-
-def _show_attention(translator, result, number: int, show: bool, plot_path: Optional[Path], layer, head, level: str) -> None:
-    """Print the attention matrix and/or write its heatmap for one translation, between words or pieces (``level``)."""
-    from mt.alignment import alignment_labels, select_attention
-    from mt.plot import plot_attention, render_attention_table
-
-    attention, row_labels, col_labels = alignment_labels(result, level)
-    if show:
-        if head == "all":
-            raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
-        out = Console()
-        out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width,
-                                         unit=level))
-    if plot_path is not None:
-        model = translator.config.model
-        kind = f"RNN + {model.attention} attention" if model.arch == "rnn" else "Transformer cross-attention"
-        which = "" if model.arch == "rnn" else (
-            (", last layer, " if layer is None else f", layer {layer}, ")
-            + ("heads averaged" if head is None else "all heads" if head == "all" else f"head {head}"))
-        path = plot_path if number == 1 else plot_path.with_name(f"{plot_path.stem}-{number}{plot_path.suffix}")
-        written = plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path,
-                                 title=f"{kind}{which}\n{result.source} -> {result.text}", unit=level)
-        console.print(f"attention plot -> {shown(written)}", highlight=False)
 
 
 @app.command()
@@ -398,10 +374,11 @@ def serve(
     """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
     from mt.checkpoint import default_checkpoint
     from mt.device import set_threads
+    from mt.glossary import read_glossary
     from mt.serve import Limits, ModelThread, build_app, listen, run
     from mt.translate import Translator
 
-    terms = _glossary(glossary)
+    terms = read_glossary(glossary) if glossary else None
     model_thread = ModelThread()
     model_thread.call(set_threads, threads or 0)
     translators = [model_thread.call(Translator.from_checkpoint, path, device=device, precision=precision)
@@ -554,19 +531,7 @@ def evaluate(
     if output_file:
         with atomic_output(output_file, report.inputs) as handle:
             handle.write("".join(h + "\n" for h in report.hypotheses))
-    out = Console()
-    out.print(f"{shown(report.test)} ({report.sentences} sentences)", highlight=False, soft_wrap=True)
-    width = max(len(score.name) for score in report.scores)
-    for score in report.scores:  # one line each, never wrapped, so that a signature can be copied whole
-        out.print(f"{score.name:<{width}}  {score.score:6.2f}  {score.signature}", highlight=False, soft_wrap=True)
-    if report.glossary is not None:
-        use = report.glossary
-        console.print(f"glossary {shown(glossary)}: term use {use.terms_used} / {use.terms_found} "
-                      f"({100 * use.terms_used / max(use.terms_found, 1):.1f}%), "
-                      "the terms found in the sources whose target term is in the translation", highlight=False)
-    if report.seconds:
-        console.print(f"translated {report.sentences} sentences in {report.seconds:.1f}s ({report.sentences_per_s:.1f} "
-                      f"sentences/s, {'sampling' if decode.sampling else f'beam {decode.beam_size}'})", highlight=False)
+    print_evaluation(report, Console(), console)
     if json_file:
         with atomic_output(json_file, report.inputs) as handle:
             handle.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")

@@ -1,7 +1,8 @@
 """What ``mt``'s commands show on a terminal, drawn with rich on a ``Console`` the caller passes.
 
 Nothing here prints on its own: each renderer draws on the console it is given (``cli.py``
-passes its stderr console for progress and notes, a stdout one for results).
+passes its stderr console for progress and notes, a stdout one for results). Importing it is
+light (no torch), as ``mt --help`` must be.
 """
 
 from __future__ import annotations
@@ -9,13 +10,18 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Iterator, Optional
+from typing import TYPE_CHECKING, Iterator, Optional
 
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mt.data import CONTROL_CHARACTERS
+from mt.errors import ConfigError
+
+if TYPE_CHECKING:
+    from mt.evaluate import EvalReport
+    from mt.translate import Translation
 
 
 def shown(value: object) -> str:
@@ -143,3 +149,35 @@ def announce_stop(out: Console, signal_name: str) -> None:
         out.print(f"[yellow]{signal_name}: finishing the current step and saving last/ (send again to kill)[/]")
     except OSError:
         out.file = open(os.devnull, "w")
+
+
+def print_attention(out: Console, translation: Translation, level: str, layer: Optional[int], head) -> None:
+    """Print ``translation``'s attention on ``out`` as a table between words or pieces (``level``),
+    of one decoder ``layer`` (default: the last) and ``head`` (default: the heads averaged);
+    ``ConfigError`` for ``head`` "all", a grid that only a plot draws."""
+    from mt.alignment import alignment_labels, select_attention  # torch and matplotlib: only when asked for
+    from mt.plot import render_attention_table
+
+    attention, row_labels, col_labels = alignment_labels(translation, level)
+    if head == "all":
+        raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
+    out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width,
+                                     unit=level))
+
+
+def print_evaluation(report: EvalReport, out: Console, notes: Console) -> None:
+    """The scores of ``report`` on ``out``, one line each and never wrapped, so that a signature can
+    be copied whole; its glossary's term use and the translation speed on ``notes``."""
+    out.print(f"{shown(report.test)} ({report.sentences} sentences)", highlight=False, soft_wrap=True)
+    width = max(len(score.name) for score in report.scores)
+    for score in report.scores:
+        out.print(f"{score.name:<{width}}  {score.score:6.2f}  {score.signature}", highlight=False, soft_wrap=True)
+    if report.glossary is not None:
+        use = report.glossary
+        notes.print(f"glossary {shown(use.file)}: term use {use.terms_used} / {use.terms_found} "
+                    f"({100 * use.terms_used / max(use.terms_found, 1):.1f}%), "
+                    "the terms found in the sources whose target term is in the translation", highlight=False)
+    if report.seconds:
+        decode = report.decode
+        notes.print(f"translated {report.sentences} sentences in {report.seconds:.1f}s ({report.sentences_per_s:.1f} "
+                    f"sentences/s, {'sampling' if decode.sampling else f'beam {decode.beam_size}'})", highlight=False)

@@ -1,10 +1,13 @@
-"""How the commands draw on a terminal (mt.console): user text, the training display, the sentence progress bar."""
+"""How the commands draw on a terminal (mt.console): user text, training, the sentence progress bar, scores."""
 
 import io
 
 from rich.console import Console
 
-from mt.console import TrainingDisplay, clock, sentence_progress, shown
+from mt.config import DecodeConfig
+from mt.console import TrainingDisplay, clock, print_evaluation, sentence_progress, shown
+from mt.evaluate import EvalReport
+from mt.metrics import Score
 
 
 def start_event(**fields):
@@ -70,3 +73,13 @@ def test_user_text_is_printed_literally_and_times_as_rich_shows_them():
     out.print(shown("[bold]a path\x1b[31m"), highlight=False)
     assert out.file.getvalue() == "[bold]a path\\x1b[31m\n"
     assert (clock(3725.4), clock(-3.0)) == ("1:02:05", "0:00:00")
+
+
+def test_scores_are_one_unwrapped_line_each_and_the_speed_a_note():
+    signature = "nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.4.0" * 2  # longer than the console is wide
+    report = EvalReport("test.tsv", 2, "run", [Score("BLEU", 12.345, signature), Score("chrF", 40.0, "chrF-sig")],
+                        ["A", "B"], [], seconds=0.5, decode=DecodeConfig(beam_size=4))
+    out, notes = Console(file=io.StringIO(), width=60), Console(file=io.StringIO(), width=60)
+    print_evaluation(report, out, notes)
+    assert out.file.getvalue().splitlines() == ["test.tsv (2 sentences)", f"BLEU   12.35  {signature}", "chrF   40.00  chrF-sig"]
+    assert notes.file.getvalue() == "translated 2 sentences in 0.5s (4.0 sentences/s, beam 4)\n"
