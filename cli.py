@@ -101,7 +101,6 @@ def tokenize(
 ):
     """Train a SentencePiece tokenizer on a parallel corpus (and optionally encode a corpus)."""
     from mt.data import read_corpus
-    from mt.files import atomic_output
     from mt.tokenizer import train_tokenizer
 
     corpus = read_corpus(train, src, tgt)
@@ -111,12 +110,8 @@ def tokenize(
                   f"({'separate' if separate else 'joint'}, {shown(model_type)}) from {len(corpus)} pairs -> {shown(output)}")
     if encode:
         to_encode = read_corpus(encode, src, tgt)
-        for lang, sentences, processor in ((src, to_encode.sources, tokenizer.src), (tgt, to_encode.targets, tokenizer.tgt)):
-            encoded = processor.encode(sentences, out_type=int if ids else str)
-            path = output / f"encoded.{lang}"
-            with atomic_output(path, corpus.files + to_encode.files) as handle:
-                handle.write("".join(" ".join(map(str, row)) + "\n" for row in encoded))
-            console.print(f"encoded {len(encoded)} sentences -> {shown(path)}")
+        for path, sentences in tokenizer.write_encoded(to_encode, output, ids, corpus.files + to_encode.files):
+            console.print(f"encoded {sentences} sentences -> {shown(path)}")
 
 
 @app.command()
