@@ -500,12 +500,9 @@ def evaluate(
     glossary: Optional[Path] = GLOSSARY,
 ):
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
-    import json
-
     from mt.checkpoint import default_checkpoint
     from mt.evaluate import evaluate as evaluate_test_set
     from mt.evaluate import read_test_set
-    from mt.files import atomic_output
 
     translator, decode = None, None
     checkpoints = checkpoint or [default_checkpoint()]
@@ -523,13 +520,9 @@ def evaluate(
         report = evaluate_test_set(test_set, ", ".join(map(str, checkpoints)), translator, decode, hypotheses_file=hyp,
                                    glossary=glossary, tokenize=tokenize, lowercase=lowercase, tok_references=tok_references,
                                    encoding_errors=encoding_errors, outputs=(output_file, json_file), progress=advance)
-    if output_file:
-        with atomic_output(output_file, report.inputs) as handle:
-            handle.write("".join(h + "\n" for h in report.hypotheses))
+    report.write(hypotheses_file=output_file)
     print_evaluation(report, Console(), console)
-    if json_file:
-        with atomic_output(json_file, report.inputs) as handle:
-            handle.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    report.write(json_file=json_file)
 
 
 if __name__ == "__main__":
