@@ -18,8 +18,8 @@ import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 
-from mt.console import (TrainingDisplay, announce_stop, print_attention, print_evaluation, sentence_progress,
-                        shown)
+from mt.console import (TrainingDisplay, announce_stop, print_attention, print_evaluation, print_training_end,
+                        print_translation_warnings, sentence_progress, shown)
 from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
@@ -189,16 +189,10 @@ def train(
     if not is_main_process():  # torchrun: rank 0 reports
         return
     stopped_by = end["stopped_by"] or stop.received
-    if stopped_by and stopped_by not in LIMITS:
-        console.print(f"stopped by {stopped_by} at step {end['step']}; saved {shown(run_dir / 'last')}. "
-                      f"Resume with: mt train --resume {shown(run_dir)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(StopSignals.EXIT_CODES.get(stopped_by, 1))
-    if end["nonfinite_total"]:
-        console.print(f"[yellow]warning:[/] {end['nonfinite_total']} batches had a non-finite loss and were skipped")
-    budget = " (inside the --max-time budget)" if stopped_by == "max_time" else ""
-    console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
-                  f"validation took {end['validation_share']:.1%} of the time{budget}; checkpoints in {shown(run_dir)}",
-                  highlight=False)
+    interrupted_by = stopped_by if stopped_by and stopped_by not in LIMITS else None
+    print_training_end(console, end, run_dir, interrupted_by)
+    if interrupted_by:
+        raise typer.Exit(StopSignals.EXIT_CODES.get(interrupted_by, 1))
 
 
 BATCH_SIZE_HELP = "Source tokens x beams per decoding batch (default: the checkpoint's, 6144 for new ones). Memory grows with it."
@@ -299,13 +293,7 @@ def translate(
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance,
                                        glossary=terms)
         for number, result in enumerate(results, start=1):
-            if result.truncated:
-                console.print(f"[yellow]warning:[/] input truncated to its first pieces: {shown(result.source[:60])}...",
-                              highlight=False)
-            for term in result.missed_terms:
-                console.print(f"[yellow]warning:[/] line {number}: the glossary's {shown(term.target)} for "
-                              f"{shown(term.text)} is not in the translation (length limit, or a character the model "
-                              "cannot write)", highlight=False)
+            print_translation_warnings(console, number, result)
             if decode.n_best > 1:
                 handle.write("".join(f"{hyp}\t{score:.4f}\n" for hyp, score in result.n_best))
             elif alignment:

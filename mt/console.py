@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
 
 from rich.console import Console
@@ -149,6 +150,33 @@ def announce_stop(out: Console, signal_name: str) -> None:
         out.print(f"[yellow]{signal_name}: finishing the current step and saving last/ (send again to kill)[/]")
     except OSError:
         out.file = open(os.devnull, "w")
+
+
+def print_training_end(out: Console, end: dict, run_dir: Path, interrupted_by: Optional[str] = None) -> None:
+    """The last words of a training run (``end``, the event ``mt.train.train`` returns): where it was
+    saved and how to resume it when a signal (``interrupted_by``) stopped it; else its steps, time and
+    best dev BLEU, and how many batches a non-finite loss skipped."""
+    if interrupted_by:
+        out.print(f"stopped by {interrupted_by} at step {end['step']}; saved {shown(run_dir / 'last')}. "
+                  f"Resume with: mt train --resume {shown(run_dir)}", highlight=False, soft_wrap=True)
+        return
+    if end["nonfinite_total"]:
+        out.print(f"[yellow]warning:[/] {end['nonfinite_total']} batches had a non-finite loss and were skipped")
+    budget = " (inside the --max-time budget)" if end["stopped_by"] == "max_time" else ""
+    out.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
+              f"validation took {end['validation_share']:.1%} of the time{budget}; checkpoints in {shown(run_dir)}",
+              highlight=False)
+
+
+def print_translation_warnings(out: Console, number: int, translation: Translation) -> None:
+    """Warn on ``out`` of what line ``number``'s translation could not honour: an input cut to the
+    model's length, glossary terms missing from the translation."""
+    if translation.truncated:
+        out.print(f"[yellow]warning:[/] input truncated to its first pieces: {shown(translation.source[:60])}...",
+                  highlight=False)
+    for term in translation.missed_terms:
+        out.print(f"[yellow]warning:[/] line {number}: the glossary's {shown(term.target)} for {shown(term.text)} is "
+                  "not in the translation (length limit, or a character the model cannot write)", highlight=False)
 
 
 def print_attention(out: Console, translation: Translation, level: str, layer: Optional[int], head) -> None:

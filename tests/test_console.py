@@ -5,7 +5,7 @@ import io
 from rich.console import Console
 
 from mt.config import DecodeConfig
-from mt.console import TrainingDisplay, clock, print_evaluation, sentence_progress, shown
+from mt.console import TrainingDisplay, clock, print_evaluation, print_training_end, sentence_progress, shown
 from mt.evaluate import EvalReport
 from mt.metrics import Score
 
@@ -83,3 +83,18 @@ def test_scores_are_one_unwrapped_line_each_and_the_speed_a_note():
     print_evaluation(report, out, notes)
     assert out.file.getvalue().splitlines() == ["test.tsv (2 sentences)", f"BLEU   12.35  {signature}", "chrF   40.00  chrF-sig"]
     assert notes.file.getvalue() == "translated 2 sentences in 0.5s (4.0 sentences/s, beam 4)\n"
+
+
+def test_the_end_of_training_says_how_to_resume_a_stopped_run_and_sums_up_a_finished_one(tmp_path):
+    end = {"step": 40, "elapsed": 90.0, "best_dev_bleu": 12.5, "validation_share": 0.1, "nonfinite_total": 2,
+           "stopped_by": "max_time"}
+    out = Console(file=io.StringIO(), width=400)
+    print_training_end(out, end, tmp_path, interrupted_by="SIGTERM")
+    assert out.file.getvalue() == (f"stopped by SIGTERM at step 40; saved {tmp_path / 'last'}. "
+                                   f"Resume with: mt train --resume {tmp_path}\n")
+    out = Console(file=io.StringIO(), width=400)
+    print_training_end(out, end, tmp_path)
+    assert out.file.getvalue().splitlines() == [
+        "warning: 2 batches had a non-finite loss and were skipped",
+        "done: 40 steps in 1.5 min, best dev BLEU 12.50, validation took 10.0% of the time (inside the --max-time budget); "
+        f"checkpoints in {tmp_path}"]
