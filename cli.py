@@ -18,7 +18,7 @@ import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 
-from mt.console import (TrainingDisplay, announce_stop, print_attention, print_evaluation, print_training_end,
+from mt.console import (AttentionViews, TrainingDisplay, announce_stop, print_evaluation, print_training_end,
                         print_translation_warnings, sentence_progress, shown)
 from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
 
@@ -265,7 +265,7 @@ def translate(
     glossary: Optional[Path] = GLOSSARY,
 ):
     """Translate sentences with a trained checkpoint."""
-    from mt.alignment import LEVELS, pharaoh, word_alignment
+    from mt.alignment import pharaoh, word_alignment
     from mt.checkpoint import default_checkpoint
     from mt.data import count_lines, input_lines
     from mt.glossary import read_glossary
@@ -277,16 +277,14 @@ def translate(
     terms = read_glossary(glossary) if glossary else None
     translator = _load_translator(checkpoints, src, tgt, engine=engine, device=device, precision=precision,
                                   quantize=quantize, threads=threads, attention=want_attention)
-    if attention_level not in LEVELS:
-        raise ConfigError(f"--attention-level must be {' or '.join(LEVELS)}, got {attention_level!r}")
+    views = AttentionViews(Console(), console, translator.config.model, show_attention, attention_plot, attention_html,
+                           attention_level, layer, head)
     decode = translator.config.decode.with_overrides(
         batch_tokens=batch_size, beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, n_best=n_best,
         sampling=sampling, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
         no_repeat_ngram_size=no_repeat_ngram_size)
     if alignment and decode.n_best > 1:
         raise ConfigError("--alignment aligns the best translation only: drop --n-best")
-    with_attention = []
-    head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
     with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
           sentence_progress(count_lines(input_file) if input_file and console.is_terminal else None, console) as advance):
         lines, chunking = input_lines(text, input_file, encoding_errors)
@@ -302,25 +300,8 @@ def translate(
             else:
                 handle.write(result.text + "\n")
             handle.flush()
-            if show_attention and result.attention is not None:
-                print_attention(Console(), result, attention_level, layer, head_choice)
-            if attention_plot is not None and result.attention is not None:
-                from mt.plot import plot_translation_attention  # matplotlib: only for a plot
-
-                path = attention_plot if number == 1 else attention_plot.with_name(
-                    f"{attention_plot.stem}-{number}{attention_plot.suffix}")
-                written = plot_translation_attention(result, path, translator.config.model, attention_level, layer,
-                                                     head_choice)
-                console.print(f"attention plot -> {shown(written)}", highlight=False)
-            if attention_html is not None and result.attention is not None:
-                with_attention.append(result)
-    if attention_html is not None:
-        from mt.files import atomic_output
-        from mt.serve import attention_html as html_page
-
-        with atomic_output(attention_html, [input_file] if input_file else []) as page:
-            page.write(html_page(with_attention, f"{translator.tokenizer.src_lang} → {translator.tokenizer.tgt_lang}"))
-        console.print(f"attention page -> {shown(attention_html)}", highlight=False)
+            views.add(number, result)
+    views.write_page(f"{translator.tokenizer.src_lang} → {translator.tokenizer.tgt_lang}", [input_file] if input_file else [])
 
 
 def _output(path: Optional[Path], inputs: list[Path]):

@@ -21,6 +21,7 @@ from mt.data import CONTROL_CHARACTERS
 from mt.errors import ConfigError
 
 if TYPE_CHECKING:
+    from mt.config import ModelConfig
     from mt.evaluate import EvalReport
     from mt.translate import Translation
 
@@ -179,18 +180,60 @@ def print_translation_warnings(out: Console, number: int, translation: Translati
                   "not in the translation (length limit, or a character the model cannot write)", highlight=False)
 
 
-def print_attention(out: Console, translation: Translation, level: str, layer: Optional[int], head) -> None:
-    """Print ``translation``'s attention on ``out`` as a table between words or pieces (``level``),
-    of one decoder ``layer`` (default: the last) and ``head`` (default: the heads averaged);
-    ``ConfigError`` for ``head`` "all", a grid that only a plot draws."""
-    from mt.alignment import alignment_labels, select_attention  # torch and matplotlib: only when asked for
-    from mt.plot import render_attention_table
+class AttentionViews:
+    """What ``mt translate`` shows of each translation's attention, between words or pieces
+    (``level``), of one decoder ``layer`` (default: the last) and ``head`` (a number, or "all" for a
+    grid in a plot; default: the heads averaged): a table on ``out`` (``show``), a heatmap a sentence
+    (``plot``: FILE.png, then FILE-2.png, ...) and one HTML page of them all (``page``, written by
+    ``write_page``), each file announced on ``notes``. ``ConfigError`` for an unknown ``level``."""
 
-    attention, row_labels, col_labels = alignment_labels(translation, level)
-    if head == "all":
-        raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
-    out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width,
-                                     unit=level))
+    def __init__(self, out: Console, notes: Console, model: ModelConfig, show: bool = False, plot: Optional[Path] = None,
+                 page: Optional[Path] = None, level: str = "word", layer: Optional[int] = None, head: Optional[str] = None):
+        from mt.alignment import LEVELS
+
+        if level not in LEVELS:
+            raise ConfigError(f"--attention-level must be {' or '.join(LEVELS)}, got {level!r}")
+        self.out, self.notes, self.model, self.show, self.plot, self.page = out, notes, model, show, plot, page
+        self.level, self.layer = level, layer
+        self.head = int(head) if head is not None and head.lstrip("-").isdigit() else head
+        self.on_page: list[Translation] = []
+
+    def add(self, number: int, translation: Translation) -> None:
+        """Show the attention of line ``number``'s translation (none without attention)."""
+        if translation.attention is None:
+            return
+        if self.show:
+            self._print_table(translation)
+        if self.plot is not None:
+            from mt.plot import plot_translation_attention  # matplotlib: only for a plot
+
+            path = self.plot if number == 1 else self.plot.with_name(f"{self.plot.stem}-{number}{self.plot.suffix}")
+            written = plot_translation_attention(translation, path, self.model, self.level, self.layer, self.head)
+            self.notes.print(f"attention plot -> {shown(written)}", highlight=False)
+        if self.page is not None:
+            self.on_page.append(translation)
+
+    def _print_table(self, translation: Translation) -> None:
+        from mt.alignment import alignment_labels, select_attention  # torch and matplotlib: only when asked for
+        from mt.plot import render_attention_table
+
+        attention, row_labels, col_labels = alignment_labels(translation, self.level)
+        if self.head == "all":
+            raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
+        self.out.print(render_attention_table(select_attention(attention, self.layer, self.head), row_labels, col_labels,
+                                              max_width=self.out.width, unit=self.level))
+
+    def write_page(self, pair: str, inputs: list[Path]) -> None:
+        """Write the HTML page of the translations added, for the language ``pair``, never over one of
+        ``inputs`` (none without ``page``)."""
+        if self.page is None:
+            return
+        from mt.files import atomic_output
+        from mt.serve import attention_html
+
+        with atomic_output(self.page, inputs) as handle:
+            handle.write(attention_html(self.on_page, pair))
+        self.notes.print(f"attention page -> {shown(self.page)}", highlight=False)
 
 
 def print_evaluation(report: EvalReport, out: Console, notes: Console) -> None:

@@ -5,7 +5,7 @@ import io
 from rich.console import Console
 
 from mt.config import DecodeConfig
-from mt.console import TrainingDisplay, clock, print_evaluation, print_training_end, sentence_progress, shown
+from mt.console import AttentionViews, TrainingDisplay, clock, print_evaluation, print_training_end, sentence_progress, shown
 from mt.evaluate import EvalReport
 from mt.metrics import Score
 
@@ -98,3 +98,23 @@ def test_the_end_of_training_says_how_to_resume_a_stopped_run_and_sums_up_a_fini
         "warning: 2 batches had a non-finite loss and were skipped",
         "done: 40 steps in 1.5 min, best dev BLEU 12.50, validation took 10.0% of the time (inside the --max-time budget); "
         f"checkpoints in {tmp_path}"]
+
+
+def test_attention_views_draw_a_table_and_a_page_and_refuse_what_they_cannot_show(tiny_checkpoint, tmp_path):
+    import pytest
+
+    from mt.errors import ConfigError
+    from mt.translate import Translator
+
+    translator = Translator.from_checkpoint(tiny_checkpoint, device="cpu")
+    [translation] = translator.translate(["a b c"], return_attention=True)
+    out, model = Console(file=io.StringIO(), width=200), translator.config.model
+    with pytest.raises(ConfigError, match="--attention-level must be word or piece"):
+        AttentionViews(out, out, model, level="letter")
+    views = AttentionViews(out, out, model, show=True, page=tmp_path / "page.html", level="piece", head="0")
+    views.add(1, translation)
+    views.write_page("en → de", [])
+    assert "columns: source pieces" in out.file.getvalue() and f"attention page -> {tmp_path / 'page.html'}" in out.file.getvalue()
+    assert "attention" in (tmp_path / "page.html").read_text(encoding="utf-8")
+    with pytest.raises(ConfigError, match="--head all draws a grid"):
+        AttentionViews(out, out, model, show=True, head="all").add(1, translation)
