@@ -5,9 +5,7 @@ Every ``MTError`` the library raises becomes a one-paragraph message and exit co
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -18,41 +16,15 @@ import typer.rich_utils
 from rich.console import Console
 from rich.markup import escape
 
-from mt.console import (AttentionViews, TrainingDisplay, announce_stop, print_evaluation, print_training_end,
-                        print_translation_warnings, sentence_progress, shown)
-from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
+from mt.console import (AttentionViews, TrainingDisplay, announce_stop, help_width, print_error, print_evaluation,
+                        print_training_end, print_translation_warnings, print_usage_error, sentence_progress, shown)
+from mt.errors import ConfigError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
 console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
-# --help's width when it goes to no terminal (a pipe, a log file, CI) and COLUMNS is unset: rich's
-# default there, 80, wrapped option descriptions to a few words and cut defaults with "…".
-HELP_WIDTH = 120
-
-
-def help_width(environ=os.environ, stdout=sys.stdout) -> Optional[int]:
-    """The width typer draws --help at: typer's TERMINAL_WIDTH if set; else ``HELP_WIDTH`` when
-    ``stdout`` is no terminal and COLUMNS is unset; else None (rich's: COLUMNS or the terminal's)."""
-    if environ.get("TERMINAL_WIDTH"):
-        return int(environ["TERMINAL_WIDTH"])
-    return None if environ.get("COLUMNS") or stdout.isatty() else HELP_WIDTH
-
-
 typer.rich_utils.MAX_WIDTH = help_width()
-
-
-def show_usage_error(error) -> None:
-    """A usage error that click finds (an unknown option, a value of the wrong type) worded as the
-    library's errors are: one "error:" line, then the usage, instead of typer's boxed "Error"."""
-    if type(error).__name__ == "NoArgsIsHelpError":  # the help is shown instead
-        return
-    console.print(f"[bold red]error:[/] {shown(error.format_message())}", highlight=False, soft_wrap=True)
-    if getattr(error, "ctx", None) is not None:
-        console.print(f"{shown(error.ctx.get_usage())}  (more: {shown(error.ctx.command_path)} --help)", highlight=False,
-                      soft_wrap=True)
-
-
-typer.rich_utils.rich_format_error = show_usage_error  # typer calls it for every click.ClickException
+typer.rich_utils.rich_format_error = functools.partial(print_usage_error, console)  # for every click.ClickException
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
@@ -78,9 +50,7 @@ def reports_errors(training: bool = False):
                     warnings.showwarning = show_warning
                     return command(*args, **kwargs)
             except (MTError, OSError) as error:
-                message = str(error) if isinstance(error, MTError) else (
-                    f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
-                console.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
+                print_error(console, error)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
         return wrapper
     return decorate
@@ -268,6 +238,7 @@ def translate(
     from mt.alignment import pharaoh, word_alignment
     from mt.checkpoint import default_checkpoint
     from mt.data import count_lines, input_lines
+    from mt.files import text_output
     from mt.glossary import read_glossary
 
     if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
@@ -285,7 +256,7 @@ def translate(
         no_repeat_ngram_size=no_repeat_ngram_size)
     if alignment and decode.n_best > 1:
         raise ConfigError("--alignment aligns the best translation only: drop --n-best")
-    with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
+    with (text_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
           sentence_progress(count_lines(input_file) if input_file and console.is_terminal else None, console) as advance):
         lines, chunking = input_lines(text, input_file, encoding_errors)
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance,
@@ -302,14 +273,6 @@ def translate(
             handle.flush()
             views.add(number, result)
     views.write_page(f"{translator.tokenizer.src_lang} → {translator.tokenizer.tgt_lang}", [input_file] if input_file else [])
-
-
-def _output(path: Optional[Path], inputs: list[Path]):
-    """Where translations go: ``path`` written atomically and never over one of ``inputs``
-    (``mt.files.atomic_output``), else stdout."""
-    from mt.files import atomic_output
-
-    return atomic_output(path, inputs) if path else contextlib.nullcontext(sys.stdout)
 
 
 @app.command()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, Optional
@@ -18,7 +19,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from mt.data import CONTROL_CHARACTERS
-from mt.errors import ConfigError
+from mt.errors import ConfigError, MTError
+
+# --help's width when it goes to no terminal (a pipe, a log file, CI) and COLUMNS is unset: rich's
+# default there, 80, wrapped option descriptions to a few words and cut defaults with "…".
+HELP_WIDTH = 120
 
 if TYPE_CHECKING:
     from mt.config import ModelConfig
@@ -30,6 +35,33 @@ def shown(value: object) -> str:
     """User text (a sentence, a path, a message quoting them) as rich markup that prints it
     literally: ``[...]`` escaped, terminal control characters (ESC ...) as ``\\xNN``."""
     return escape(CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value)))
+
+
+def print_error(out: Console, error: MTError | OSError) -> None:
+    """A library error, or the operating system's (a full disk, a file that cannot be opened), as one
+    "error:" paragraph: its message, or the system's reason and the file."""
+    message = str(error) if isinstance(error, MTError) else (
+        f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
+    out.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
+
+
+def print_usage_error(out: Console, error) -> None:
+    """A usage error that click finds (an unknown option, a value of the wrong type) worded as the
+    library's errors are: one "error:" line, then the usage, instead of typer's boxed "Error"."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # the help is shown instead
+        return
+    out.print(f"[bold red]error:[/] {shown(error.format_message())}", highlight=False, soft_wrap=True)
+    if getattr(error, "ctx", None) is not None:
+        out.print(f"{shown(error.ctx.get_usage())}  (more: {shown(error.ctx.command_path)} --help)", highlight=False,
+                  soft_wrap=True)
+
+
+def help_width(environ=os.environ, stdout=sys.stdout) -> Optional[int]:
+    """The width typer draws --help at: typer's TERMINAL_WIDTH if set; else ``HELP_WIDTH`` when
+    ``stdout`` is no terminal and COLUMNS is unset; else None (rich's: COLUMNS or the terminal's)."""
+    if environ.get("TERMINAL_WIDTH"):
+        return int(environ["TERMINAL_WIDTH"])
+    return None if environ.get("COLUMNS") or stdout.isatty() else HELP_WIDTH
 
 
 def clock(seconds: float) -> str:

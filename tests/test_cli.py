@@ -136,7 +136,7 @@ def test_eval_prints_each_signature_whole_and_says_which_languages_it_assumed(tm
 def test_usage_and_library_errors_begin_alike_and_help_is_wide_off_a_terminal():
     import io
 
-    from cli import HELP_WIDTH, help_width
+    from mt.console import HELP_WIDTH, help_width
     code, output = invoke("translate", "x", "--beam-size", "wide")
     assert code == 2 and output.startswith("error: Invalid value for '--beam-size'") and "╭" not in output
     code, output = invoke("translate", "x", "--checkpoint", "/nonexistent")
