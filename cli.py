@@ -14,10 +14,10 @@ from typing import Any, Optional
 import typer
 import typer.rich_utils
 from rich.console import Console
-from rich.markup import escape
 
-from mt.console import (AttentionViews, TrainingDisplay, announce_stop, help_width, print_error, print_evaluation,
-                        print_training_end, print_translation_warnings, print_usage_error, sentence_progress, shown)
+from mt.console import (AttentionViews, TrainingDisplay, announce_stop, attentions_table, help_width, print_error,
+                        print_evaluation, print_serving, print_training_end, print_translation_warnings,
+                        print_usage_error, sentence_progress, shown)
 from mt.errors import ConfigError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
@@ -153,14 +153,13 @@ def train(
         threads=threads, init_from=str(init_from) if init_from else None, save_every=save_every,
         save_every_minutes=save_every_minutes, keep=keep, encoding_errors=encoding_errors))
     plan = plan_run(overrides, preset, config, output, run_name, resume)
-    run_dir = plan.run_dir
     with StopSignals(functools.partial(announce_stop, console)) as stop, TrainingDisplay(console) as display:
-        end = run_training(plan.config, run_dir, callback=display, resume=plan.resume, stop_requested=stop)
+        end = run_training(plan.config, plan.run_dir, callback=display, resume=plan.resume, stop_requested=stop)
     if not is_main_process():  # torchrun: rank 0 reports
         return
     stopped_by = end["stopped_by"] or stop.received
     interrupted_by = stopped_by if stopped_by and stopped_by not in LIMITS else None
-    print_training_end(console, end, run_dir, interrupted_by)
+    print_training_end(console, end, plan.run_dir, interrupted_by)
     if interrupted_by:
         raise typer.Exit(StopSignals.EXIT_CODES.get(interrupted_by, 1))
 
@@ -313,11 +312,7 @@ def serve(
     limits = Limits(max_request_bytes=max_request_bytes, max_characters=max_characters, max_sentences=max_sentences,
                     max_queue=max_queue, timeout=timeout, batch_wait=batch_wait / 1000, read_timeout=read_timeout)
     sock = listen(host, port)  # before saying "serving": a port another server holds is an error, not a start
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/] listening on {shown(host)}: the API is open to the network"
-                      f"{'' if api_key else ' and has no authentication (add --api-key)'}", highlight=False)
-    pairs = ", ".join(f"{t.tokenizer.src_lang}->{t.tokenizer.tgt_lang}" for t in translators)
-    console.print(f"serving {shown(pairs)} on http://{shown(host)}:{port}/ (Ctrl-C stops)", highlight=False)
+    print_serving(console, host, port, [f"{t.tokenizer.src_lang}->{t.tokenizer.tgt_lang}" for t in translators], bool(api_key))
     run(build_app(translators, model_thread, limits, api_key, terms), sock, limits)
 
 
@@ -325,14 +320,9 @@ def serve(
 @reports_errors()
 def attentions():
     """List the RNN attention mechanisms for mt train --attention, with their papers."""
-    from rich.table import Table
-
     from mt.models.rnn import ATTENTIONS
 
-    table = Table("--attention", "mechanism", box=None, header_style="bold")
-    for name, mechanism in ATTENTIONS.items():
-        table.add_row(name, escape(mechanism.summary))
-    console.print(table)
+    console.print(attentions_table(ATTENTIONS))
     console.print("Transformer: multi-head scaled dot-product attention; --positions sinusoidal | learned.", highlight=False)
 
 
@@ -370,19 +360,16 @@ def export(
     if format == "ctranslate2":
         from mt.ct2 import export_ctranslate2
 
-        written = export_ctranslate2(checkpoint, output, quantization)
-        size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
-        console.print(f"exported {shown(checkpoint)} -> {shown(written)} (CTranslate2, {size:.1f} MiB, {quantization})",
-                      highlight=False)
-        return
-    if format != "mt":
-        raise ConfigError(f"--format must be mt or ctranslate2, got {format!r}")
-
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    written = export_checkpoint(checkpoint, output, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype])
+        written, kind, storage = export_ctranslate2(checkpoint, output, quantization), "CTranslate2, ", quantization
+    else:
+        if format != "mt":
+            raise ConfigError(f"--format must be mt or ctranslate2, got {format!r}")
+        if dtype not in DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        written = export_checkpoint(checkpoint, output, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype])
+        kind, storage = "", f"{dtype} weights"
     size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
-    console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({size:.1f} MiB, {dtype} weights)", highlight=False)
+    console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({kind}{size:.1f} MiB, {storage})", highlight=False)
 
 
 @app.command()

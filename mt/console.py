@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Iterator, Optional
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 from mt.data import CONTROL_CHARACTERS
 from mt.errors import ConfigError, MTError
@@ -183,6 +184,24 @@ def announce_stop(out: Console, signal_name: str) -> None:
         out.print(f"[yellow]{signal_name}: finishing the current step and saving last/ (send again to kill)[/]")
     except OSError:
         out.file = open(os.devnull, "w")
+
+
+def print_serving(out: Console, host: str, port: int, pairs: list[str], authenticated: bool) -> None:
+    """Say where ``mt serve`` listens and which language ``pairs`` it serves, warning first when
+    ``host`` opens the API to the network (and more so without an API key)."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        out.print(f"[yellow]warning:[/] listening on {shown(host)}: the API is open to the network"
+                  f"{'' if authenticated else ' and has no authentication (add --api-key)'}", highlight=False)
+    out.print(f"serving {shown(', '.join(pairs))} on http://{shown(host)}:{port}/ (Ctrl-C stops)", highlight=False)
+
+
+def attentions_table(attentions: dict) -> Table:
+    """The RNN attention mechanisms (``mt.models.rnn.ATTENTIONS``) as a table: each ``--attention``
+    name and its summary, which names its paper."""
+    table = Table("--attention", "mechanism", box=None, header_style="bold")
+    for name, mechanism in attentions.items():
+        table.add_row(name, escape(mechanism.summary))
+    return table
 
 
 def print_training_end(out: Console, end: dict, run_dir: Path, interrupted_by: Optional[str] = None) -> None:

@@ -5,7 +5,8 @@ import io
 from rich.console import Console
 
 from mt.config import DecodeConfig
-from mt.console import AttentionViews, TrainingDisplay, clock, print_evaluation, print_training_end, sentence_progress, shown
+from mt.console import (AttentionViews, TrainingDisplay, attentions_table, clock, print_evaluation, print_serving,
+                        print_training_end, sentence_progress, shown)
 from mt.evaluate import EvalReport
 from mt.metrics import Score
 
@@ -118,3 +119,17 @@ def test_attention_views_draw_a_table_and_a_page_and_refuse_what_they_cannot_sho
     assert "attention" in (tmp_path / "page.html").read_text(encoding="utf-8")
     with pytest.raises(ConfigError, match="--head all draws a grid"):
         AttentionViews(out, out, model, show=True, head="all").add(1, translation)
+
+
+def test_serving_warns_when_the_api_is_open_to_the_network_and_lists_the_attention_mechanisms():
+    out = Console(file=io.StringIO(), width=400)
+    print_serving(out, "127.0.0.1", 8080, ["en->de"], authenticated=False)
+    assert out.file.getvalue() == "serving en->de on http://127.0.0.1:8080/ (Ctrl-C stops)\n"
+    out = Console(file=io.StringIO(), width=400)
+    print_serving(out, "0.0.0.0", 80, ["en->de", "en->zh"], authenticated=False)
+    assert out.file.getvalue().splitlines()[0] == ("warning: listening on 0.0.0.0: the API is open to the network and has "
+                                                   "no authentication (add --api-key)")
+    from mt.models.rnn import ATTENTIONS
+
+    out.print(attentions_table(ATTENTIONS))
+    assert all(name in out.file.getvalue() for name in ATTENTIONS)
