@@ -5,66 +5,26 @@ Every ``MTError`` the library raises becomes a one-paragraph message and exit co
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import re
-import signal
-import stat
 import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Optional
 
 import typer
 import typer.rich_utils
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from mt.data import CONTROL_CHARACTERS
-from mt.errors import ConfigError, DataError, MissingFontWarning, MTError, SlowPrecisionWarning
+from mt.console import (AttentionViews, TrainingDisplay, announce_stop, attentions_table, help_width, print_error,
+                        print_evaluation, print_serving, print_training_end, print_translation_warnings,
+                        print_usage_error, sentence_progress, shown)
+from mt.errors import ConfigError, MissingFontWarning, MTError, SlowPrecisionWarning
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Neural machine translation: tokenize, train, translate, eval.")
 console = Console(stderr=True)
 EXIT_BAD_INPUT = 2
-DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "checkpoints" / "default"
-# --help's width when it goes to no terminal (a pipe, a log file, CI) and COLUMNS is unset: rich's
-# default there, 80, wrapped option descriptions to a few words and cut defaults with "…".
-HELP_WIDTH = 120
-
-
-def help_width(environ=os.environ, stdout=sys.stdout) -> Optional[int]:
-    """The width typer draws --help at: typer's TERMINAL_WIDTH if set; else ``HELP_WIDTH`` when
-    ``stdout`` is no terminal and COLUMNS is unset; else None (rich's: COLUMNS or the terminal's)."""
-    if environ.get("TERMINAL_WIDTH"):
-        return int(environ["TERMINAL_WIDTH"])
-    return None if environ.get("COLUMNS") or stdout.isatty() else HELP_WIDTH
-
-
 typer.rich_utils.MAX_WIDTH = help_width()
-
-
-def show_usage_error(error) -> None:
-    """A usage error that click finds (an unknown option, a value of the wrong type) worded as the
-    library's errors are: one "error:" line, then the usage, instead of typer's boxed "Error"."""
-    if type(error).__name__ == "NoArgsIsHelpError":  # the help is shown instead
-        return
-    console.print(f"[bold red]error:[/] {shown(error.format_message())}", highlight=False, soft_wrap=True)
-    if getattr(error, "ctx", None) is not None:
-        console.print(f"{shown(error.ctx.get_usage())}  (more: {shown(error.ctx.command_path)} --help)", highlight=False,
-                      soft_wrap=True)
-
-
-typer.rich_utils.rich_format_error = show_usage_error  # typer calls it for every click.ClickException
-
-
-def shown(value: object) -> str:
-    """User text (a sentence, a path, a message quoting them) as rich markup that prints it
-    literally: ``[...]`` escaped, terminal control characters (ESC ...) as ``\\xNN``."""
-    return escape(CONTROL_CHARACTERS.sub(lambda match: f"\\x{ord(match.group()):02x}", str(value)))
+typer.rich_utils.rich_format_error = functools.partial(print_usage_error, console)  # for every click.ClickException
 
 
 def show_warning(message, category, filename, lineno, file=None, line=None):
@@ -90,31 +50,10 @@ def reports_errors(training: bool = False):
                     warnings.showwarning = show_warning
                     return command(*args, **kwargs)
             except (MTError, OSError) as error:
-                message = str(error) if isinstance(error, MTError) else (
-                    f"{error.strerror or error}{f': {error.filename}' if error.filename else ''}")
-                console.print(f"[bold red]error:[/] {shown(message)}", highlight=False, soft_wrap=True)
+                print_error(console, error)
                 raise typer.Exit(EXIT_BAD_INPUT) from None
         return wrapper
     return decorate
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '45m', '1.5h' or plain seconds -> seconds."""
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text or "")
-    if not match:
-        raise ConfigError(f"cannot read duration {text!r}: use e.g. 90s, 45m or 1.5h")
-    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
-
-
-def default_checkpoint() -> Path:
-    """``$MT_CHECKPOINT`` if set, else the model shipped in ``checkpoints/default``."""
-    path = Path(os.environ.get(DEFAULT_CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
-    if not path.exists():
-        from mt.errors import CheckpointError
-
-        raise CheckpointError(f"no model at {path}: pass --checkpoint DIR (a checkpoint or run directory) "
-                              f"or set {DEFAULT_CHECKPOINT_ENV}")
-    return path
 
 
 @app.command()
@@ -132,7 +71,6 @@ def tokenize(
 ):
     """Train a SentencePiece tokenizer on a parallel corpus (and optionally encode a corpus)."""
     from mt.data import read_corpus
-    from mt.files import atomic_output
     from mt.tokenizer import train_tokenizer
 
     corpus = read_corpus(train, src, tgt)
@@ -142,160 +80,8 @@ def tokenize(
                   f"({'separate' if separate else 'joint'}, {shown(model_type)}) from {len(corpus)} pairs -> {shown(output)}")
     if encode:
         to_encode = read_corpus(encode, src, tgt)
-        for lang, sentences, processor in ((src, to_encode.sources, tokenizer.src), (tgt, to_encode.targets, tokenizer.tgt)):
-            encoded = processor.encode(sentences, out_type=int if ids else str)
-            path = output / f"encoded.{lang}"
-            with atomic_output(path, corpus.files + to_encode.files) as handle:
-                handle.write("".join(" ".join(map(str, row)) + "\n" for row in encoded))
-            console.print(f"encoded {len(encoded)} sentences -> {shown(path)}")
-
-
-class TrainingDisplay:
-    """On a terminal, a rich progress bar (step, epoch, loss, lr, tokens/s, ETA); anywhere else (a
-    log file, CI, a notebook) no bar, whose redrawn line would come out cut, but a plain line at
-    every logged step (``--log-every``). On both, one line per validation."""
-
-    def __init__(self, out: Optional[Console] = None):
-        self.out = out or console
-        self.progress = Progress(
-            TextColumn("[bold]step {task.fields[step]}"), BarColumn(), TextColumn("ep {task.fields[epoch]:.2f}"),
-            TextColumn("loss {task.fields[loss]}"), TextColumn("lr {task.fields[lr]:.2e}"),
-            TextColumn("{task.fields[speed]:,.0f} tgt tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=self.out, transient=False, disable=not self.out.is_terminal,
-        )
-        self.task = None
-        self.limits: dict[str, float] = {}
-        self.updates_per_epoch = 1
-
-    def __enter__(self):
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        return self.progress.__exit__(*exc)
-
-    def _completed(self, event: dict) -> tuple[float, float]:
-        if self.limits.get("max_steps"):
-            return event.get("step", 0), self.limits["max_steps"]
-        if self.limits.get("max_time"):
-            return event.get("elapsed", 0.0), self.limits["max_time"]
-        if self.limits.get("epochs"):
-            return event.get("step", 0), self.limits["epochs"] * self.updates_per_epoch
-        return event.get("step", 0), None
-
-    def _plain_line(self, event: dict) -> str:
-        """A logged step as one line of text: what the bar shows, with the step out of the total."""
-        done, total = self._completed(event)
-        elapsed = event["elapsed"]
-        left = f"  ETA {_clock(elapsed * (total - done) / done)}" if total and done else ""
-        return (f"step {event['step']:,}{f'/{total:,.0f}' if total and self.limits.get('max_steps') else ''}  "
-                f"ep {event['epoch']:.2f}  loss {event['loss']:.3f}  lr {event['lr']:.2e}  "
-                f"{event['tgt_tokens_per_s']:,.0f} tgt tok/s  elapsed {_clock(elapsed)}{left}")
-
-    def __call__(self, event: dict) -> None:
-        kind = event["event"]
-        if kind in ("start", "resume"):
-            self.limits, self.updates_per_epoch = event["limits"], event["updates_per_epoch"]
-            console.print(
-                f"{kind}: {event['parameters']:,} parameters on {event['device']} ({event['precision']}, {event['threads']} threads); "
-                f"{event['train_pairs']:,} training pairs ({event['dropped_long']} too long, {event['dropped_empty']} empty dropped), "
-                f"{event['batches_per_epoch']} batches/epoch, padding {event['padding_fraction']:.1%}, "
-                f"data ready in {event['prepare_seconds']:.1f}s", highlight=False)
-            corpora = event["corpora"]
-            for corpus in corpora if len(corpora) > 1 else []:
-                console.print(f"  {shown(corpus['corpus'])} (weight {corpus['weight']:g}): {corpus['pairs']:,} pairs "
-                              f"({corpus['dropped_long']} too long, {corpus['dropped_empty']} empty dropped)", highlight=False)
-            notes = [f"skipped the header row {c['tsv_header']!r} of {c['corpus']}" for c in corpora if c["tsv_header"]]
-            if event.get("dev_truncated"):
-                notes.append(f"{event['dev_truncated']} dev pair(s) too long for the model were cut, as mt translate cuts its input")
-            if event.get("removed_staging"):
-                notes.append(f"removed {event['removed_staging']} unfinished checkpoint(s) left by an interrupted save")
-            for note in notes:
-                console.print(f"note: {shown(note)}", highlight=False)
-            completed, total = self._completed(event)
-            self.task = self.progress.add_task("train", total=total, completed=completed, step=event["step"], epoch=0.0,
-                                               loss="–", lr=0.0, speed=0.0)
-        elif kind in ("progress", "train", "validation", "end"):
-            logged = ({"loss": f"{event['loss']:.3f}", "lr": event["lr"], "speed": event["tgt_tokens_per_s"]}
-                      if kind in ("progress", "train") else {})
-            self.progress.update(self.task, completed=self._completed(event)[0], step=event["step"], epoch=event["epoch"],
-                                 **logged)
-        if kind == "train" and self.progress.disable:
-            self.out.print(self._plain_line(event), highlight=False, soft_wrap=True)
-        if kind == "validation":
-            self.progress.console.print(
-                f"step {event['step']}: dev loss {event['dev_loss']:.3f}  ppl {event['dev_ppl']:.2f}  "
-                f"BLEU {event['dev_bleu']:.2f}  (best {event['best_dev_bleu']:.2f}, {event['validation_seconds']:.1f}s)",
-                highlight=False)
-
-
-def _clock(seconds: float) -> str:
-    """Seconds as H:MM:SS, as rich's progress columns show time."""
-    minutes, seconds = divmod(round(max(seconds, 0)), 60)
-    return f"{minutes // 60}:{minutes % 60:02d}:{seconds:02d}"
-
-
-@contextlib.contextmanager
-def sentence_progress(total: Optional[int], out: Optional[Console] = None):
-    """A progress bar on stderr (sentences done, sentences/s, ETA) for ``total`` sentences, shown
-    only when stderr is a terminal and the total is known; yields ``advance(count)``, the
-    ``progress`` callback of ``Translator.translate``."""
-    out = out or console
-    if not out.is_terminal or not total:
-        yield lambda count: None
-        return
-    with Progress(TextColumn("{task.completed:,}/{task.total:,} sentences"), BarColumn(),
-                  TextColumn("{task.fields[rate]} sentences/s"), TimeElapsedColumn(), TextColumn("ETA"),
-                  TimeRemainingColumn(), console=out, transient=True) as progress:
-        task = progress.add_task("translate", total=total, rate="–")
-        started = time.monotonic()
-
-        def advance(count: int) -> None:
-            done = progress.tasks[0].completed + count
-            progress.update(task, completed=done, rate=f"{done / max(time.monotonic() - started, 1e-9):,.1f}")
-
-        yield advance
-
-
-def _count_lines(path: Path) -> Optional[int]:
-    """Lines of a regular file (for the progress bar), None for anything else."""
-    if not path.is_file():
-        return None
-    with path.open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-
-
-class StopSignals:
-    """While active, SIGINT, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) ask
-    training to stop after the current step (a second one kills)."""
-
-    EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}
-
-    def __init__(self):
-        self.received: str | None = None
-        self.previous = {}
-
-    def _handle(self, number, frame):
-        if self.received:
-            signal.signal(number, signal.SIG_DFL)
-            os.kill(os.getpid(), number)
-        self.received = signal.Signals(number).name
-        try:
-            console.print(f"[yellow]{self.received}: finishing the current step and saving last/ (send again to kill)[/]")
-        except OSError:  # the terminal hung up: the rest of the run's messages go nowhere, and it still saves
-            console.file = open(os.devnull, "w")
-
-    def __enter__(self):
-        for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            self.previous[number] = signal.signal(number, self._handle)
-        return self
-
-    def __exit__(self, *exc):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
-
-    def __call__(self) -> str | None:
-        return self.received
+        for path, sentences in tokenizer.write_encoded(to_encode, output, ids, corpus.files + to_encode.files):
+            console.print(f"encoded {sentences} sentences -> {shown(path)}")
 
 
 @app.command()
@@ -349,71 +135,33 @@ def train(
 
     Several processes (DistributedDataParallel): torchrun --nproc_per_node=N $(which mt) train ...
     """
+    from mt.config import parse_duration, sectioned
     from mt.distributed import is_main_process
     from mt.rundir import plan_run
+    from mt.stopping import StopSignals
     from mt.train import LIMITS
     from mt.train import train as run_training
 
-    overrides: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
-    for section, key, value in (
-        ("model", "arch", arch), ("model", "rnn_type", rnn_type), ("model", "attention", attention),
-        ("model", "hidden_size", hidden_size), ("model", "embedding_dim", embedding_dim), ("model", "local_window", local_window),
-        ("model", "positions", positions),
-        ("data", "train", train or None), ("data", "dev", dev), ("data", "src_lang", src), ("data", "tgt_lang", tgt),
-        ("data", "tokenizer", str(tokenizer) if tokenizer else None), ("data", "vocab_size", vocab_size),
-        ("data", "model_type", model_type), ("data", "joint_vocab", False if separate_vocab else None),
-        ("train", "max_steps", max_steps), ("train", "max_time", parse_duration(max_time) if max_time else None),
-        ("train", "epochs", epochs), ("train", "batch_tokens", batch_tokens), ("train", "accum_steps", accum_steps), ("train", "learning_rate", learning_rate),
-        ("train", "warmup_steps", warmup_steps), ("train", "cooldown_steps", cooldown_steps),
-        ("train", "validate_every", validate_every),
-        ("train", "log_every", log_every), ("train", "precision", precision), ("train", "compile", compile), ("train", "device", device), ("train", "seed", seed),
-        ("train", "threads", threads), ("train", "init_from", str(init_from) if init_from else None),
-        ("train", "save_every", save_every), ("train", "save_every_minutes", save_every_minutes), ("train", "keep", keep),
-        ("data", "encoding_errors", encoding_errors),
-    ):
-        if value is not None:
-            overrides[section][key] = value
+    overrides = sectioned(dict(
+        arch=arch, rnn_type=rnn_type, attention=attention, hidden_size=hidden_size, embedding_dim=embedding_dim,
+        local_window=local_window, positions=positions, train=train or None, dev=dev, src_lang=src, tgt_lang=tgt,
+        tokenizer=str(tokenizer) if tokenizer else None, vocab_size=vocab_size, model_type=model_type,
+        joint_vocab=False if separate_vocab else None, max_steps=max_steps,
+        max_time=parse_duration(max_time) if max_time else None, epochs=epochs, batch_tokens=batch_tokens,
+        accum_steps=accum_steps, learning_rate=learning_rate, warmup_steps=warmup_steps, cooldown_steps=cooldown_steps,
+        validate_every=validate_every, log_every=log_every, precision=precision, compile=compile, device=device, seed=seed,
+        threads=threads, init_from=str(init_from) if init_from else None, save_every=save_every,
+        save_every_minutes=save_every_minutes, keep=keep, encoding_errors=encoding_errors))
     plan = plan_run(overrides, preset, config, output, run_name, resume)
-    run_dir = plan.run_dir
-    with StopSignals() as stop, TrainingDisplay() as display:
-        end = run_training(plan.config, run_dir, callback=display, resume=plan.resume, stop_requested=stop)
+    with StopSignals(functools.partial(announce_stop, console)) as stop, TrainingDisplay(console) as display:
+        end = run_training(plan.config, plan.run_dir, callback=display, resume=plan.resume, stop_requested=stop)
     if not is_main_process():  # torchrun: rank 0 reports
         return
     stopped_by = end["stopped_by"] or stop.received
-    if stopped_by and stopped_by not in LIMITS:
-        console.print(f"stopped by {stopped_by} at step {end['step']}; saved {shown(run_dir / 'last')}. "
-                      f"Resume with: mt train --resume {shown(run_dir)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(StopSignals.EXIT_CODES.get(stopped_by, 1))
-    if end["nonfinite_total"]:
-        console.print(f"[yellow]warning:[/] {end['nonfinite_total']} batches had a non-finite loss and were skipped")
-    budget = " (inside the --max-time budget)" if stopped_by == "max_time" else ""
-    console.print(f"done: {end['step']} steps in {end['elapsed'] / 60:.1f} min, best dev BLEU {end['best_dev_bleu']:.2f}, "
-                  f"validation took {end['validation_share']:.1%} of the time{budget}; checkpoints in {shown(run_dir)}",
-                  highlight=False)
-
-
-def _input_lines(text: list[str], input_file: Optional[Path], encoding_errors: str) -> tuple[Iterable[str], str]:
-    """The sentences to translate and how to chunk them (``Translator.translate``): arguments, else
-    the file (both in whole chunks), else stdin (streamed; see ``_stdin_chunking``)."""
-    from mt.data import decode_lines, read_lines
-
-    if text:
-        return text, "whole"
-    if input_file:
-        return read_lines(input_file, encoding_errors), "whole"
-    return decode_lines(sys.stdin.buffer, "stdin", encoding_errors), _stdin_chunking()
-
-
-def _stdin_chunking() -> str:
-    """A terminal's lines one at a time, a file redirected to stdin (``mt translate < file``) in
-    whole chunks, anything else (a pipe) in growing chunks."""
-    if sys.stdin.isatty():
-        return "lines"
-    try:
-        is_file = stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode)
-    except (OSError, ValueError):  # io.UnsupportedOperation, a closed stream
-        is_file = False
-    return "whole" if is_file else "growing"
+    interrupted_by = stopped_by if stopped_by and stopped_by not in LIMITS else None
+    print_training_end(console, end, plan.run_dir, interrupted_by)
+    if interrupted_by:
+        raise typer.Exit(StopSignals.EXIT_CODES.get(interrupted_by, 1))
 
 
 BATCH_SIZE_HELP = "Source tokens x beams per decoding batch (default: the checkpoint's, 6144 for new ones). Memory grows with it."
@@ -431,15 +179,6 @@ NO_REPEAT = typer.Option(None, help="Never produce an n-gram of this size twice 
 GLOSSARY = typer.Option(None, "--glossary", help="TSV or CSV file of source term, target term: every term found in a "
                         "sentence (whole words, any case) is in its translation (constrained beam search; at --beam-size 1 "
                         "a term is placed where it first fits, often first: use 4 or more).")
-
-
-def _glossary(path: Optional[Path]):
-    """The glossary of ``--glossary``, or None."""
-    if path is None:
-        return None
-    from mt.glossary import read_glossary
-
-    return read_glossary(path)
 
 
 def _load_translator(checkpoints: list[Path], src: Optional[str], tgt: Optional[str], threads: Optional[int],
@@ -495,38 +234,34 @@ def translate(
     glossary: Optional[Path] = GLOSSARY,
 ):
     """Translate sentences with a trained checkpoint."""
-    from mt.alignment import LEVELS, pharaoh, word_alignment
+    from mt.alignment import pharaoh, word_alignment
+    from mt.checkpoint import default_checkpoint
+    from mt.data import count_lines, input_lines
+    from mt.files import text_output
+    from mt.glossary import read_glossary
 
     if (text == ["-"] and input_file is None) or (not text and input_file == Path("-")):  # "-" is stdin, as for most tools
         text, input_file = [], None
     checkpoints = checkpoint or [default_checkpoint()]
     want_attention = show_attention or alignment or attention_plot is not None or attention_html is not None
-    terms = _glossary(glossary)
+    terms = read_glossary(glossary) if glossary else None
     translator = _load_translator(checkpoints, src, tgt, engine=engine, device=device, precision=precision,
                                   quantize=quantize, threads=threads, attention=want_attention)
-    if attention_level not in LEVELS:
-        raise ConfigError(f"--attention-level must be {' or '.join(LEVELS)}, got {attention_level!r}")
+    views = AttentionViews(Console(), console, translator.config.model, show_attention, attention_plot, attention_html,
+                           attention_level, layer, head)
     decode = translator.config.decode.with_overrides(
         batch_tokens=batch_size, beam_size=beam_size, length_penalty=length_penalty, max_length=max_length, n_best=n_best,
         sampling=sampling, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
         no_repeat_ngram_size=no_repeat_ngram_size)
     if alignment and decode.n_best > 1:
         raise ConfigError("--alignment aligns the best translation only: drop --n-best")
-    with_attention = []
-    head_choice = int(head) if head is not None and head.lstrip("-").isdigit() else head
-    with (_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
-          sentence_progress(_count_lines(input_file) if input_file and console.is_terminal else None) as advance):
-        lines, chunking = _input_lines(text, input_file, encoding_errors)
+    with (text_output(output_file, [input_file] if input_file else [] if text else [Path("/dev/stdin")]) as handle,
+          sentence_progress(count_lines(input_file) if input_file and console.is_terminal else None, console) as advance):
+        lines, chunking = input_lines(text, input_file, encoding_errors)
         results = translator.translate(lines, decode, return_attention=want_attention, chunking=chunking, progress=advance,
                                        glossary=terms)
         for number, result in enumerate(results, start=1):
-            if result.truncated:
-                console.print(f"[yellow]warning:[/] input truncated to its first pieces: {shown(result.source[:60])}...",
-                              highlight=False)
-            for term in result.missed_terms:
-                console.print(f"[yellow]warning:[/] line {number}: the glossary's {shown(term.target)} for "
-                              f"{shown(term.text)} is not in the translation (length limit, or a character the model "
-                              "cannot write)", highlight=False)
+            print_translation_warnings(console, number, result)
             if decode.n_best > 1:
                 handle.write("".join(f"{hyp}\t{score:.4f}\n" for hyp, score in result.n_best))
             elif alignment:
@@ -535,50 +270,8 @@ def translate(
             else:
                 handle.write(result.text + "\n")
             handle.flush()
-            if (show_attention or attention_plot is not None) and result.attention is not None:
-                _show_attention(translator, result, number, show_attention, attention_plot, layer, head_choice,
-                                attention_level)
-            if attention_html is not None and result.attention is not None:
-                with_attention.append(result)
-    if attention_html is not None:
-        from mt.files import atomic_output
-        from mt.serve import attention_html as html_page
-
-        with atomic_output(attention_html, [input_file] if input_file else []) as page:
-            page.write(html_page(with_attention, f"{translator.tokenizer.src_lang} → {translator.tokenizer.tgt_lang}"))
-        console.print(f"attention page -> {shown(attention_html)}", highlight=False)
-
-
-def _output(path: Optional[Path], inputs: list[Path]):
-    """Where translations go: ``path`` written atomically and never over one of ``inputs``
-    (``mt.files.atomic_output``), else stdout."""
-    from mt.files import atomic_output
-
-    return atomic_output(path, inputs) if path else contextlib.nullcontext(sys.stdout)
-
-
-def _show_attention(translator, result, number: int, show: bool, plot_path: Optional[Path], layer, head, level: str) -> None:
-    """Print the attention matrix and/or write its heatmap for one translation, between words or pieces (``level``)."""
-    from mt.alignment import alignment_labels, select_attention
-    from mt.plot import plot_attention, render_attention_table
-
-    attention, row_labels, col_labels = alignment_labels(result, level)
-    if show:
-        if head == "all":
-            raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
-        out = Console()
-        out.print(render_attention_table(select_attention(attention, layer, head), row_labels, col_labels, max_width=out.width,
-                                         unit=level))
-    if plot_path is not None:
-        model = translator.config.model
-        kind = f"RNN + {model.attention} attention" if model.arch == "rnn" else "Transformer cross-attention"
-        which = "" if model.arch == "rnn" else (
-            (", last layer, " if layer is None else f", layer {layer}, ")
-            + ("heads averaged" if head is None else "all heads" if head == "all" else f"head {head}"))
-        path = plot_path if number == 1 else plot_path.with_name(f"{plot_path.stem}-{number}{plot_path.suffix}")
-        written = plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path,
-                                 title=f"{kind}{which}\n{result.source} -> {result.text}", unit=level)
-        console.print(f"attention plot -> {shown(written)}", highlight=False)
+            views.add(number, result)
+    views.write_page(f"{translator.tokenizer.src_lang} → {translator.tokenizer.tgt_lang}", [input_file] if input_file else [])
 
 
 @app.command()
@@ -605,11 +298,13 @@ def serve(
                                             "applied to every request (a request's own glossary adds to it)."),
 ):
     """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
+    from mt.checkpoint import default_checkpoint
     from mt.device import set_threads
+    from mt.glossary import read_glossary
     from mt.serve import Limits, ModelThread, build_app, listen, run
     from mt.translate import Translator
 
-    terms = _glossary(glossary)
+    terms = read_glossary(glossary) if glossary else None
     model_thread = ModelThread()
     model_thread.call(set_threads, threads or 0)
     translators = [model_thread.call(Translator.from_checkpoint, path, device=device, precision=precision)
@@ -617,11 +312,7 @@ def serve(
     limits = Limits(max_request_bytes=max_request_bytes, max_characters=max_characters, max_sentences=max_sentences,
                     max_queue=max_queue, timeout=timeout, batch_wait=batch_wait / 1000, read_timeout=read_timeout)
     sock = listen(host, port)  # before saying "serving": a port another server holds is an error, not a start
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"[yellow]warning:[/] listening on {shown(host)}: the API is open to the network"
-                      f"{'' if api_key else ' and has no authentication (add --api-key)'}", highlight=False)
-    pairs = ", ".join(f"{t.tokenizer.src_lang}->{t.tokenizer.tgt_lang}" for t in translators)
-    console.print(f"serving {shown(pairs)} on http://{shown(host)}:{port}/ (Ctrl-C stops)", highlight=False)
+    print_serving(console, host, port, [f"{t.tokenizer.src_lang}->{t.tokenizer.tgt_lang}" for t in translators], bool(api_key))
     run(build_app(translators, model_thread, limits, api_key, terms), sock, limits)
 
 
@@ -629,14 +320,9 @@ def serve(
 @reports_errors()
 def attentions():
     """List the RNN attention mechanisms for mt train --attention, with their papers."""
-    from rich.table import Table
-
     from mt.models.rnn import ATTENTIONS
 
-    table = Table("--attention", "mechanism", box=None, header_style="bold")
-    for name, mechanism in ATTENTIONS.items():
-        table.add_row(name, escape(mechanism.summary))
-    console.print(table)
+    console.print(attentions_table(ATTENTIONS))
     console.print("Transformer: multi-head scaled dot-product attention; --positions sinusoidal | learned.", highlight=False)
 
 
@@ -674,19 +360,16 @@ def export(
     if format == "ctranslate2":
         from mt.ct2 import export_ctranslate2
 
-        written = export_ctranslate2(checkpoint, output, quantization)
-        size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
-        console.print(f"exported {shown(checkpoint)} -> {shown(written)} (CTranslate2, {size:.1f} MiB, {quantization})",
-                      highlight=False)
-        return
-    if format != "mt":
-        raise ConfigError(f"--format must be mt or ctranslate2, got {format!r}")
-
-    if dtype not in DTYPES:
-        raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    written = export_checkpoint(checkpoint, output, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype])
+        written, kind, storage = export_ctranslate2(checkpoint, output, quantization), "CTranslate2, ", quantization
+    else:
+        if format != "mt":
+            raise ConfigError(f"--format must be mt or ctranslate2, got {format!r}")
+        if dtype not in DTYPES:
+            raise ConfigError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
+        written = export_checkpoint(checkpoint, output, None if DTYPES[dtype] == torch.float32 else DTYPES[dtype])
+        kind, storage = "", f"{dtype} weights"
     size = sum(f.stat().st_size for f in written.iterdir()) / 2**20
-    console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({size:.1f} MiB, {dtype} weights)", highlight=False)
+    console.print(f"exported {shown(checkpoint)} -> {shown(written)} ({kind}{size:.1f} MiB, {storage})", highlight=False)
 
 
 @app.command()
@@ -736,11 +419,9 @@ def evaluate(
     glossary: Optional[Path] = GLOSSARY,
 ):
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
-    import json
-
+    from mt.checkpoint import default_checkpoint
     from mt.evaluate import evaluate as evaluate_test_set
     from mt.evaluate import read_test_set
-    from mt.files import atomic_output
 
     translator, decode = None, None
     checkpoints = checkpoint or [default_checkpoint()]
@@ -754,29 +435,13 @@ def evaluate(
         decode = translator.config.decode.with_overrides(
             batch_tokens=batch_size, beam_size=beam_size, length_penalty=length_penalty, sampling=sampling,
             temperature=temperature, top_k=top_k, top_p=top_p, seed=seed, no_repeat_ngram_size=no_repeat_ngram_size)
-    with sentence_progress(len(test_set) if hyp is None else None) as advance:
+    with sentence_progress(len(test_set) if hyp is None else None, console) as advance:
         report = evaluate_test_set(test_set, ", ".join(map(str, checkpoints)), translator, decode, hypotheses_file=hyp,
                                    glossary=glossary, tokenize=tokenize, lowercase=lowercase, tok_references=tok_references,
                                    encoding_errors=encoding_errors, outputs=(output_file, json_file), progress=advance)
-    if output_file:
-        with atomic_output(output_file, report.inputs) as handle:
-            handle.write("".join(h + "\n" for h in report.hypotheses))
-    out = Console()
-    out.print(f"{shown(report.test)} ({report.sentences} sentences)", highlight=False, soft_wrap=True)
-    width = max(len(score.name) for score in report.scores)
-    for score in report.scores:  # one line each, never wrapped, so that a signature can be copied whole
-        out.print(f"{score.name:<{width}}  {score.score:6.2f}  {score.signature}", highlight=False, soft_wrap=True)
-    if report.glossary is not None:
-        use = report.glossary
-        console.print(f"glossary {shown(glossary)}: term use {use.terms_used} / {use.terms_found} "
-                      f"({100 * use.terms_used / max(use.terms_found, 1):.1f}%), "
-                      "the terms found in the sources whose target term is in the translation", highlight=False)
-    if report.seconds:
-        console.print(f"translated {report.sentences} sentences in {report.seconds:.1f}s ({report.sentences_per_s:.1f} "
-                      f"sentences/s, {'sampling' if decode.sampling else f'beam {decode.beam_size}'})", highlight=False)
-    if json_file:
-        with atomic_output(json_file, report.inputs) as handle:
-            handle.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
+    report.write(hypotheses_file=output_file)
+    print_evaluation(report, Console(), console)
+    report.write(json_file=json_file)
 
 
 if __name__ == "__main__":

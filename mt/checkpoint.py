@@ -44,6 +44,8 @@ VALIDATION_FILE = "validation.json"  # a checkpoint's dev scores, written once t
 CHECKPOINT_FILES = frozenset({WEIGHTS_FILE, CONFIG_FILE, TRAINER_STATE_FILE, VALIDATION_FILE, TOKENIZER_FILE,
                               JOINT_MODEL_FILE, SRC_MODEL_FILE, TGT_MODEL_FILE})
 STEPS_DIR = "steps"  # a run directory's step checkpoints (mt.rundir)
+DEFAULT_CHECKPOINT_ENV = "MT_CHECKPOINT"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "checkpoints" / "default"  # the model shipped beside cli.py
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -158,6 +160,16 @@ def resolve_checkpoint(path: Path) -> Path:
         if (path / name / CONFIG_FILE).is_file():
             return path / name
     raise CheckpointError(f"{path} is neither a checkpoint (no {CONFIG_FILE}) nor a run directory (no best/ or last/)")
+
+
+def default_checkpoint() -> Path:
+    """``$MT_CHECKPOINT`` if set, else the model shipped in ``checkpoints/default``; ``CheckpointError``
+    if there is none."""
+    path = Path(os.environ.get(DEFAULT_CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
+    if not path.exists():
+        raise CheckpointError(f"no model at {path}: pass --checkpoint DIR (a checkpoint or run directory) "
+                              f"or set {DEFAULT_CHECKPOINT_ENV}")
+    return path
 
 
 def read_meta(directory: Path) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +262,30 @@ def apply_overrides(config: RunConfig, overrides: dict[str, Any], source: str) -
                 raise _unknown_key(key, list(hints), f"{source} [{section_name}]")
             setattr(section, key, _coerce(value, hints[key], f"{section_name}.{key} in {source}"))
     return config
+
+
+def sectioned(options: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Settings named after their fields (``{"arch": "rnn", "max_steps": 100}``, as command-line
+    options give them) as the ``{section: {key: value}}`` of ``apply_overrides``, leaving out those
+    that are None (not given). Each goes to the first of data, model, train that has it
+    (``joint_vocab`` to data); ``ConfigError`` for one that none has."""
+    nested: dict[str, dict[str, Any]] = {"data": {}, "model": {}, "train": {}}
+    for key, value in options.items():
+        section = next((name for name in nested if key in typing.get_type_hints(SECTIONS[name])), None)
+        if section is None:
+            raise _unknown_key(key, [field for name in nested for field in typing.get_type_hints(SECTIONS[name])],
+                               "command-line options")
+        if value is not None:
+            nested[section][key] = value
+    return nested
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '45m', '1.5h' or plain seconds -> seconds."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([smh]?)\s*", text or "")
+    if not match:
+        raise ConfigError(f"cannot read duration {text!r}: use e.g. 90s, 45m or 1.5h")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
 def load_yaml(path: Path) -> dict[str, Any]:

@@ -16,18 +16,22 @@ that is mostly NUL bytes (UTF-16 read as UTF-8, or a binary file) or longer than
 ``MAX_LINE_BYTES`` is an error naming the file and line. Corpus files must be regular files: a
 training corpus is read more than once (to hash it, to train the tokenizer, to encode it), which a
 pipe cannot give.
+
+Sentences to translate come one a line from the command's arguments, a file or stdin (``input_lines``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import re
 import stat
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Iterable, Iterator
 
 from mt.errors import ConfigError, DataError
 
@@ -109,6 +113,37 @@ def read_lines(path: Path, encoding_errors: str = "strict") -> Iterator[str]:
         raise DataError(f"cannot read {path}: {error.strerror}") from None
     with handle:
         yield from decode_lines(handle, str(path), encoding_errors)
+
+
+def count_lines(path: Path) -> int | None:
+    """Lines of a regular file (for a progress bar's total), None for anything else."""
+    if not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+
+
+def input_lines(text: list[str], input_file: Path | None, encoding_errors: str = "strict") -> tuple[Iterable[str], str]:
+    """The sentences to translate and how ``Translator.translate`` should chunk them: ``text`` (the
+    command's arguments), else ``input_file`` (both in whole chunks), else stdin (streamed; see
+    ``stdin_chunking``)."""
+    if text:
+        return text, "whole"
+    if input_file:
+        return read_lines(input_file, encoding_errors), "whole"
+    return decode_lines(sys.stdin.buffer, "stdin", encoding_errors), stdin_chunking()
+
+
+def stdin_chunking() -> str:
+    """A terminal's lines one at a time, a file redirected to stdin (``mt translate < file``) in
+    whole chunks, anything else (a pipe) in growing chunks."""
+    if sys.stdin.isatty():
+        return "lines"
+    try:
+        is_file = stat.S_ISREG(os.fstat(sys.stdin.fileno()).st_mode)
+    except (OSError, ValueError):  # io.UnsupportedOperation, a closed stream
+        is_file = False
+    return "whole" if is_file else "growing"
 
 
 def clean_text(text: str) -> str:

@@ -7,6 +7,7 @@ holds everything ``mt eval`` shows or writes as JSON (``EvalReport.to_json``); n
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 from mt.config import DecodeConfig
 from mt.data import ParallelCorpus, read_corpus, read_lines
 from mt.errors import ConfigError, DataError
-from mt.files import check_output
+from mt.files import atomic_output, check_output
 from mt.glossary import TermMatch, read_glossary
 from mt.metrics import Score, check_tokenize, corpus_scores, default_tokenize, lc_tok_bleu
 from mt.translate import Translator
@@ -101,6 +102,16 @@ class EvalReport:
                                   "terms_used": self.glossary.terms_used, "applied_terms": terms(self.glossary.applied),
                                   "missed_terms": terms(self.glossary.missed)}
         return report
+
+    def write(self, hypotheses_file: Path | None = None, json_file: Path | None = None) -> None:
+        """Write the hypotheses, one a line, to ``hypotheses_file`` and ``to_json()`` to ``json_file``
+        (each if given), never over one of ``inputs`` (``mt.files.atomic_output``)."""
+        if hypotheses_file:
+            with atomic_output(hypotheses_file, self.inputs) as handle:
+                handle.write("".join(hypothesis + "\n" for hypothesis in self.hypotheses))
+        if json_file:
+            with atomic_output(json_file, self.inputs) as handle:
+                handle.write(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
 
 
 def empty_pairs(corpus: ParallelCorpus) -> list[str]:

@@ -12,9 +12,10 @@ import contextlib
 import errno
 import os
 import stat
+import sys
 import tempfile
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import ContextManager, Iterable, Iterator, TextIO
 
 from mt.errors import OutputError
 
@@ -92,3 +93,9 @@ def atomic_output(path: Path, inputs: Iterable[Path] = ()) -> Iterator[TextIO]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def text_output(path: Path | None, inputs: Iterable[Path] = ()) -> ContextManager[TextIO]:
+    """Where a command's text goes: ``path`` written whole and never over one of ``inputs``
+    (``atomic_output``), else stdout."""
+    return atomic_output(path, inputs) if path else contextlib.nullcontext(sys.stdout)

@@ -34,7 +34,7 @@ import logging
 import math
 import warnings
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import matplotlib
 import torch
@@ -47,8 +47,13 @@ from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
+from mt.alignment import alignment_labels, select_attention
 from mt.errors import ConfigError, DataError, MissingFontWarning
 from mt.rundir import LOG_FILE
+
+if TYPE_CHECKING:
+    from mt.config import ModelConfig
+    from mt.translate import Translation
 
 COLORMAP = "viridis"  # dark for 0, yellow for 1; the same in the table and the heatmap
 
@@ -301,6 +306,24 @@ def plot_attention(
     with _figure_style():
         attention_figure(matrix, row_labels, col_labels, title, unit).savefig(path, metadata={"Title": title})
     return path
+
+
+def attention_title(model: ModelConfig, layer: int | None = None, head: int | str | None = None) -> str:
+    """What a heatmap of ``model``'s attention shows: the RNN's mechanism, or which decoder layer
+    (default: the last) and heads (a number, "all", default: averaged) of a Transformer's cross-attention."""
+    if model.arch == "rnn":
+        return f"RNN + {model.attention} attention"
+    return ("Transformer cross-attention" + (", last layer, " if layer is None else f", layer {layer}, ")
+            + ("heads averaged" if head is None else "all heads" if head == "all" else f"head {head}"))
+
+
+def plot_translation_attention(translation: Translation, path: Path, model: ModelConfig, level: str = "word",
+                               layer: int | None = None, head: int | str | None = None) -> Path:
+    """Write the heatmap of ``translation``'s attention between words or pieces (``level``) to ``path``
+    (``plot_attention``), titled with what it shows (``attention_title``) and the sentence pair."""
+    attention, row_labels, col_labels = alignment_labels(translation, level)
+    return plot_attention(select_attention(attention, layer, head), row_labels, col_labels, path, unit=level,
+                          title=f"{attention_title(model, layer, head)}\n{translation.source} -> {translation.text}")
 
 
 def attention_figure(

@@ -15,12 +15,13 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import sentencepiece as spm
 
-from mt.data import is_cjk
+from mt.data import ParallelCorpus, is_cjk
 from mt.errors import CheckpointError, DataError
+from mt.files import atomic_output
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 TOKENIZER_FILE = "tokenizer.json"
@@ -129,6 +130,18 @@ class Tokenizer:
         """Whether ``other`` turns text into the same ids on both sides (the same SentencePiece models)."""
         return (self.src.serialized_model_proto() == other.src.serialized_model_proto()
                 and self.tgt.serialized_model_proto() == other.tgt.serialized_model_proto())
+
+    def write_encoded(self, corpus: ParallelCorpus, directory: Path, ids: bool = False,
+                      inputs: Sequence[Path] = ()) -> Iterator[tuple[Path, int]]:
+        """Encode ``corpus`` into ``directory``/encoded.{src_lang,tgt_lang}: a sentence a line, its
+        pieces (or ``ids``) separated by spaces, each file written whole and never over one of
+        ``inputs`` (``mt.files.atomic_output``). Yields each file once written, with its sentences."""
+        for lang, sentences, processor in ((self.src_lang, corpus.sources, self.src), (self.tgt_lang, corpus.targets, self.tgt)):
+            encoded = processor.encode(sentences, out_type=int if ids else str)
+            path = Path(directory) / f"encoded.{lang}"
+            with atomic_output(path, inputs) as handle:
+                handle.write("".join(" ".join(map(str, row)) + "\n" for row in encoded))
+            yield path, len(encoded)
 
     def save(self, directory: Path) -> None:
         """Write the model file(s) and ``tokenizer.json`` into ``directory``."""

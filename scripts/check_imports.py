@@ -26,7 +26,7 @@ LAYERS = [
     ("search", ["mt.search", "mt.constraints", "mt.ensemble"]),
     ("checkpoints", ["mt.checkpoint", "mt.rundir", "mt.average", "mt.packing"]),
     ("pipelines", ["mt.translate", "mt.ct2", "mt.engines", "mt.evaluate", "mt.train", "mt.markup"]),
-    ("views and front ends", ["mt.alignment", "mt.plot", "mt.serve"]),
+    ("views and front ends", ["mt.alignment", "mt.plot", "mt.serve", "mt.console", "mt.stopping"]),
 ]
 
 

@@ -5,8 +5,8 @@ import pickle
 import pytest
 import torch
 
-from mt.checkpoint import (CONFIG_FILE, TRAINER_STATE_FILE, VALIDATION_FILE, WEIGHTS_FILE, export_checkpoint, load_checkpoint,
-                           load_trainer_state, point_link, resolve_checkpoint, write_checkpoint)
+from mt.checkpoint import (CONFIG_FILE, DEFAULT_CHECKPOINT, TRAINER_STATE_FILE, VALIDATION_FILE, WEIGHTS_FILE, default_checkpoint,
+                           export_checkpoint, load_checkpoint, load_trainer_state, point_link, resolve_checkpoint, write_checkpoint)
 from mt.config import RunConfig
 from mt.errors import CheckpointError
 from mt.models import build_model
@@ -159,3 +159,13 @@ def test_export_never_writes_over_its_input_or_into_its_run_nor_deletes_files_mt
     with pytest.raises(CheckpointError, match="is a symlink"):
         export_checkpoint(run, tmp_path / "link")
     assert (tmp_path / "link").is_symlink()
+
+
+def test_the_default_checkpoint_is_mt_checkpoint_else_the_shipped_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("MT_CHECKPOINT", str(tmp_path))
+    assert default_checkpoint() == tmp_path
+    monkeypatch.setenv("MT_CHECKPOINT", str(tmp_path / "absent"))
+    with pytest.raises(CheckpointError, match="or set MT_CHECKPOINT"):
+        default_checkpoint()
+    monkeypatch.delenv("MT_CHECKPOINT")
+    assert default_checkpoint() == DEFAULT_CHECKPOINT and (DEFAULT_CHECKPOINT / CONFIG_FILE).is_file()

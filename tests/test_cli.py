@@ -120,48 +120,6 @@ def test_plot_draws_learning_curves_of_runs(tmp_path):
     assert code == 2 and "line 2" in output
 
 
-def start_event(**fields):
-    """A training 'start' event as mt.train logs it, for the display tests."""
-    return {"event": "start", "step": 0, "limits": {}, "updates_per_epoch": 8, "parameters": 10, "device": "cpu",
-            "precision": "float32", "threads": 1, "train_pairs": 5, "dropped_long": 0, "dropped_empty": 0,
-            "batches_per_epoch": 8, "padding_fraction": 0.1, "prepare_seconds": 1.0, "corpora": [], **fields}
-
-
-def test_training_display_reaches_the_last_step_without_a_logged_loss(monkeypatch):
-    import io
-
-    from rich.console import Console
-
-    import cli
-    monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
-    start = start_event(limits={"max_steps": 6})
-    with cli.TrainingDisplay() as display:
-        display(start)
-        display({"event": "validation", "step": 6, "epoch": 0, "elapsed": 9.0, "dev_loss": 8.7, "dev_ppl": 6000.0,
-                 "dev_bleu": 0.0, "best_dev_bleu": 0.0, "validation_seconds": 1.0})
-        display({"event": "end", "step": 6, "epoch": 0, "elapsed": 10.0})
-        task = display.progress.tasks[0]
-        assert (task.completed, task.total, task.fields["step"], task.fields["loss"]) == (6, 6, 6, "–")
-    output = cli.console.file.getvalue()
-    assert "step 6: dev loss 8.700" in output and "nan" not in output
-
-
-def test_the_progress_line_moves_from_the_first_update(monkeypatch):
-    import io
-
-    from rich.console import Console
-
-    import cli
-    monkeypatch.setattr(cli, "console", Console(file=io.StringIO(), width=200))
-    start = start_event(limits={"max_time": 120.0})
-    with cli.TrainingDisplay() as display:
-        display(start)
-        display({"event": "progress", "step": 1, "epoch": 0.125, "elapsed": 0.5, "loss": 9.1, "lr": 1e-5,
-                 "tgt_tokens_per_s": 2500.0})
-        task = display.progress.tasks[0]
-        assert (task.completed, task.fields["step"], task.fields["loss"], task.fields["speed"]) == (0.5, 1, "9.100", 2500.0)
-
-
 def test_eval_prints_each_signature_whole_and_says_which_languages_it_assumed(tmp_path, tiny_checkpoint):
     prefix = write_pair(tmp_path, "test", ["a b", "c d"], ["A B", "C D"])
     (tmp_path / "hyp.txt").write_text("A B\nC D\n")
@@ -175,33 +133,10 @@ def test_eval_prints_each_signature_whole_and_says_which_languages_it_assumed(tm
     assert code == 2 and f"the languages en->de are those of {tiny_checkpoint}; choose others with --src/--tgt" in output
 
 
-def test_training_output_to_a_file_is_plain_lines_every_logged_step_never_cut():
-    import io
-
-    from rich.console import Console
-
-    import cli
-    out = Console(file=io.StringIO(), force_terminal=False, width=40)  # a log file; narrower than any line
-    with cli.TrainingDisplay(out) as display:
-        display(start_event(limits={"max_steps": 200}))
-        for step in range(1, 201):
-            display({"event": "progress", "step": step, "epoch": step / 80, "elapsed": step * 0.6, "loss": 9.0 - step / 40,
-                     "lr": 1e-3, "tgt_tokens_per_s": 6352.0})
-            if step % 50 == 0:
-                display({"event": "train", "step": step, "epoch": step / 80, "elapsed": step * 0.6, "loss": 9.0 - step / 40,
-                         "lr": 1e-3, "tgt_tokens_per_s": 6352.0})
-        display({"event": "end", "step": 200, "epoch": 2.5, "elapsed": 121.0})
-    text = out.file.getvalue()
-    assert "\x1b" not in text and "\r" not in text and "…" not in text
-    steps = [line for line in text.splitlines() if line.startswith("step ")]
-    assert steps[0] == ("step 50/200  ep 0.62  loss 7.750  lr 1.00e-03  6,352 tgt tok/s  elapsed 0:00:30  ETA 0:01:30")
-    assert [line.split()[1] for line in steps] == ["50/200", "100/200", "150/200", "200/200"]
-
-
 def test_usage_and_library_errors_begin_alike_and_help_is_wide_off_a_terminal():
     import io
 
-    from cli import HELP_WIDTH, help_width
+    from mt.console import HELP_WIDTH, help_width
     code, output = invoke("translate", "x", "--beam-size", "wide")
     assert code == 2 and output.startswith("error: Invalid value for '--beam-size'") and "╭" not in output
     code, output = invoke("translate", "x", "--checkpoint", "/nonexistent")
@@ -220,20 +155,6 @@ def test_help_shows_the_defaults_and_train_and_tokenize_word_a_missing_corpus_al
                              "--output", tmp_path / "run")
     message = f"corpus '{missing}': missing {missing}.en and {missing}.de"
     assert message in " ".join(tokenize_output.split()) and message in " ".join(train_output.split())
-
-
-def test_sentence_progress_is_drawn_only_on_a_terminal():
-    import io
-
-    from rich.console import Console
-
-    from cli import sentence_progress
-    for terminal in (True, False):
-        out = Console(file=io.StringIO(), force_terminal=terminal, width=120)
-        with sentence_progress(3, out) as advance:
-            advance(1)
-            advance(2)
-        assert ("3/3 sentences" in out.file.getvalue()) == terminal
 
 
 def test_translate_ensembles_repeated_checkpoints_samples_and_refuses_another_vocabulary(tiny_checkpoint, tmp_path):

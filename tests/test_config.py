@@ -1,6 +1,7 @@
 import pytest
 
-from mt.config import RunConfig, apply_overrides, available_presets, build_config, config_from_dict, load_preset
+from mt.config import (RunConfig, apply_overrides, available_presets, build_config, config_from_dict, load_preset,
+                       parse_duration, sectioned)
 from mt.errors import ConfigError
 
 
@@ -76,3 +77,14 @@ def test_data_train_is_a_list_of_weighted_specs_and_a_single_spec_is_a_list_of_o
         weighted_spec("hsk.tsv@0")
     with pytest.raises(ConfigError, match="data.train .* must be a str or a list of them"):
         build_config(None, None, {"data": {"train": [1, 2]}})
+
+
+def test_command_line_settings_go_to_their_sections_and_durations_read_as_seconds():
+    options = {"arch": "rnn", "joint_vocab": False, "max_steps": None, "src_lang": "fr", "max_time": 60.0}
+    assert sectioned(options) == {"data": {"joint_vocab": False, "src_lang": "fr"}, "model": {"arch": "rnn"},
+                                  "train": {"max_time": 60.0}}
+    with pytest.raises(ConfigError, match="Did you mean 'max_steps'"):
+        sectioned({"max_stpes": 1})
+    assert [parse_duration(text) for text in ("90s", "45m", "1.5h", "30")] == [90, 2700, 5400, 30]
+    with pytest.raises(ConfigError, match="cannot read duration 'soon'"):
+        parse_duration("soon")

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from mt.data import clean_text, is_cjk, read_corpus, read_lines
+from mt.data import clean_text, count_lines, is_cjk, read_corpus, read_lines
 from mt.errors import DataError
 
 from conftest import write_pair
@@ -119,3 +119,9 @@ def test_a_tsv_header_row_is_skipped_and_reported(tmp_path):
 def test_a_line_of_only_zero_width_characters_is_empty_but_they_stay_inside_text():
     assert clean_text("\u200b\u200b\u200d\ufeff \u2060") == ""
     assert clean_text("man\u200dwoman") == "man\u200dwoman"
+
+
+def test_count_lines_counts_a_regular_file_and_nothing_else(tmp_path):
+    (tmp_path / "three.txt").write_bytes(b"a\nb\n\xff\n")
+    assert count_lines(tmp_path / "three.txt") == 3
+    assert count_lines(tmp_path) is None and count_lines(tmp_path / "absent") is None

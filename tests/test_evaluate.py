@@ -1,5 +1,7 @@
 """mt.evaluate: a test set read with its notes, scored from a hypothesis file or a translator, as a report."""
 
+import json
+
 import pytest
 import sacrebleu
 import torch
@@ -25,6 +27,11 @@ def test_a_hypothesis_file_is_scored_as_sacrebleu_scores_it_and_reported_without
     assert report.seconds is None and report.sentences_per_s is None and report.glossary is None
     assert set(report.to_json()) == {"test", "sentences", "checkpoint", "hypotheses", "scores"}
     assert report.to_json()["hypotheses"] == str(tmp_path / "hyp.txt") and report.inputs[-1] == tmp_path / "hyp.txt"
+    report.write(tmp_path / "out.txt", tmp_path / "scores.json")
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8") == "A B\nY\nC E\n"
+    assert json.loads((tmp_path / "scores.json").read_text(encoding="utf-8")) == report.to_json()
+    with pytest.raises(OutputError):
+        report.write(json_file=tmp_path / "hyp.txt")  # an input
 
 
 def test_what_evaluate_refuses_before_translating(tmp_path):

@@ -5,7 +5,7 @@ import os
 import pytest
 
 from mt.errors import OutputError
-from mt.files import atomic_output, check_output
+from mt.files import atomic_output, check_output, text_output
 
 
 def test_an_output_that_is_an_input_is_refused_by_name_symlink_and_hard_link(tmp_path):
@@ -48,3 +48,16 @@ def test_a_missing_directory_and_a_full_disk_are_output_errors(tmp_path):
     with pytest.raises(OutputError, match="No space left on device"):
         with atomic_output("/dev/full") as handle:  # a device is written directly, not renamed over
             handle.write("x" * 100_000)
+
+
+def test_text_output_is_the_file_written_whole_else_stdout(tmp_path, capsys):
+    with text_output(None) as handle:
+        handle.write("to stdout\n")
+    assert capsys.readouterr().out == "to stdout\n"
+    with text_output(tmp_path / "out.txt", [tmp_path / "in.txt"]) as handle:
+        handle.write("to a file\n")
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8") == "to a file\n"
+    (tmp_path / "in.txt").write_text("input\n", encoding="utf-8")
+    with pytest.raises(OutputError):
+        with text_output(tmp_path / "in.txt", [tmp_path / "in.txt"]):
+            pass

@@ -163,3 +163,12 @@ def test_learning_curves_of_two_runs(tmp_path):
     assert imread(path).shape == (height * plot.CURVES_DPI, width * plot.CURVES_DPI, 4)
     with pytest.raises(ConfigError, match="one label per run"):
         plot.plot_learning_curves([tmp_path / "small"], tmp_path / "curves.png", labels=["a", "b"])
+
+
+def test_the_title_says_which_attention_a_heatmap_shows():
+    from mt.config import ModelConfig
+
+    assert plot.attention_title(ModelConfig(arch="rnn", attention="luong-dot")) == "RNN + luong-dot attention"
+    assert plot.attention_title(ModelConfig()) == "Transformer cross-attention, last layer, heads averaged"
+    assert plot.attention_title(ModelConfig(), 2, "all") == "Transformer cross-attention, layer 2, all heads"
+    assert plot.attention_title(ModelConfig(), 0, 3) == "Transformer cross-attention, layer 0, head 3"

@@ -20,6 +20,19 @@ def test_save_and_load_give_the_same_ids(tiny_tokenizer, tmp_path):
     assert loaded.joint and loaded.encode_src(["a b c"]) == tiny_tokenizer.encode_src(["a b c"])
 
 
+def test_write_encoded_writes_one_line_of_ids_or_pieces_per_sentence(tiny_tokenizer, tmp_path):
+    from mt.data import ParallelCorpus
+
+    corpus = ParallelCorpus(["a b c", "d e"], ["A B C", "D E"], "test")
+    written = list(tiny_tokenizer.write_encoded(corpus, tmp_path, ids=True))
+    langs = tiny_tokenizer.src_lang, tiny_tokenizer.tgt_lang
+    assert written == [(tmp_path / f"encoded.{lang}", 2) for lang in langs]
+    ids = [list(map(int, line.split())) for line in written[0][0].read_text().splitlines()]
+    assert ids == tiny_tokenizer.encode_src(corpus.sources)
+    list(tiny_tokenizer.write_encoded(corpus, tmp_path))
+    assert written[1][0].read_text().splitlines()[1].split() == tiny_tokenizer.tgt.encode("D E", out_type=str)
+
+
 def test_separate_vocabularies_and_chinese():
     sources = ["I love you.", "I love cats.", "You love dogs."] * 20
     targets = ["我爱你。", "我爱猫。", "你爱狗。"] * 20

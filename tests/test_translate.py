@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 
 import cli
 from mt.config import DecodeConfig
+from mt.data import input_lines
 from mt.errors import ConfigError
 from mt.translate import Translator
 
@@ -75,10 +76,10 @@ def test_mt_translate_chunks_files_whole_and_a_terminal_by_lines(tiny_checkpoint
 
     monkeypatch.setattr(sys, "stdin", Terminal(io.BytesIO(b"a b\n")))
     assert chunkings == ["whole"] + ["growing"] * 3  # a file, pipes
-    assert cli._input_lines([], None, "strict")[1] == "lines"
+    assert input_lines([], None, "strict")[1] == "lines"
     with source.open(encoding="utf-8") as redirected:  # mt translate < source.txt
         monkeypatch.setattr(sys, "stdin", redirected)
-        assert cli._input_lines([], None, "strict")[1] == "whole"
+        assert input_lines([], None, "strict")[1] == "whole"
 
 
 def test_int8_quantization_fuses_the_feed_forward_relu_and_stays_close_to_fp32(tiny_checkpoint):
