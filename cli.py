@@ -224,7 +224,7 @@ def translate(
     alignment: bool = typer.Option(False, "--alignment", help="Append each translation's word alignment read off the "
                                    "attention, as Marian does: TRANSLATION ||| 0-0 1-1 ... (source-target word indices)."),
     attention_plot: Optional[Path] = typer.Option(None, help="Write the attention heatmap to FILE.png/.svg/.pdf "
-                                                  "(with several sentences: FILE-1.png, FILE-2.png, ...)."),
+                                                  "(with several sentences: FILE.png for the first, FILE-2.png, FILE-3.png, ... after it)."),
     layer: Optional[int] = typer.Option(None, help="Transformer decoder layer to show or align with (default: the last)."),
     head: Optional[str] = typer.Option(None, help="Attention head to show: a number, or 'all' (a grid in the plot); "
                                        "default: the heads averaged."),
