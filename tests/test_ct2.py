@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from mt.batching import collate
 from mt.config import DecodeConfig, build_config
 from mt.train import train
 from mt.translate import Translator
@@ -43,11 +44,12 @@ def test_an_exported_model_decodes_greedily_as_mt_does_with_the_same_token_log_p
     engine = ctranslate2.Translator(str(exported), device="cpu", inter_threads=1, intra_threads=1)
     sentences = synthetic_sentences(60, seed=3)
     ours = list(translator.translate(sentences, DecodeConfig(beam_size=1)))
-    theirs = engine.translate_batch([source_tokens(translator.tokenizer, s) for s in sentences], beam_size=1,
-                                    max_decoding_length=256, **CT2_TRANSLATE_OPTIONS)
+    sources = source_tokens(translator.tokenizer, collate(range(len(sentences)), translator.tokenizer.encode_src(sentences), None))
+    assert sources[0] == translator.tokenizer.src_pieces(sentences[0]) + ["</s>"]  # mt's pieces and EOS, no padding
+    theirs = engine.translate_batch(sources, beam_size=1, max_decoding_length=256, **CT2_TRANSLATE_OPTIONS)
     assert len({len(o.tgt_pieces) for o in ours}) > 2  # real outputs of several lengths
     assert [o.tgt_pieces for o in ours] == [r.hypotheses[0] for r in theirs]
-    scored = engine.score_batch([source_tokens(translator.tokenizer, s) for s in sentences], [o.tgt_pieces for o in ours])
+    scored = engine.score_batch(sources, [o.tgt_pieces for o in ours])
     model = translator.model
     for sentence, result, score in zip(sentences, ours, scored):
         ids = translator.tokenizer.encode_src([sentence])[0] + [3]
