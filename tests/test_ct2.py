@@ -62,6 +62,25 @@ def test_an_exported_model_decodes_greedily_as_mt_does_with_the_same_token_log_p
         assert score.log_probs == pytest.approx(expected, abs=1e-4)
 
 
+def test_both_engines_cut_long_sources_keep_their_pieces_and_report_progress_per_batch(tmp_path, tiny_checkpoint):
+    from mt.ct2 import CT2Translator
+
+    engines = [Translator.from_checkpoint(tiny_checkpoint, device="cpu"),
+               CT2Translator(export_ctranslate2(tiny_checkpoint, tmp_path / "ct2"), threads=1)]
+    sentences = ["a b c d e f g h i j"] + ["a b"] * 12 + [""]
+    decode = DecodeConfig(beam_size=1, max_source_tokens=4, batch_tokens=16)
+    seen = []
+    for engine in engines:
+        counts = []
+        results = list(engine.translate(sentences, decode, progress=counts.append))
+        seen.append((counts, [(result.truncated, result.src_pieces) for result in results]))
+    assert seen[1] == seen[0]  # one pipeline: the same cuts, pieces and batches
+    counts, sources = seen[0]
+    assert counts[0] == 1 and sum(counts) == len(sentences) and len(counts) > 2  # the empty one first, then per batch
+    assert sources[0][0] and len(sources[0][1]) == 4 and sources[1] == (False, engines[0].tokenizer.src_pieces("a b"))
+    assert sources[-1] == (False, [])
+
+
 def test_only_transformers_export(tmp_path, tiny_checkpoint):
     from mt.errors import ConfigError
 
