@@ -171,7 +171,7 @@ def translate_chunk(engine: TranslationEngine, sentences: list[str], decode: Dec
     src_ids = [encoded[i][: decode.max_source_tokens] for i in todo]
     for i, ids in zip(todo, src_ids):
         results[i].truncated = len(encoded[i]) > decode.max_source_tokens
-        results[i].src_pieces = [engine.tokenizer.src.id_to_piece(piece) for piece in ids]
+        results[i].src_pieces = engine.tokenizer.src.id_to_piece(ids)
     # every sentence runs beam_size hypotheses (or n samples): keep the rows (and memory) of a batch bounded
     for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.hypotheses_per_sentence, 1)):
         rows = [todo[position] for position in batch.indices]
