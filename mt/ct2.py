@@ -10,7 +10,8 @@ What differs between the two engines, and is handled here or by ``CT2_TRANSLATE_
 - positions: CTranslate2's built-in sinusoidal table concatenates the sin and cos halves, with
   another frequency scale, while ``mt`` interleaves them (Vaswani et al., section 3.5): the export
   writes ``mt``'s own table (sinusoidal or learned), which CTranslate2 indexes from position 0;
-- the source needs EOS appended (``mt``'s batches carry it): ``source_tokens`` adds it;
+- CTranslate2 takes the source as pieces with EOS, which ``mt``'s batches carry: ``source_tokens``
+  reads a batch's rows as pieces;
 - CTranslate2's default ``min_decoding_length=1`` forbids EOS at the first step: translate with 0;
 - its length penalty divides by |Y|^alpha, where ``mt`` uses GNMT's ((5 + |Y|) / 6)^alpha
   (Wu et al., 2016): beam search scores (and so beam outputs) may differ; greedy ones do not.
@@ -28,14 +29,14 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
+from mt.batching import Batch
 from mt.checkpoint import check_destination, load_checkpoint
 from mt.config import DecodeConfig, config_from_dict
-from mt.data import clean_text
 from mt.errors import CheckpointError, ConfigError
-from mt.glossary import Glossary
+from mt.glossary import Glossary, TermMatch
 from mt.models.transformer import Transformer
 from mt.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizer
-from mt.translate import Translation, chunks
+from mt.translate import Decoded, Translation, translate_sentences
 
 QUANTIZATIONS = ("float32", "int8", "int8_float32", "int8_bfloat16", "bfloat16")
 # Passed to ctranslate2.Translator.translate_batch so that it decodes as mt does.
@@ -50,9 +51,10 @@ def _require_ctranslate2():
     return ctranslate2
 
 
-def source_tokens(tokenizer: Tokenizer, sentence: str) -> list[str]:
-    """A source sentence as the pieces CTranslate2 takes: ``mt``'s pieces and EOS."""
-    return tokenizer.src_pieces(sentence) + [tokenizer.src.id_to_piece(EOS_ID)]
+def source_tokens(tokenizer: Tokenizer, batch: Batch) -> list[list[str]]:
+    """A batch's sources as the pieces CTranslate2 takes: each row of ``batch.src`` (B, S) up to
+    its padding (``mt``'s pieces and EOS), as pieces."""
+    return [tokenizer.src.id_to_piece(row[mask].tolist()) for row, mask in zip(batch.src, batch.src_mask)]
 
 
 def _array(tensor: torch.Tensor) -> np.ndarray:
@@ -165,11 +167,12 @@ def export_ctranslate2(checkpoint: Path, output: Path, quantization: str = "floa
 
 
 class CT2Translator:
-    """An exported model (``export_ctranslate2``) run by CTranslate2, with ``mt.translate.Translator``'s
-    ``translate``, ``config`` and ``tokenizer``, so that ``mt translate --engine ctranslate2`` and
-    the benchmarks use it in place of ``mt``'s own decoder. ``compute_type`` is CTranslate2's
-    (``default``: the type the model was saved in). No attention. Raises ``CheckpointError`` for a
-    directory that is not such an export, ``ConfigError`` when CTranslate2 is missing."""
+    """CTranslate2's engine (a ``mt.translate.TranslationEngine``): an exported model
+    (``export_ctranslate2``) with its ``config`` and ``tokenizer``, so that ``mt translate --engine
+    ctranslate2`` and the benchmarks use it in place of ``mt``'s own decoder. ``compute_type`` is
+    CTranslate2's (``default``: the type the model was saved in). No attention, no glossary. Raises
+    ``CheckpointError`` for a directory that is not such an export, ``ConfigError`` when
+    CTranslate2 is missing."""
 
     def __init__(self, directory: Path, device: str = "cpu", threads: int = 0, compute_type: str = "default"):
         ctranslate2 = _require_ctranslate2()
@@ -187,34 +190,27 @@ class CT2Translator:
     def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None, return_attention: bool = False,
                   chunking: str | None = None, progress: Callable[[int], None] | None = None,
                   glossary: Glossary | None = None) -> Iterator[Translation]:
-        """Translate ``sentences`` with ``decode``'s beam size, n-best, sampling and no-repeat n-gram
-        settings (the length penalty is CTranslate2's |Y|^alpha), read in chunks as
-        ``mt.translate.chunks`` does. Raises ``ConfigError`` when asked for attention or given a
-        glossary (CTranslate2 has no constrained beam search)."""
+        """``mt.translate.translate_sentences`` run by CTranslate2, with ``decode``'s beam size,
+        n-best, sampling and no-repeat n-gram settings (None: the export's settings; the length
+        penalty is CTranslate2's |Y|^alpha). Raises ``ConfigError`` when asked for attention or
+        given a glossary (CTranslate2 has no constrained beam search)."""
         if return_attention:
             raise ConfigError("the ctranslate2 engine returns no attention: use --engine mt for attention")
         if glossary is not None:
             raise ConfigError("--glossary needs --engine mt (CTranslate2 has no constrained beam search)")
-        decode = decode or self.config.decode
+        yield from translate_sentences(self, sentences, decode or self.config.decode, chunking=chunking, progress=progress)
+
+    def decode_batch(self, batch: Batch, decode: DecodeConfig, return_attention: bool,
+                     matches: list[list[TermMatch]]) -> list[Decoded]:
+        """``TranslationEngine.decode_batch`` by ``ctranslate2.Translator.translate_batch``, the whole
+        batch in one call (``translate_sentences`` already bounds its tokens). ``return_attention``
+        and ``matches`` are refused by ``translate``, before any batch."""
         options = dict(beam_size=1 if decode.sampling else decode.beam_size, num_hypotheses=decode.n_best,
                        length_penalty=decode.length_penalty, max_decoding_length=decode.max_length,
-                       no_repeat_ngram_size=decode.no_repeat_ngram_size, return_scores=True,
-                       # as mt's batches: source tokens x hypotheses per sentence
-                       max_batch_size=max(decode.batch_tokens // decode.hypotheses_per_sentence, 1), batch_type="tokens",
-                       **CT2_TRANSLATE_OPTIONS)
+                       no_repeat_ngram_size=decode.no_repeat_ngram_size, return_scores=True, **CT2_TRANSLATE_OPTIONS)
         if decode.sampling:
             options.update(sampling_topk=decode.top_k or 0, sampling_topp=decode.top_p, sampling_temperature=decode.temperature)
-        for chunk in chunks(sentences, chunking):
-            yield from self._translate_chunk(chunk, options, progress or (lambda count: None))
-
-    def _translate_chunk(self, sentences: list[str], options: dict, progress: Callable[[int], None]) -> list[Translation]:
-        tokens = [source_tokens(self.tokenizer, clean_text(sentence)) for sentence in sentences]
-        todo = [i for i, source in enumerate(tokens) if len(source) > 1]  # EOS alone: an empty input stays empty
-        results = self.engine.translate_batch([tokens[i] for i in todo], **options) if todo else []
-        out = [Translation(source, "", 0.0) for source in sentences]
-        for i, result in zip(todo, results):
-            texts = [self.tokenizer.tgt.decode_pieces(pieces) for pieces in result.hypotheses]
-            out[i].text, out[i].score, out[i].tgt_pieces = texts[0], result.scores[0], result.hypotheses[0]
-            out[i].n_best = list(zip(texts, result.scores))
-        progress(len(sentences))
-        return out
+        results = self.engine.translate_batch(source_tokens(self.tokenizer, batch), **options)
+        decode_pieces = self.tokenizer.tgt.decode_pieces
+        return [Decoded([(decode_pieces(pieces), score) for pieces, score in zip(result.hypotheses, result.scores)],
+                        result.hypotheses[0]) for result in results]

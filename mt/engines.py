@@ -1,5 +1,6 @@
 """The engines that translate a checkpoint: ``mt``'s own decoder (``mt.translate.Translator``) or
-CTranslate2 running an export of it (``mt.ct2.CT2Translator``), loaded by one call."""
+CTranslate2 running an export of it (``mt.ct2.CT2Translator``), loaded by one call; both are a
+``mt.translate.TranslationEngine``."""
 
 from __future__ import annotations
 
@@ -8,14 +9,14 @@ from typing import Sequence
 
 from mt.ct2 import CT2Translator
 from mt.errors import CheckpointError, ConfigError
-from mt.translate import Translator
+from mt.translate import TranslationEngine, Translator
 
 ENGINES = ("mt", "ctranslate2")
 
 
 def load_translator(checkpoints: Sequence[Path], engine: str = "mt", device: str = "auto", precision: str = "fp32",
                     quantize: str | None = None, threads: int = 0,
-                    attention: bool = False) -> Translator | CT2Translator:
+                    attention: bool = False) -> TranslationEngine:
     """A translator for ``checkpoints``: with ``engine="mt"``, ``Translator.from_checkpoint``
     (several checkpoints make an ensemble); with ``"ctranslate2"``, one directory written by ``mt
     export --format ctranslate2``, run on ``threads`` CTranslate2 threads (0: all cores available).
@@ -35,7 +36,7 @@ def load_translator(checkpoints: Sequence[Path], engine: str = "mt", device: str
     raise ConfigError(f"--engine must be {' or '.join(ENGINES)}, got {engine!r}")
 
 
-def check_language_pair(translator: Translator | CT2Translator, src: str | None, tgt: str | None, where: Path) -> None:
+def check_language_pair(translator: TranslationEngine, src: str | None, tgt: str | None, where: Path) -> None:
     """Raise ``CheckpointError`` when ``translator`` (loaded from ``where``) was trained for
     another language pair than ``src``->``tgt`` (None: any)."""
     trained = (translator.tokenizer.src_lang, translator.tokenizer.tgt_lang)

@@ -21,7 +21,7 @@ from mt.errors import ConfigError, DataError
 from mt.files import atomic_output, check_output
 from mt.glossary import TermMatch, read_glossary
 from mt.metrics import Score, check_tokenize, corpus_scores, default_tokenize, lc_tok_bleu
-from mt.translate import Translator
+from mt.translate import TranslationEngine
 
 SHOWN_EMPTY_PAIRS = 10  # the note on empty pairs names this many of them
 
@@ -122,7 +122,7 @@ def empty_pairs(corpus: ParallelCorpus) -> list[str]:
             for number, (source, target) in enumerate(zip(corpus.sources, corpus.targets)) if not (source and target)]
 
 
-def read_test_set(spec: str, src: str | None, tgt: str | None, translator: Translator | None = None,
+def read_test_set(spec: str, src: str | None, tgt: str | None, translator: TranslationEngine | None = None,
                   checkpoint: Path | None = None, encoding_errors: str = "strict") -> TestSet:
     """Read the test corpus ``spec`` (a prefix, a TSV or a dataset) with its empty pairs kept, in
     the languages ``src``->``tgt``, each defaulting to ``translator``'s (loaded from
@@ -148,7 +148,7 @@ def read_test_set(spec: str, src: str | None, tgt: str | None, translator: Trans
     return TestSet(corpus, src, tgt, notes)
 
 
-def evaluate(test_set: TestSet, checkpoint: str, translator: Translator | None = None, decode: DecodeConfig | None = None,
+def evaluate(test_set: TestSet, checkpoint: str, translator: TranslationEngine | None = None, decode: DecodeConfig | None = None,
              hypotheses_file: Path | None = None, glossary: Path | None = None, tokenize: str | None = None, lowercase: bool = False, tok_references: Path | None = None,
              encoding_errors: str = "strict", outputs: tuple[Path | None, ...] = (),
              progress: Callable[[int], None] | None = None) -> EvalReport:
@@ -158,7 +158,7 @@ def evaluate(test_set: TestSet, checkpoint: str, translator: Translator | None =
     target language) and ``lowercase``; with ``tok_references`` (lowercased, Moses-tokenized
     references) lc+tok BLEU too. ``outputs`` (the files the caller will write from the report;
     None entries skipped) are checked against every file read before anything is translated.
-    ``progress`` is ``Translator.translate``'s. ``checkpoint`` names the model in the report.
+    ``progress`` is ``TranslationEngine.translate``'s. ``checkpoint`` names the model in the report.
 
     Raises ``ConfigError`` for a glossary with a hypothesis file, an unknown BLEU tokenizer or bad
     decoding settings; ``DataError`` for a glossary that cannot be read, hypotheses or tokenized

@@ -1,4 +1,4 @@
-"""An HTTP API over ``Translator``: LibreTranslate's routes, ``mt``'s own with attention, and a page.
+"""An HTTP API over a ``TranslationEngine``: LibreTranslate's routes, ``mt``'s own with attention, and a page.
 
 The app is Starlette (ASGI), served by uvicorn from ``mt serve``. Routes:
 
@@ -21,7 +21,7 @@ request waited past its time limit).
 
 Concurrent requests are batched: each waits in one queue, and a worker takes what waits and what
 comes while the batch is short of the last one's load (see ``BatchingQueue._gather``), groups it
-by decoding settings, and runs one ``Translator.translate`` call per group on the model thread,
+by decoding settings, and runs one ``TranslationEngine.translate`` call per group on the model thread,
 so the model sees batches as ``mt translate -i FILE`` does and the event loop keeps serving.
 
 All of torch's work (loading the models, translating, reading attention tensors) runs on one
@@ -45,12 +45,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from mt.config import DecodeConfig
 from mt.errors import ConfigError, MTError
 from mt.glossary import Glossary
 from mt.markup import HtmlFragment, split_html
+
+if TYPE_CHECKING:  # mt.translate loads torch: the annotations need only the name
+    from mt.translate import TranslationEngine
 
 WEB_DIR = Path(__file__).parent / "web"
 LANGUAGE_NAMES = {"en": "English", "zh": "Chinese", "de": "German", "fr": "French", "cs": "Czech", "ja": "Japanese",
@@ -103,7 +106,7 @@ class Job:
     """One request's sentences waiting in the queue, and the future its handler awaits: the
     ``render`` of each sentence's ``Translation``, made on the model thread."""
 
-    translator: Any
+    translator: TranslationEngine
     sentences: list[str]
     decode: DecodeConfig
     attention: bool
@@ -114,14 +117,14 @@ class Job:
 
 class BatchingQueue:
     """Gathers jobs into batches (``_gather``) and translates each group of a batch's jobs with the
-    same model and settings in one ``Translator.translate`` call on ``model_thread`` (one at a
+    same model and settings in one ``TranslationEngine.translate`` call on ``model_thread`` (one at a
     time: torch already uses every core)."""
 
     def __init__(self, limits: Limits, model_thread: ModelThread):
         self.limits, self.model_thread = limits, model_thread
         self.queue: asyncio.Queue[Job] | None = None
         self.worker: asyncio.Task | None = None
-        self.jobs = self.batches = 0  # requests translated, and the Translator calls they took
+        self.jobs = self.batches = 0  # requests translated, and the translate calls they took
         self.in_flight = self.peak = 0  # requests submitted and not yet answered: now, and the most since the last batch
 
     async def start(self) -> None:
@@ -216,7 +219,7 @@ def _settle(future: asyncio.Future, result, error) -> None:
 class Models:
     """The translators the server holds, by language pair (``(src, tgt)``)."""
 
-    def __init__(self, translators: list):
+    def __init__(self, translators: list[TranslationEngine]):
         self.by_pair = {(t.tokenizer.src_lang, t.tokenizer.tgt_lang): t for t in translators}
 
     def languages(self) -> list[dict[str, Any]]:
@@ -224,7 +227,7 @@ class Models:
         return [{"code": src, "name": LANGUAGE_NAMES.get(src, src),
                  "targets": sorted(tgt for s, tgt in self.by_pair if s == src)} for src in sources]
 
-    def get(self, source: str | None, target: str | None):
+    def get(self, source: str | None, target: str | None) -> TranslationEngine:
         """The translator for ``source`` -> ``target`` ("auto" or nothing: the only source that has
         ``target``); ``RequestError`` 404 if there is none."""
         if source in (None, "", "auto"):
@@ -307,7 +310,7 @@ def _number(fields: dict[str, Any], key: str, kind: type, default, low: float, h
     return value
 
 
-def _decode(translator, fields: dict[str, Any], limits: Limits, n_best: int) -> DecodeConfig:
+def _decode(translator: TranslationEngine, fields: dict[str, Any], limits: Limits, n_best: int) -> DecodeConfig:
     """The translator's decoding settings with a request's beam_size and length_penalty, beams
     enough for ``n_best``; ``RequestError`` 400 for a value out of range or settings that do not validate."""
     base = translator.config.decode
@@ -512,9 +515,9 @@ def _timed_protocol(seconds: float) -> type:
     return TimedH11Protocol
 
 
-def build_app(translators: list, model_thread: ModelThread, limits: Limits | None = None, api_key: str | None = None,
-              glossary: Glossary | None = None):
-    """The Starlette app serving ``translators`` (``mt.translate.Translator``, one per language
+def build_app(translators: list[TranslationEngine], model_thread: ModelThread, limits: Limits | None = None,
+              api_key: str | None = None, glossary: Glossary | None = None):
+    """The Starlette app serving ``translators`` (``mt.translate.TranslationEngine``, one per language
     pair, loaded by ``model_thread.call``) on ``model_thread`` under ``limits``; with ``api_key``,
     requests must carry it as ``api_key`` or ``Authorization: Bearer`` (``_check_key``);
     ``glossary`` applies to every request."""

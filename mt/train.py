@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mt import checkpoint, rundir
-from mt.batching import TrainingBatches, Update, decoding_batches
+from mt.batching import TrainingBatches, Update
 from mt.config import RunConfig, TrainConfig
 from mt.data import CorpusReader, ParallelCorpus, read_corpus, weighted_spec
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
@@ -34,9 +34,9 @@ from mt.errors import TrainingError
 from mt.loss import LabelSmoothedLoss
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model, check_model_config
-from mt.search import greedy_search
 from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
 from mt.tokenizer import Tokenizer
+from mt.translate import Translator
 
 Event = dict[str, Any]
 ESTIMATE_SENTENCES = 64  # dev sentences validated once to estimate a whole validation (Run.closing_validation_seconds)
@@ -111,14 +111,14 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
 
 @torch.no_grad()
 def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, device: torch.device, dtype: torch.dtype) -> Event:
-    """Dev loss (per target token, no label smoothing), perplexity, and greedy BLEU."""
+    """Dev loss (per target token, no label smoothing), perplexity, and the BLEU of the dev
+    sources translated greedily as ``mt translate`` translates them (``mt.translate.Translator``),
+    the model's weights in fp32 under the autocast of ``dtype``, as in training."""
     model.eval()
     limit = config.train.dev_max_sentences or len(data.dev_src_ids)
     src_ids, tgt_ids = data.dev_src_ids[:limit], data.dev_tgt_ids[:limit]
-    references = data.dev.targets[:limit]
     total_loss, total_tokens = 0.0, 0
-    hypotheses: list[str] = [""] * limit
-    greedy = dataclasses.replace(config.decode, beam_size=1, n_best=1)
+    greedy = dataclasses.replace(config.decode, beam_size=1, n_best=1, sampling=False)
     batches = TrainingBatches(TokenizedCorpus.from_lists(src_ids, tgt_ids), config.train.batch_tokens, seed=0)
     dev_loss = LabelSmoothedLoss(model, epsilon=0.0)
     with autocast(device, dtype):
@@ -126,15 +126,11 @@ def validate(model: EncoderDecoder, data: PreparedData, config: RunConfig, devic
             batch = batch.to(device)
             total_loss += float(dev_loss(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out))
             total_tokens += batch.n_tgt_tokens
-        for batch in decoding_batches(src_ids, config.decode.batch_tokens):
-            batch = batch.to(device)
-            outputs = greedy_search(model, batch.src, batch.src_mask, greedy)
-            texts = data.tokenizer.decode_tgt([hyps[0].tokens for hyps in outputs])
-            for index, text in zip(batch.indices, texts):
-                hypotheses[index] = text
+        translator = Translator(model, data.tokenizer, config, device)  # dtype fp32: it adds no autocast to this one
+        hypotheses = [translation.text for translation in translator.translate(data.dev.sources[:limit], greedy)]
     model.train()
     loss = total_loss / max(total_tokens, 1)
-    score = bleu(hypotheses, references, tokenize=default_tokenize(config.data.tgt_lang))
+    score = bleu(hypotheses, data.dev.targets[:limit], tokenize=default_tokenize(config.data.tgt_lang))
     return {"dev_loss": loss, "dev_ppl": math.exp(min(loss, 50.0)), "dev_bleu": score.score, "bleu_signature": score.signature}
 
 

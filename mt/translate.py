@@ -1,8 +1,10 @@
 """Translation: checkpoint -> token batches -> search -> detokenized text (+ attention).
 
-``Translator.translate`` streams: it reads its input in chunks, sorts each chunk by length
-into token batches, and yields the translations back in input order, so inputs larger than
-memory work.
+One pipeline for every engine (``TranslationEngine``: ``Translator``, ``mt``'s own decoder, and
+``mt.ct2.CT2Translator``, CTranslate2's): ``translate_sentences`` streams, reading its input in
+chunks (``chunks``), cleaning, encoding and truncating each chunk, sorting it by length into token
+batches that the engine decodes (``decode_batch``), and yielding the translations back in input
+order, so inputs larger than memory work.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ import itertools
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import torch
 
-from mt.batching import decoding_batches
+from mt.batching import Batch, decoding_batches
 from mt.checkpoint import load_checkpoint
 from mt.config import DecodeConfig, RunConfig
 from mt.constraints import ConstrainedBeam, TargetVocabulary, TermAutomaton
@@ -28,7 +30,7 @@ from mt.glossary import Glossary, TermMatch
 from mt.models import EncoderDecoder
 from mt.models.transformer import FeedForward
 from mt.packing import pack_linear_layers
-from mt.search import Hypothesis, search
+from mt.search import search
 from mt.tokenizer import UNK_ID, Tokenizer
 
 CHUNK_SENTENCES = 10_000
@@ -82,6 +84,108 @@ class Translation:
     missed_terms: list[TermMatch] = field(default_factory=list)
 
 
+@dataclass
+class Decoded:
+    """One sentence as an engine decoded it (``TranslationEngine.decode_batch``): ``n_best``, its
+    (text, score) hypotheses, best first (score: the search's, log-probability over the length
+    penalty); the best one's target pieces; and its attention (T, L, H, S) over this sentence's
+    source pieces and EOS, or None when not asked for (or the engine has none)."""
+
+    n_best: list[tuple[str, float]]
+    tgt_pieces: list[str]
+    attention: torch.Tensor | None = None
+
+
+class TranslationEngine(Protocol):
+    """What every front end (``mt translate``, ``mt evaluate``, ``mt serve``, validation during
+    training) translates with, whichever engine decodes: ``Translator`` (``mt``'s own decoder) or
+    ``mt.ct2.CT2Translator`` (CTranslate2 running an export of it), both loaded by
+    ``mt.engines.load_translator``. ``config`` is the checkpoint's (``config.decode``: the default
+    decoding settings) and ``tokenizer`` its SentencePiece models.
+
+    Both engines' ``translate`` is ``translate_sentences``, the one loop from text to
+    ``Translation``s, after refusing what the engine cannot do; ``decode_batch`` is the one step
+    each does its own way."""
+
+    config: RunConfig
+    tokenizer: Tokenizer
+
+    def translate(self, sentences: Iterable[str], decode: DecodeConfig | None = None,
+                  return_attention: bool = False, chunking: str | None = None,
+                  progress: Callable[[int], None] | None = None, glossary: Glossary | None = None
+                  ) -> Iterator[Translation]:
+        """``translate_sentences`` with ``decode`` (None: ``config.decode``); raises ``ConfigError``
+        for what this engine cannot do (attention, a glossary, a glossary with sampling)."""
+        ...
+
+    def decode_batch(self, batch: Batch, decode: DecodeConfig, return_attention: bool,
+                     matches: list[list[TermMatch]]) -> list[Decoded]:
+        """Decode ``batch`` (``batch.src`` (B, S) int64: each sentence's source ids and EOS, padded;
+        ``batch.src_mask`` (B, S) bool, True on them) as ``decode`` says: one ``Decoded`` per row,
+        in row order. ``matches[b]`` are the glossary terms found in row b's sentence, whose target
+        terms its translation must contain (empty without a glossary)."""
+        ...
+
+
+def translate_sentences(engine: TranslationEngine, sentences: Iterable[str], decode: DecodeConfig,
+                        return_attention: bool = False, chunking: str | None = None,
+                        progress: Callable[[int], None] | None = None, glossary: Glossary | None = None
+                        ) -> Iterator[Translation]:
+    """Translate ``sentences`` (streamed) with ``engine``, yielding one ``Translation`` per input,
+    in input order.
+
+    Each input is cleaned (``mt.data.clean_text``) and encoded; its source pieces, cut to the first
+    ``decode.max_source_tokens`` (``Translation.truncated`` then says so), go to
+    ``engine.decode_batch`` in batches of sentences of like length, at most ``decode.batch_tokens``
+    source tokens x hypotheses per sentence (``decode.hypotheses_per_sentence``) a batch. Empty or
+    whitespace-only inputs, and inputs that SentencePiece normalizes to no piece at all
+    (zero-width characters), translate to an empty string without running the model.
+
+    ``chunking`` (a key of ``CHUNKING``) says how many sentences are read before translating:
+    ``whole`` (CHUNK_SENTENCES at a time; the default for a list or other sequence), ``growing``
+    (1, 2, 4, ...; the default for any other iterable, such as a pipe) or ``lines`` (one at a
+    time, for a terminal). Raises ``ConfigError`` for another value. ``progress`` is called with
+    the number of sentences each batch finished (the empty ones of a chunk once, before its
+    batches), as they finish: a chunk's translations are yielded only when all of its batches are
+    done.
+
+    ``glossary``: the glossary terms found in each cleaned sentence (``Glossary.match``) go to the
+    engine with its batch; ``Translation.applied_terms`` and ``missed_terms`` say which of their
+    target terms the translation contains. Raises what ``engine.decode_batch`` raises."""
+    progress = progress or (lambda count: None)
+    for chunk in chunks(sentences, chunking):
+        yield from translate_chunk(engine, chunk, decode, return_attention, progress, glossary)
+
+
+def translate_chunk(engine: TranslationEngine, sentences: list[str], decode: DecodeConfig, return_attention: bool,
+                    progress: Callable[[int], None], glossary: Glossary | None) -> list[Translation]:
+    """One chunk of ``translate_sentences``: its ``Translation``s, in the order of ``sentences``."""
+    cleaned = [clean_text(sentence) for sentence in sentences]
+    results = [Translation(source, "", 0.0) for source in sentences]
+    matches = [glossary.match(sentence) for sentence in cleaned] if glossary else [[] for _ in cleaned]
+    encoded = engine.tokenizer.encode_src(cleaned)
+    # an input that comes out of normalization as no pieces at all is empty, like a blank line
+    todo = [i for i, ids in enumerate(encoded) if ids]
+    if len(todo) < len(sentences):
+        progress(len(sentences) - len(todo))
+    src_ids = [encoded[i][: decode.max_source_tokens] for i in todo]
+    for i, ids in zip(todo, src_ids):
+        results[i].truncated = len(encoded[i]) > decode.max_source_tokens
+        results[i].src_pieces = engine.tokenizer.src.id_to_piece(ids)
+    # every sentence runs beam_size hypotheses (or n samples): keep the rows (and memory) of a batch bounded
+    for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.hypotheses_per_sentence, 1)):
+        rows = [todo[position] for position in batch.indices]
+        for i, decoded in zip(rows, engine.decode_batch(batch, decode, return_attention, [matches[i] for i in rows])):
+            result = results[i]
+            (result.text, result.score), result.n_best = decoded.n_best[0], decoded.n_best
+            result.tgt_pieces, result.attention = decoded.tgt_pieces, decoded.attention
+        progress(len(batch.indices))
+    for result, found in zip(results, matches):
+        result.applied_terms = [match for match in found if match.target in result.text]
+        result.missed_terms = [match for match in found if match.target not in result.text]
+    return results
+
+
 def quantize_linear_layers(model: EncoderDecoder, scheme: str, device: torch.device) -> EncoderDecoder:
     """Dynamic int8 quantization of the Linear layers (``torch.ao.quantization.quantize_dynamic``),
     the first Linear of every Transformer feed-forward block fused with its ReLU (one
@@ -119,9 +223,11 @@ def prepare_model(model: EncoderDecoder, quantize: str | None, dtype: torch.dtyp
 
 
 class Translator:
-    """A loaded model with its tokenizer, ready to translate text. ``model`` is as
-    ``prepare_model`` leaves it for ``dtype``: on CPU, 16-bit decoding runs on weights stored in
-    that type (no autocast casts per call), elsewhere under autocast."""
+    """``mt``'s own engine (a ``TranslationEngine``): a loaded model with its tokenizer, decoded by
+    ``mt.search``. ``model`` is as ``prepare_model`` leaves it for ``dtype``: on CPU, 16-bit
+    decoding runs on weights stored in that type (no autocast casts per call), elsewhere under
+    autocast. With ``dtype`` fp32 it adds no autocast of its own: training validation decodes the
+    model's fp32 weights under the autocast of the training precision."""
 
     def __init__(self, model: EncoderDecoder, tokenizer: Tokenizer, config: RunConfig, device: torch.device,
                  dtype: torch.dtype = torch.float32):
@@ -158,17 +264,7 @@ class Translator:
                   return_attention: bool = False, chunking: str | None = None,
                   progress: Callable[[int], None] | None = None, glossary: Glossary | None = None
                   ) -> Iterator[Translation]:
-        """Translate ``sentences`` (streamed), yielding one ``Translation`` per input, in input order.
-
-        Empty or whitespace-only inputs, and inputs that SentencePiece normalizes to no piece at
-        all (zero-width characters), translate to an empty string without running the model.
-        ``chunking`` (a key of ``CHUNKING``) says how many sentences are read before translating:
-        ``whole`` (CHUNK_SENTENCES at a time; the default for a list or other sequence),
-        ``growing`` (1, 2, 4, ...; the default for any other iterable, such as a pipe) or
-        ``lines`` (one at a time, for a terminal). Raises ``ConfigError`` for another value.
-        ``progress`` is called with the number of sentences each decoding batch finished (the
-        empty ones of a chunk once, before its batches), as they finish: a chunk's translations
-        are yielded only when all of its batches are done.
+        """``translate_sentences`` with this model and ``decode`` (None: the checkpoint's settings).
 
         ``glossary``: the target term of every glossary entry found in a sentence
         (``Glossary.match``) appears in its translation, by lexically constrained beam search
@@ -178,8 +274,7 @@ class Translator:
         decode = decode or self.config.decode
         if glossary is not None and decode.sampling:
             raise ConfigError("a glossary needs beam search: drop --sampling")
-        for chunk in chunks(sentences, chunking):
-            yield from self._translate_chunk(chunk, decode, return_attention, progress or (lambda count: None), glossary)
+        yield from translate_sentences(self, sentences, decode, return_attention, chunking, progress, glossary)
 
     def _automaton(self, term: str) -> TermAutomaton | None:
         """The term's automaton, or None when the target vocabulary cannot write it. The
@@ -195,44 +290,22 @@ class Translator:
             self._automata.popitem(last=False)
         return self._automata[term]
 
-    def _translate_chunk(self, sentences: list[str], decode: DecodeConfig, return_attention: bool,
-                         progress: Callable[[int], None], glossary: Glossary | None) -> list[Translation]:
-        cleaned = [clean_text(sentence) for sentence in sentences]
-        results = [Translation(source, "", 0.0) for source in sentences]
-        matches = [glossary.match(sentence) for sentence in cleaned] if glossary else [[] for _ in cleaned]
+    def decode_batch(self, batch: Batch, decode: DecodeConfig, return_attention: bool,
+                     matches: list[list[TermMatch]]) -> list[Decoded]:
+        """``TranslationEngine.decode_batch`` by ``mt.search.search``; a batch with glossary terms
+        by ``ConstrainedBeam`` (terms the target vocabulary cannot write are left out)."""
         terms = [[a for a in (self._automaton(match.target) for match in found) if a] for found in matches]
-        encoded = self.tokenizer.encode_src(cleaned)
-        # an input that comes out of normalization as no pieces at all is empty, like a blank line
-        todo = [i for i, ids in enumerate(encoded) if ids]
-        src_ids = [encoded[i] for i in todo]
-        if len(todo) < len(sentences):
-            progress(len(sentences) - len(todo))
-        for position, ids in enumerate(src_ids):
-            if len(ids) > decode.max_source_tokens:
-                src_ids[position] = ids[: decode.max_source_tokens]
-                results[todo[position]].truncated = True
+        batch = batch.to(self.device)
         with torch.inference_mode(), autocast(self.device, torch.float32 if self.cast_weights else self.dtype):
-            # every sentence runs beam_size hypotheses (or n samples): keep the rows (and memory) of a batch bounded
-            for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.hypotheses_per_sentence, 1)):
-                batch = batch.to(self.device)
-                batch_terms = [terms[todo[position]] for position in batch.indices]
-                selection = ConstrainedBeam(decode.beam_size, batch_terms, self.device) if any(batch_terms) else None
-                outputs = search(self.model, batch.src, batch.src_mask, decode, return_attention, selection)
-                # one SentencePiece call per batch: a call per sentence cost 70 us each, 1-2% of greedy decoding
-                texts = iter(self.tokenizer.decode_tgt([h.tokens for hypotheses in outputs for h in hypotheses]))
-                for position, hypotheses in zip(batch.indices, outputs):
-                    self._fill(results[todo[position]], src_ids[position], hypotheses, [next(texts) for _ in hypotheses])
-                progress(len(batch.indices))
-        for result, found in zip(results, matches):
-            result.applied_terms = [match for match in found if match.target in result.text]
-            result.missed_terms = [match for match in found if match.target not in result.text]
-        return results
-
-    def _fill(self, result: Translation, src_ids: list[int], hypotheses: list[Hypothesis], texts: list[str]) -> None:
-        best = hypotheses[0]
-        result.text, result.score = texts[0], best.score
-        result.n_best = [(text, h.score) for text, h in zip(texts, hypotheses)]
-        result.src_pieces = [self.tokenizer.src.id_to_piece(i) for i in src_ids]
-        result.tgt_pieces = self.tokenizer.tgt_pieces(best.tokens)
-        # the batch was as wide as its longest source: keep this source's pieces and EOS
-        result.attention = None if best.attention is None else best.attention[..., : len(src_ids) + 1]
+            selection = ConstrainedBeam(decode.beam_size, terms, self.device) if any(terms) else None
+            outputs = search(self.model, batch.src, batch.src_mask, decode, return_attention, selection)
+        # one SentencePiece call per batch: a call per sentence cost 70 us each, 1-2% of greedy decoding
+        texts = iter(self.tokenizer.decode_tgt([h.tokens for hypotheses in outputs for h in hypotheses]))
+        decoded = []
+        for hypotheses, length in zip(outputs, batch.src_mask.sum(dim=1).tolist()):
+            best = hypotheses[0]
+            n_best = [(next(texts), h.score) for h in hypotheses]
+            # the batch was as wide as its longest source: keep this source's pieces and EOS
+            attention = None if best.attention is None else best.attention[..., :length]
+            decoded.append(Decoded(n_best, self.tokenizer.tgt_pieces(best.tokens), attention))
+        return decoded

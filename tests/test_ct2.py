@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from mt.batching import collate
 from mt.config import DecodeConfig, build_config
 from mt.train import train
 from mt.translate import Translator
@@ -43,11 +44,12 @@ def test_an_exported_model_decodes_greedily_as_mt_does_with_the_same_token_log_p
     engine = ctranslate2.Translator(str(exported), device="cpu", inter_threads=1, intra_threads=1)
     sentences = synthetic_sentences(60, seed=3)
     ours = list(translator.translate(sentences, DecodeConfig(beam_size=1)))
-    theirs = engine.translate_batch([source_tokens(translator.tokenizer, s) for s in sentences], beam_size=1,
-                                    max_decoding_length=256, **CT2_TRANSLATE_OPTIONS)
+    sources = source_tokens(translator.tokenizer, collate(range(len(sentences)), translator.tokenizer.encode_src(sentences), None))
+    assert sources[0] == translator.tokenizer.src_pieces(sentences[0]) + ["</s>"]  # mt's pieces and EOS, no padding
+    theirs = engine.translate_batch(sources, beam_size=1, max_decoding_length=256, **CT2_TRANSLATE_OPTIONS)
     assert len({len(o.tgt_pieces) for o in ours}) > 2  # real outputs of several lengths
     assert [o.tgt_pieces for o in ours] == [r.hypotheses[0] for r in theirs]
-    scored = engine.score_batch([source_tokens(translator.tokenizer, s) for s in sentences], [o.tgt_pieces for o in ours])
+    scored = engine.score_batch(sources, [o.tgt_pieces for o in ours])
     model = translator.model
     for sentence, result, score in zip(sentences, ours, scored):
         ids = translator.tokenizer.encode_src([sentence])[0] + [3]
@@ -58,6 +60,25 @@ def test_an_exported_model_decodes_greedily_as_mt_does_with_the_same_token_log_p
         labels = tgt[1:] + [3]
         expected = [float(log_probs[i, label]) for i, label in enumerate(labels)]
         assert score.log_probs == pytest.approx(expected, abs=1e-4)
+
+
+def test_both_engines_cut_long_sources_keep_their_pieces_and_report_progress_per_batch(tmp_path, tiny_checkpoint):
+    from mt.ct2 import CT2Translator
+
+    engines = [Translator.from_checkpoint(tiny_checkpoint, device="cpu"),
+               CT2Translator(export_ctranslate2(tiny_checkpoint, tmp_path / "ct2"), threads=1)]
+    sentences = ["a b c d e f g h i j"] + ["a b"] * 12 + [""]
+    decode = DecodeConfig(beam_size=1, max_source_tokens=4, batch_tokens=16)
+    seen = []
+    for engine in engines:
+        counts = []
+        results = list(engine.translate(sentences, decode, progress=counts.append))
+        seen.append((counts, [(result.truncated, result.src_pieces) for result in results]))
+    assert seen[1] == seen[0]  # one pipeline: the same cuts, pieces and batches
+    counts, sources = seen[0]
+    assert counts[0] == 1 and sum(counts) == len(sentences) and len(counts) > 2  # the empty one first, then per batch
+    assert sources[0][0] and len(sources[0][1]) == 4 and sources[1] == (False, engines[0].tokenizer.src_pieces("a b"))
+    assert sources[-1] == (False, [])
 
 
 def test_only_transformers_export(tmp_path, tiny_checkpoint):

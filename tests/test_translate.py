@@ -8,6 +8,7 @@ import torch
 from typer.testing import CliRunner
 
 import cli
+import mt.translate
 from mt.config import DecodeConfig
 from mt.data import input_lines
 from mt.errors import ConfigError
@@ -19,10 +20,11 @@ def translator(tiny_checkpoint):
     return Translator.from_checkpoint(tiny_checkpoint, device="cpu")
 
 
-def record_chunks(translator, monkeypatch) -> list[int]:
+def record_chunks(monkeypatch) -> list[int]:
     sizes = []
-    translate_chunk = translator._translate_chunk
-    monkeypatch.setattr(translator, "_translate_chunk", lambda chunk, *rest: sizes.append(len(chunk)) or translate_chunk(chunk, *rest))
+    translate_chunk = mt.translate.translate_chunk
+    monkeypatch.setattr(mt.translate, "translate_chunk",
+                        lambda engine, chunk, *rest: sizes.append(len(chunk)) or translate_chunk(engine, chunk, *rest))
     return sizes
 
 
@@ -30,7 +32,7 @@ SENTENCES = [f"a b {letter}" for letter in "abcdefghij"]
 
 
 def test_a_list_is_one_chunk_and_a_stream_starts_with_single_lines(translator, monkeypatch):
-    sizes = record_chunks(translator, monkeypatch)
+    sizes = record_chunks(monkeypatch)
     listed = [t.text for t in translator.translate(SENTENCES)]
     assert sizes == [10]  # a sequence: no chunk tails of greedy search beyond the last
     sizes.clear()
