@@ -9,7 +9,7 @@ import functools
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 import typer.rich_utils
@@ -181,18 +181,6 @@ GLOSSARY = typer.Option(None, "--glossary", help="TSV or CSV file of source term
                         "a term is placed where it first fits, often first: use 4 or more).")
 
 
-def _load_translator(checkpoints: list[Path], src: Optional[str], tgt: Optional[str], threads: Optional[int],
-                     **options) -> Any:
-    """Set torch's threads (``--threads``; all cores available by default), load ``checkpoints``
-    (``mt.engines.load_translator`` with ``options``) and refuse another pair than ``src``->``tgt``."""
-    from mt.device import set_threads
-    from mt.engines import check_language_pair, load_translator
-
-    translator = load_translator(checkpoints, threads=set_threads(threads or 0), **options)
-    check_language_pair(translator, src, tgt, checkpoints[0])
-    return translator
-
-
 @app.command()
 @reports_errors()
 def translate(
@@ -237,6 +225,8 @@ def translate(
     from mt.alignment import pharaoh, word_alignment
     from mt.checkpoint import default_checkpoint
     from mt.data import count_lines, input_lines
+    from mt.device import set_threads
+    from mt.engines import load_translator
     from mt.files import text_output
     from mt.glossary import read_glossary
 
@@ -245,8 +235,8 @@ def translate(
     checkpoints = checkpoint or [default_checkpoint()]
     want_attention = show_attention or alignment or attention_plot is not None or attention_html is not None
     terms = read_glossary(glossary) if glossary else None
-    translator = _load_translator(checkpoints, src, tgt, engine=engine, device=device, precision=precision,
-                                  quantize=quantize, threads=threads, attention=want_attention)
+    translator = load_translator(checkpoints, engine, device, precision, quantize, set_threads(threads or 0), want_attention,
+                                 src, tgt)
     views = AttentionViews(Console(), console, translator.config.model, show_attention, attention_plot, attention_html,
                            attention_level, layer, head)
     decode = translator.config.decode.with_overrides(
@@ -420,14 +410,16 @@ def evaluate(
 ):
     """Translate a test set and score it with sacrebleu (BLEU, chrF, TER with signatures)."""
     from mt.checkpoint import default_checkpoint
+    from mt.device import set_threads
+    from mt.engines import load_translator
     from mt.evaluate import evaluate as evaluate_test_set
     from mt.evaluate import read_test_set
 
     translator, decode = None, None
     checkpoints = checkpoint or [default_checkpoint()]
     if hyp is None or (checkpoint and not (src and tgt)):
-        translator = _load_translator(checkpoints, src, tgt, device=device, precision=precision, quantize=quantize,
-                                      threads=threads)
+        translator = load_translator(checkpoints, device=device, precision=precision, quantize=quantize,
+                                     threads=set_threads(threads or 0), src=src, tgt=tgt)
     test_set = read_test_set(test, src, tgt, translator, checkpoints[0], encoding_errors)
     for note in test_set.notes:
         console.print(f"note: {shown(note)}", highlight=False, soft_wrap=True)

@@ -15,25 +15,30 @@ ENGINES = ("mt", "ctranslate2")
 
 
 def load_translator(checkpoints: Sequence[Path], engine: str = "mt", device: str = "auto", precision: str = "fp32",
-                    quantize: str | None = None, threads: int = 0,
-                    attention: bool = False) -> TranslationEngine:
+                    quantize: str | None = None, threads: int = 0, attention: bool = False,
+                    src: str | None = None, tgt: str | None = None) -> TranslationEngine:
     """A translator for ``checkpoints``: with ``engine="mt"``, ``Translator.from_checkpoint``
     (several checkpoints make an ensemble); with ``"ctranslate2"``, one directory written by ``mt
     export --format ctranslate2``, run on ``threads`` CTranslate2 threads (0: all cores available).
     ``mt``'s engine runs on torch's threads, which the caller sets (``mt.device.set_threads``):
     loading changes no process setting. ``attention`` says whether attention will be asked for.
+    ``src``/``tgt``: the language pair the caller expects (None: any; ``check_language_pair``).
 
     Raises ``ConfigError`` for an unknown engine, and for CTranslate2 with several checkpoints,
     attention, ``quantize`` or a precision other than fp32 (it quantizes at export); what the
-    engine's loader raises (``CheckpointError``, ``ConfigError``)."""
+    engine's loader raises (``CheckpointError``, ``ConfigError``); ``CheckpointError`` for another
+    language pair than ``src``->``tgt``."""
     if engine == "ctranslate2":
         if len(checkpoints) > 1 or attention or quantize or precision != "fp32":
             raise ConfigError("--engine ctranslate2 takes one exported --checkpoint, without attention options, --quantize "
                               "or --precision (quantize at export: mt export --format ctranslate2 --quantization int8)")
-        return CT2Translator(checkpoints[0], device=device, threads=threads)
-    if engine == "mt":
-        return Translator.from_checkpoint(checkpoints, device=device, precision=precision, quantize=quantize)
-    raise ConfigError(f"--engine must be {' or '.join(ENGINES)}, got {engine!r}")
+        translator: TranslationEngine = CT2Translator(checkpoints[0], device=device, threads=threads)
+    elif engine == "mt":
+        translator = Translator.from_checkpoint(checkpoints, device=device, precision=precision, quantize=quantize)
+    else:
+        raise ConfigError(f"--engine must be {' or '.join(ENGINES)}, got {engine!r}")
+    check_language_pair(translator, src, tgt, checkpoints[0])
+    return translator
 
 
 def check_language_pair(translator: TranslationEngine, src: str | None, tgt: str | None, where: Path) -> None:

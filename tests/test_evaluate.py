@@ -90,6 +90,8 @@ def test_loading_a_model_changes_no_process_setting_and_the_engine_is_checked(ti
     trained = f"{translator.tokenizer.src_lang}->{translator.tokenizer.tgt_lang}"
     with pytest.raises(CheckpointError, match=f"translates {trained}, not xx->"):
         check_language_pair(translator, "xx", None, tiny_checkpoint)
+    with pytest.raises(CheckpointError, match=f"translates {trained}, not {translator.tokenizer.src_lang}->yy"):
+        load_translator([tiny_checkpoint], device="cpu", tgt="yy")
     with pytest.raises(ConfigError, match="--engine must be mt or ctranslate2"):
         load_translator([tiny_checkpoint], engine="onnx")
     with pytest.raises(ConfigError, match="takes one exported --checkpoint"):
