@@ -64,6 +64,9 @@ class _OutputLayerCrossEntropy(torch.autograd.Function):
         return grad_features * grad_total, grad_weight * grad_total, None, None, None
 
 
+# Eager under torch.compile (mt.step): the rows it keeps depend on the labels (nonzero), which would
+# make inductor compile it again for nearly every batch, and it is already a few large products.
+@torch.compiler.disable
 def label_smoothed_loss(features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
     """Summed label-smoothed cross-entropy of the output layer over the non-PAD labels.
 
