@@ -11,6 +11,8 @@ in Large-Vocabulary Language Models", do this on GPUs.) Label smoothing: Szegedy
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -64,9 +66,6 @@ class _OutputLayerCrossEntropy(torch.autograd.Function):
         return grad_features * grad_total, grad_weight * grad_total, None, None, None
 
 
-# Eager under torch.compile (mt.step): the rows it keeps depend on the labels (nonzero), which would
-# make inductor compile it again for nearly every batch, and it is already a few large products.
-@torch.compiler.disable
 def label_smoothed_loss(features: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor, epsilon: float) -> torch.Tensor:
     """Summed label-smoothed cross-entropy of the output layer over the non-PAD labels.
 
@@ -88,15 +87,17 @@ class LabelSmoothedLoss(nn.Module):
     ``forward(src, src_mask, tgt_in, tgt_out)`` takes a batch's (B, S) and (B, T) tensors and
     returns ``label_smoothed_loss`` of the model's teacher-forced decoder features. A model's
     ``policy_loss`` (REINFORCE-trained hard attention) adds its gradient, not its value: the loss
-    reported stays the cross-entropy.
+    reported stays the cross-entropy. ``features``, if given, computes the decoder features in the
+    model's place (``mt.step.compile_features``: the model compiled, the loss left eager).
     """
 
-    def __init__(self, model: nn.Module, epsilon: float):
+    def __init__(self, model: nn.Module, epsilon: float, features: Callable[..., torch.Tensor] | None = None):
         super().__init__()
         self.model, self.epsilon = model, epsilon
+        self.features = features or model.features
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
-        features = self.model.features(src, src_mask, tgt_in)
+        features = self.features(src, src_mask, tgt_in)
         loss = label_smoothed_loss(features, self.model.output.weight, tgt_out, self.epsilon)
         surrogate = self.model.policy_loss(features, tgt_out)
         return loss + (surrogate - surrogate.detach())

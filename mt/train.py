@@ -35,7 +35,7 @@ from mt.loss import LabelSmoothedLoss
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model, check_model_config
 from mt.search import greedy_search
-from mt.step import SHAPE_BUCKETS, adam, compile_objective
+from mt.step import SHAPE_BUCKETS, adam, compile_features
 from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
 from mt.tokenizer import Tokenizer
 
@@ -185,10 +185,9 @@ class Updater:
     def __init__(self, model: EncoderDecoder, settings: TrainConfig, device: torch.device, dtype: torch.dtype,
                  distributed: Distributed = Distributed()):
         self.model, self.settings, self.device, self.dtype = model, settings, device, dtype
-        self.objective = distributed.wrap(LabelSmoothedLoss(model, settings.label_smoothing))
+        features = compile_features(model, device) if settings.compile else None
+        self.objective = distributed.wrap(LabelSmoothedLoss(model, settings.label_smoothing, features))
         self.world_size = distributed.world_size
-        if settings.compile:
-            self.objective = compile_objective(self.objective, device)
         self.compile_seconds, self.compiled_shapes = 0.0, set()
         self.optimizer = adam(model.parameters(), settings.learning_rate, settings.adam_betas, settings.weight_decay,
                                    fused=settings.compile)

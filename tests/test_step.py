@@ -60,27 +60,29 @@ def test_the_compiled_step_makes_the_updates_of_the_eager_step():
 
 
 @pytest.mark.slow
-def test_a_compiled_run_reaches_the_dev_loss_of_an_eager_run_and_resumes_exactly(tmp_path, monkeypatch):
+def test_a_compiled_run_reaches_the_dev_loss_of_the_same_run_uncompiled_and_resumes_exactly(tmp_path, monkeypatch):
     monkeypatch.setattr(mt.train, "SHAPE_BUCKETS", 2)  # two shapes to compile, not eight
-    settings = {"log_every": 1, "validate_every": 60, "max_steps": 60}
-    ends = {}
-    for compile in (False, True):
-        (tmp_path / str(compile)).mkdir()
-        ends[compile] = train(tiny_run_config(tmp_path / str(compile), compile=compile, **settings), tmp_path / str(compile) / "run")
-    dev_loss = {compile: log_events(tmp_path / str(compile) / "run", "validation")[-1]["dev_loss"] for compile in ends}
-    # Different batches (shape buckets), so not equal: within 10%, the spread of this copy task's
-    # dev loss at 60 updates between seeds.
-    assert dev_loss[True] == pytest.approx(dev_loss[False], rel=0.1), dev_loss
-    assert ends[True]["compiled_shapes"] == 2 and 0 < ends[True]["compile_seconds"] < ends[True]["elapsed"]
-    start = log_events(tmp_path / "True" / "run", "start")[0]
+    settings = {"compile": True, "log_every": 1, "validate_every": 60, "max_steps": 60}
+    runs = {"compiled": mt.train.compile_features, "eager": lambda model, device: None}
+    dev_loss, ends = {}, {}
+    for name, compile_features in runs.items():  # the same shape-bucketed batches and fused Adam
+        monkeypatch.setattr(mt.train, "compile_features", compile_features)
+        (tmp_path / name).mkdir()
+        ends[name] = train(tiny_run_config(tmp_path / name, **settings), tmp_path / name / "run")
+        dev_loss[name] = log_events(tmp_path / name / "run", "validation")[-1]["dev_loss"]
+    # fp32: inductor fuses and reorders the elementwise sums, and 60 updates grow that rounding
+    assert dev_loss["compiled"] == pytest.approx(dev_loss["eager"], rel=1e-3), dev_loss
+    assert ends["compiled"]["compiled_shapes"] == 2 and 0 < ends["compiled"]["compile_seconds"] < ends["compiled"]["elapsed"]
+    start = log_events(tmp_path / "compiled" / "run", "start")[0]
     assert len(start["batch_shapes"]) == 2 and start["padding_fraction"] > 0
     # stop after 21 updates (a save_every point) and resume: the losses of the uninterrupted run
+    monkeypatch.setattr(mt.train, "compile_features", runs["compiled"])
     (tmp_path / "resumed").mkdir()
-    config = tiny_run_config(tmp_path / "resumed", compile=True, **{**settings, "max_steps": 21, "save_every": 7})
+    config = tiny_run_config(tmp_path / "resumed", **{**settings, "max_steps": 21, "save_every": 7})
     stops = iter([None] * 21 + ["SIGTERM"])
     train(config, tmp_path / "resumed" / "run", stop_requested=lambda: next(stops, None))
     config.train.max_steps = 60
     train(config, tmp_path / "resumed" / "run", resume=True)
-    uninterrupted = [e["loss"] for e in log_events(tmp_path / "True" / "run", "train")]
+    uninterrupted = [e["loss"] for e in log_events(tmp_path / "compiled" / "run", "train")]
     resumed = [e["loss"] for e in log_events(tmp_path / "resumed" / "run", "train")]
     assert len(resumed) == 60 and resumed == pytest.approx(uninterrupted, rel=1e-5)
