@@ -190,7 +190,7 @@ class Updater:
         self.world_size = distributed.world_size
         self.compile_seconds, self.compiled_shapes = 0.0, set()
         self.optimizer = adam(model.parameters(), settings.learning_rate, settings.adam_betas, settings.weight_decay,
-                                   fused=settings.compile)
+                              fused=settings.compile)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(
             settings.warmup_steps, settings.max_steps, settings.cooldown_steps))
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
