@@ -3,6 +3,11 @@
 Sentences are sorted by length (ties broken at random each epoch), cut into batches whose
 padded size ``rows * longest side`` stays within ``batch_tokens``, and the batches are shuffled.
 The source gets EOS appended; the target becomes ``BOS y`` (decoder input) and ``y EOS`` (labels).
+
+With shape buckets (``choose_shapes``), every training batch is instead padded to one of a few
+fixed ``Shape``s chosen from the corpus' length histogram, so that a compiled training step
+(``mt.step``) is built once per shape and reused, and oneDNN's cache of compiled products holds
+every product training meets.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ class Batch:
     """Padded tensors for one batch.
 
     ``src``: (B, S) int64, ``src_mask``: (B, S) bool (True = real token),
-    ``tgt_in``/``tgt_out``: (B, T) int64 or None when decoding, ``indices``: (B,) positions of the
-    rows in the original sentence list, ``n_tgt_tokens``: real label tokens (EOS included).
+    ``tgt_in``/``tgt_out``: (B, T) int64 or None when decoding, ``indices``: positions of the
+    rows in the original sentence list, ``n_tgt_tokens``: real label tokens (EOS included). A batch
+    padded to a ``Shape`` may end in filler rows past ``len(indices)``: an empty source (EOS alone,
+    so that attention has a key) and no labels, so they add nothing to the loss or its gradient.
     """
 
     src: torch.Tensor
@@ -68,26 +75,84 @@ def plan_batches(
     return batches
 
 
-def _pad(rows: list[list[int]]) -> torch.Tensor:
-    width = max(len(row) for row in rows)
-    padded = np.full((len(rows), width), PAD_ID, dtype=np.int64)
+@dataclass(frozen=True)
+class Shape:
+    """A bucket's padded batch: ``rows`` sentences, ``src_len`` source tokens (EOS included) and
+    ``tgt_len`` target tokens (BOS or EOS included) each."""
+
+    rows: int
+    src_len: int
+    tgt_len: int
+
+
+def _pad(rows: list[list[int]], shape: tuple[int, int] | None = None) -> torch.Tensor:
+    """(rows, width) int64, PAD after each row; ``shape`` (rows, width) pads to at least that size."""
+    count, width = shape or (0, 0)
+    padded = np.full((max(count, len(rows)), max([width] + [len(row) for row in rows])), PAD_ID, dtype=np.int64)
     for i, row in enumerate(rows):
         padded[i, : len(row)] = row
     return torch.from_numpy(padded)
 
 
-def collate(indices: Sequence[int], src_rows: Sequence[list[int]], tgt_rows: Sequence[list[int]] | None) -> Batch:
+def collate(indices: Sequence[int], src_rows: Sequence[list[int]], tgt_rows: Sequence[list[int]] | None,
+            shape: Shape | None = None) -> Batch:
     """Pad sentences into a ``Batch`` (source + EOS; target BOS/EOS shifted). ``src_rows[k]`` (and
-    ``tgt_rows[k]``) is the sentence numbered ``indices[k]``."""
-    src = _pad([row + [EOS_ID] for row in src_rows])
+    ``tgt_rows[k]``) is the sentence numbered ``indices[k]``. With a ``shape``, pad to it, filler
+    rows included (see ``Batch``)."""
+    fillers = shape.rows - len(src_rows) if shape else 0
+    src = _pad([row + [EOS_ID] for row in src_rows] + [[EOS_ID]] * fillers, shape and (shape.rows, shape.src_len))
     tgt_in = tgt_out = None
     n_tgt = 0
     if tgt_rows is not None:
-        tgt_in = _pad([[BOS_ID] + row for row in tgt_rows])
-        tgt_out = _pad([row + [EOS_ID] for row in tgt_rows])
+        tgt_in = _pad([[BOS_ID] + row for row in tgt_rows] + [[BOS_ID]] * fillers, shape and (shape.rows, shape.tgt_len))
+        tgt_out = _pad([row + [EOS_ID] for row in tgt_rows], shape and (shape.rows, shape.tgt_len))
         n_tgt = int((tgt_out != PAD_ID).sum())
     src_mask = src != PAD_ID
-    return Batch(src, src_mask, tgt_in, tgt_out, list(map(int, indices)), int(src_mask.sum()), n_tgt)
+    return Batch(src, src_mask, tgt_in, tgt_out, list(map(int, indices)), int(src_mask.sum()) - fillers, n_tgt)
+
+
+def choose_shapes(src_lengths: np.ndarray, tgt_lengths: np.ndarray, batch_tokens: int, count: int,
+                  weights: np.ndarray | None = None) -> tuple[list[Shape], np.ndarray]:
+    """At most ``count`` batch shapes for sentences of these lengths (EOS/BOS included), and each
+    sentence's bucket (N,) int64: the shapes that pad least. A bucket holds the sentences whose
+    longer side falls in a range of lengths; its shape is as long as its longest source and its
+    longest target, and has ``batch_tokens // longer of the two`` rows (at least 1), so that a batch
+    stays within the token budget as ``plan_batches``' do. The ranges minimise the padded positions
+    of the corpus (each sentence counted ``weights`` times), found exactly by dynamic programming
+    over the distinct lengths."""
+    longest = np.maximum(src_lengths, tgt_lengths)
+    values, inverse = np.unique(longest, return_inverse=True)
+    sentences = np.bincount(inverse, weights=weights, minlength=len(values)).astype(np.float64)
+    src_max = np.zeros(len(values), dtype=np.int64)
+    tgt_max = np.zeros(len(values), dtype=np.int64)
+    np.maximum.at(src_max, inverse, src_lengths)
+    np.maximum.at(tgt_max, inverse, tgt_lengths)
+    # cost[a, b]: padded positions of a bucket of the lengths values[a..b] (inf where b < a)
+    distinct = len(values)
+    cost = np.full((distinct, distinct), np.inf)
+    for first in range(distinct):
+        cost[first, first:] = np.cumsum(sentences[first:]) * (np.maximum.accumulate(src_max[first:])
+                                                                + np.maximum.accumulate(tgt_max[first:]))
+    best = cost[0].copy()  # best[b]: least cost of values[0..b] in the buckets so far
+    starts = [np.zeros(distinct, dtype=np.int64)]  # per bucket count, where the last bucket begins
+    for _ in range(1, min(count, distinct)):
+        options = np.concatenate([cost[:1], best[:-1, None] + cost[1:]])  # options[a, b]: last bucket a..b
+        starts.append(options.argmin(axis=0))
+        best = options.min(axis=0)
+    ranges, end = [], distinct - 1
+    for start_of in reversed(starts):
+        start = int(start_of[end])
+        ranges.append((start, end))
+        if start == 0:
+            break
+        end = start - 1
+    ranges.reverse()
+    shapes, bucket_of_value = [], np.zeros(distinct, dtype=np.int64)
+    for number, (start, end) in enumerate(ranges):
+        src_len, tgt_len = int(src_max[start:end + 1].max()), int(tgt_max[start:end + 1].max())
+        shapes.append(Shape(max(1, batch_tokens // max(src_len, tgt_len)), src_len, tgt_len))
+        bucket_of_value[start:end + 1] = number
+    return shapes, bucket_of_value[inverse]
 
 
 @dataclass
@@ -111,26 +176,49 @@ class TrainingBatches:
     ``floor(w_i)`` times, and once more with probability ``w_i - floor(w_i)`` (a new draw every
     epoch). Deterministic given (seed, epoch), so a resumed run can skip to the batch it stopped
     at, and every process of a distributed run plans the same batches and takes its own share.
+    With ``shapes`` > 0, batches come in at most that many fixed shapes (``choose_shapes``; the
+    ``shapes`` attribute lists them): each epoch a bucket's sentences are shuffled and cut into
+    batches of its rows, the last one completed by filler rows.
     """
 
-    def __init__(self, corpus: TokenizedCorpus, batch_tokens: int, seed: int, weights: np.ndarray | None = None):
+    def __init__(self, corpus: TokenizedCorpus, batch_tokens: int, seed: int, weights: np.ndarray | None = None,
+                 shapes: int = 0):
         self.corpus, self.weights = corpus, weights
         self.src_lengths, self.tgt_lengths = corpus.src_lengths + 1, corpus.tgt_lengths + 1  # EOS / BOS
         self.batch_tokens, self.seed = batch_tokens, seed
+        self.shapes: list[Shape] = []
+        if shapes and len(corpus):
+            self.shapes, self.bucket_of = choose_shapes(self.src_lengths, self.tgt_lengths, batch_tokens, shapes, weights)
 
     def __len__(self) -> int:
         return len(self.corpus)
 
     def plan(self, epoch: int) -> list[np.ndarray]:
         rng = np.random.default_rng(self.seed + epoch)
-        if self.weights is None:
+        if self.weights is None and not self.shapes:
             return plan_batches(self.src_lengths, self.tgt_lengths, self.batch_tokens, rng)
-        whole = np.floor(self.weights)
-        draws = np.repeat(np.arange(len(self.weights)), (whole + (rng.random(len(self.weights)) < self.weights - whole)).astype(np.int64))
+        draws = np.arange(len(self))
+        if self.weights is not None:
+            whole = np.floor(self.weights)
+            draws = np.repeat(draws, (whole + (rng.random(len(self.weights)) < self.weights - whole)).astype(np.int64))
+        if self.shapes:
+            return self._plan_shapes(draws, rng)
         return [draws[batch] for batch in plan_batches(self.src_lengths[draws], self.tgt_lengths[draws], self.batch_tokens, rng)]
 
+    def _plan_shapes(self, draws: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        batches = []
+        for number, shape in enumerate(self.shapes):
+            members = rng.permutation(draws[self.bucket_of[draws] == number])
+            batches += [members[start:start + shape.rows] for start in range(0, len(members), shape.rows)]
+        rng.shuffle(batches)
+        return batches
+
+    def shape(self, indices: np.ndarray) -> Shape | None:
+        """The shape the batch of these sentences is padded to (None without shape buckets)."""
+        return self.shapes[self.bucket_of[indices[0]]] if self.shapes else None
+
     def _collate(self, indices: np.ndarray) -> Batch:
-        return collate(indices, *self.corpus.rows(indices))
+        return collate(indices, *self.corpus.rows(indices), shape=self.shape(indices))
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[Batch]:
         """Yield the batches of ``epoch`` (0-based), skipping the first ``skip`` of them."""
@@ -155,11 +243,14 @@ class TrainingBatches:
         return len(self.plan(epoch)) // (accum_steps * world_size)
 
     def padding_fraction(self, epoch: int = 0) -> float:
-        """Share of padded positions among all positions of an epoch's batches (both sides)."""
+        """Share of padded positions among all positions of an epoch's batches (both sides; filler
+        rows of shape buckets count as padding)."""
         real = padded = 0
         for indices in self.plan(epoch):
             real += int(self.src_lengths[indices].sum() + self.tgt_lengths[indices].sum())
-            padded += len(indices) * int(self.src_lengths[indices].max() + self.tgt_lengths[indices].max())
+            shape = self.shape(indices)
+            padded += (shape.rows * (shape.src_len + shape.tgt_len) if shape else
+                       len(indices) * int(self.src_lengths[indices].max() + self.tgt_lengths[indices].max()))
         return 1.0 - real / padded
 
 

@@ -11,6 +11,8 @@ in Large-Vocabulary Language Models", do this on GPUs.) Label smoothing: Szegedy
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
@@ -85,15 +87,17 @@ class LabelSmoothedLoss(nn.Module):
     ``forward(src, src_mask, tgt_in, tgt_out)`` takes a batch's (B, S) and (B, T) tensors and
     returns ``label_smoothed_loss`` of the model's teacher-forced decoder features. A model's
     ``policy_loss`` (REINFORCE-trained hard attention) adds its gradient, not its value: the loss
-    reported stays the cross-entropy.
+    reported stays the cross-entropy. ``features``, if given, computes the decoder features in the
+    model's place (``mt.step.compile_features``: the model compiled, the loss left eager).
     """
 
-    def __init__(self, model: nn.Module, epsilon: float):
+    def __init__(self, model: nn.Module, epsilon: float, features: Callable[..., torch.Tensor] | None = None):
         super().__init__()
         self.model, self.epsilon = model, epsilon
+        self.features = features or model.features
 
     def forward(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor, tgt_out: torch.Tensor) -> torch.Tensor:
-        features = self.model.features(src, src_mask, tgt_in)
+        features = self.features(src, src_mask, tgt_in)
         loss = label_smoothed_loss(features, self.model.output.weight, tgt_out, self.epsilon)
         surrogate = self.model.policy_loss(features, tgt_out)
         return loss + (surrogate - surrogate.detach())

@@ -34,6 +34,7 @@ from mt.errors import TrainingError
 from mt.loss import LabelSmoothedLoss
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model, check_model_config
+from mt.step import SHAPE_BUCKETS, adam, compile_features
 from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
 from mt.tokenizer import Tokenizer
 from mt.translate import Translator
@@ -98,7 +99,8 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
     dev = read_corpus(data.dev, data.src_lang, data.tgt_lang, data.encoding_errors)
     weights = [weight for _, weight in specs]
     per_pair = None if set(weights) == {1.0} else np.repeat(weights, [len(part) for part in parts])
-    batches = TrainingBatches(TokenizedCorpus.concatenate(parts), config.train.batch_tokens, config.train.seed, per_pair)
+    batches = TrainingBatches(TokenizedCorpus.concatenate(parts), config.train.batch_tokens, config.train.seed, per_pair,
+                              shapes=SHAPE_BUCKETS if config.train.compile else 0)
     corpora = [{"corpus": part.origin, "weight": weight, "pairs": len(part), "dropped_long": part.dropped_long,
                 "dropped_empty": part.dropped_empty, "tsv_header": reader.header}
                for part, weight, reader in zip(parts, weights, readers)]
@@ -172,17 +174,19 @@ class TrainState:
 class Updater:
     """Model + Adam + warmup/inverse-sqrt schedule: turns updates (groups of batches) into parameter
     updates. ``objective`` is the model with its loss (``mt.loss.LabelSmoothedLoss``) as the
-    forward pass calls it: DDP-wrapped under torchrun, compiled with ``compile``."""
+    forward pass calls it: DDP-wrapped under torchrun; with ``compile``, compiled once per batch
+    shape and run with fused Adam (``mt.step``), and ``compile_seconds`` adds up the first step
+    of each shape (its compiling, and that step's own work)."""
 
     def __init__(self, model: EncoderDecoder, settings: TrainConfig, device: torch.device, dtype: torch.dtype,
                  distributed: Distributed = Distributed()):
         self.model, self.settings, self.device, self.dtype = model, settings, device, dtype
-        self.objective = distributed.wrap(LabelSmoothedLoss(model, settings.label_smoothing))
+        features = compile_features(model, device) if settings.compile else None
+        self.objective = distributed.wrap(LabelSmoothedLoss(model, settings.label_smoothing, features))
         self.world_size = distributed.world_size
-        if settings.compile:  # batch shapes vary: compile for dynamic shapes rather than once per shape
-            self.objective = torch.compile(self.objective, dynamic=True)
-        self.optimizer = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, betas=settings.adam_betas,
-                                          weight_decay=settings.weight_decay)
+        self.compile_seconds, self.compiled_shapes = 0.0, set()
+        self.optimizer = adam(model.parameters(), settings.learning_rate, settings.adam_betas, settings.weight_decay,
+                              fused=settings.compile)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, inverse_sqrt_schedule(
             settings.warmup_steps, settings.max_steps, settings.cooldown_steps))
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range and needs none.
@@ -200,12 +204,17 @@ class Updater:
         for number, batch in enumerate(update.batches, start=1):
             batch = batch.to(self.device)
             last = number == len(update.batches)
+            shape = (*batch.src.shape, batch.tgt_in.size(1))
+            began = time.perf_counter()
             with contextlib.nullcontext() if last else Distributed.no_sync(self.objective):
                 with autocast(self.device, self.dtype):
                     loss = self.objective(batch.src, batch.src_mask, batch.tgt_in, batch.tgt_out)
                 scaled = loss * scale
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             total += loss.detach()
+            if self.settings.compile and shape not in self.compiled_shapes:
+                self.compiled_shapes.add(shape)
+                self.compile_seconds += time.perf_counter() - began
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.settings.clip_grad_norm or float("inf"))
@@ -309,7 +318,8 @@ class Run:
         window.src_tokens += int(src_tokens)
         self.log.progress({"event": "progress", "step": state.step, "elapsed": state.elapsed,
                            "epoch": self.epoch_position(updates_per_epoch), "loss": window.loss / window.tokens,
-                           "lr": self.updater.scheduler.get_last_lr()[0], "tgt_tokens_per_s": window.tgt_tokens_per_s()})
+                           "lr": self.updater.scheduler.get_last_lr()[0], "tgt_tokens_per_s": window.tgt_tokens_per_s(),
+                           **self.compile_report()})
         if state.step % settings.log_every == 0:
             self.log_losses(updates_per_epoch)
         is_main = self.distributed.is_main
@@ -329,8 +339,16 @@ class Run:
         self.log({"event": "train", "step": state.step, "epoch": self.epoch_position(updates_per_epoch),
                   "loss": window.loss / window.tokens, "lr": self.updater.scheduler.get_last_lr()[0],
                   "tgt_tokens_per_s": window.tokens / seconds, "tokens_per_s": (window.tokens + window.src_tokens) / seconds,
-                  "elapsed": state.elapsed, "peak_rss_mb": peak_rss_mb()})
+                  "elapsed": state.elapsed, "peak_rss_mb": peak_rss_mb(), **self.compile_report()})
         self.window = LossWindow()
+
+    def compile_report(self) -> Event:
+        """With ``train.compile``: the seconds spent so far on first steps of a batch shape (inside
+        ``elapsed``, so within ``max_time``), and how many shapes were compiled."""
+        updater = self.updater
+        if not self.config.train.compile:
+            return {}
+        return {"compile_seconds": updater.compile_seconds, "compiled_shapes": len(updater.compiled_shapes)}
 
     def closing_validation_seconds(self) -> float:
         """How long the validation at the end of the run will take, for ``max_time`` to stop the
@@ -456,7 +474,7 @@ def _train(config: RunConfig, run_dir: Path, distributed: Distributed, callback:
     end = {"event": "end", "step": run.state.step, "epoch": run.state.epoch, "elapsed": time.time() - clock_start,
            "best_dev_bleu": run.state.best_bleu, "nonfinite_total": run.state.nonfinite_total,
            "stopped_by": stopped_by or run.stopped_by_limit(),
-           "validation_share": run.validation_seconds / max(time.time() - process_start, 1e-9)}
+           "validation_share": run.validation_seconds / max(time.time() - process_start, 1e-9), **run.compile_report()}
     log(end)
     distributed.close()
     return end
@@ -492,6 +510,7 @@ def _start_event(run: Run, kind: str, threads: int, removed_staging: int, prepar
         "batches_per_epoch": len(data.batches.plan(state.epoch)),
         "updates_per_epoch": data.batches.updates_per_epoch(state.epoch, accum, world),
         "padding_fraction": data.batches.padding_fraction(), "prepare_seconds": prepare_seconds,
+        "batch_shapes": [[shape.rows, shape.src_len, shape.tgt_len] for shape in data.batches.shapes],
         "config": run.config.to_dict(),
         "limits": {"max_steps": settings.max_steps, "epochs": settings.epochs, "max_time": settings.max_time},
     }

@@ -4,10 +4,12 @@ Measures, each part in its own process so that peak RSS belongs to that part alo
 
 - matmul peak: FLOP/s of a large fp32 and bf16 matrix multiply (the machine's ceiling), and on a
   CPU where MKL is slow (``mt.device.mkl_is_slow_here``) of the fp32 one in oneDNN, as mt decodes;
-- training: source+target and target tokens/s of the transformer-small shape (d_model 256, ff 1024,
-  4 heads, 3+3 layers, 8k joint vocabulary, 4096-token batches) over ``--steps`` updates after
-  ``--warmup``, fp32 and bf16; model FLOP/s (counted by torch's FlopCounterMode) and utilisation
-  against the matmul peak of the same precision;
+- training: source+target and target tokens/s of ``--presets`` (default transformer-small: d_model
+  256, ff 1024, 4 heads, 3+3 layers; 8k joint vocabulary, 4096-token batches) over ``--steps``
+  updates after ``--warmup``, fp32 and bf16; model FLOP/s (counted by torch's FlopCounterMode over
+  the real tokens) and utilisation against the matmul peak of the same precision; with
+  ``--compile``, each row again with ``train.compile`` (``mt.step``) right after it, with its
+  padding and the seconds its first batch of each shape took (compiling);
 - decoding ``test_2016_flickr`` with a checkpoint: sentences/s and target tokens/s (tokens produced,
   EOS included; the median of ``--rounds`` passes, every pass's seconds in the JSON) for greedy and
   beam 5 at fp32, bf16 and int8, with BLEU; model FLOPs per target
@@ -23,6 +25,7 @@ on the GPU instead: fp32, bf16 and fp16 (autocast), no int8 (a CPU scheme), an 8
 the peak, and the peak GPU memory allocated beside the peak RSS.
 
     python scripts/bench.py --data ../shared/data --checkpoint checkpoints/m30k-small --json results/bench.json
+    python scripts/bench.py --skip decode --compile --presets transformer-tiny,transformer-small --threads 2
 """
 
 from __future__ import annotations
@@ -106,15 +109,16 @@ def bench_train(args) -> dict:
     from mt.data import read_corpus
     from mt.device import resolve_precision, set_threads
     from mt.models import build_model
+    from mt.step import SHAPE_BUCKETS
     from mt.store import TokenizedCorpus
     from mt.tokenizer import train_tokenizer
     from mt.train import Updater, peak_rss_mb
 
     threads = set_threads(args.threads)
+    compiled = args.compiled == "yes"
     corpus = read_corpus(str(Path(args.data) / "multi30k" / "train"), "en", "de")
     tokenizer = train_tokenizer(corpus.sources, corpus.targets, "en", "de", vocab_size=8000)
-    config = build_config("transformer-small", None, {"train": {"precision": args.precision, "batch_tokens": 4096,
-                                                                 "compile": args.compiled == "yes"}})
+    config = build_config(args.preset, None, {"train": {"precision": args.precision, "batch_tokens": 4096, "compile": compiled}})
     config.model.src_vocab_size = config.model.tgt_vocab_size = tokenizer.src_vocab_size
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -122,8 +126,16 @@ def bench_train(args) -> dict:
     dtype = resolve_precision(args.precision, device)
     updater = Updater(model, config.train, device, dtype)
     ids = TokenizedCorpus.from_lists(tokenizer.encode_src(corpus.sources), tokenizer.encode_tgt(corpus.targets))
-    batches = TrainingBatches(ids, 4096, seed=1)
-    iterator = batches.epoch(0)
+    batches = TrainingBatches(ids, 4096, seed=1, shapes=SHAPE_BUCKETS if compiled else 0)
+    plan = batches.plan(0)
+    if compiled:  # first the first batch of every shape: compiling, timed apart from the measured steps
+        firsts = {batches.shape(indices): number for number, indices in reversed(list(enumerate(plan)))}
+        plan = [plan[number] for number in sorted(firsts.values())] + [indices for number, indices in enumerate(plan)
+                                                                       if number not in firsts.values()]
+        for indices in plan[:len(firsts)]:
+            updater.step(Update.of(batches._collate(indices)))
+        plan = plan[len(firsts):]
+    iterator = (batches._collate(indices) for indices in plan)
     for _ in range(args.warmup):
         updater.step(Update.of(next(iterator)))
     with FlopCounterMode(display=False) as counter:
@@ -140,9 +152,11 @@ def bench_train(args) -> dict:
         tgt_tokens += batch.n_tgt_tokens
     synchronize(args.device)
     seconds = time.perf_counter() - start
-    return {"precision": str(dtype).split(".")[-1], "compiled": args.compiled == "yes", "threads": threads, "steps": args.steps,
-            "tokens_per_s": (src_tokens + tgt_tokens) / seconds, "tgt_tokens_per_s": tgt_tokens / seconds,
+    # FLOPs are counted over real tokens only, so padding shows as lower utilisation, as it should
+    return {"preset": args.preset, "precision": str(dtype).split(".")[-1], "compiled": compiled, "threads": threads,
+            "steps": args.steps, "tokens_per_s": (src_tokens + tgt_tokens) / seconds, "tgt_tokens_per_s": tgt_tokens / seconds,
             "seconds_per_step": seconds / args.steps, "padding_fraction": batches.padding_fraction(),
+            "compile_seconds": updater.compile_seconds, "shapes": len(batches.shapes),
             "model_gflops": flops_per_token * (src_tokens + tgt_tokens) / seconds / 1e9, "peak_rss_mb": peak_rss_mb(),
             "peak_gpu_mb": peak_gpu_mb(args.device)}
 
@@ -219,7 +233,11 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated parts to skip: train, decode, options")
     parser.add_argument("--ensemble", default="", help="a second checkpoint (same tokenizer): ensemble rows of the options table")
     parser.add_argument("--part", help=argparse.SUPPRESS)
-    parser.add_argument("--compile", action="store_true", help="also train under torch.compile (train.compile)")
+    parser.add_argument("--compile", action="store_true",
+                        help="also train with train.compile (shape buckets, compiled step, fused Adam), alternating with the default")
+    parser.add_argument("--presets", default="transformer-small", help="training: comma-separated model presets")
+    parser.add_argument("--train-rounds", type=int, default=1, help="training: passes over the rows (old and new alternate)")
+    parser.add_argument("--preset", default="transformer-small", help=argparse.SUPPRESS)
     parser.add_argument("--precision", default="fp32", help=argparse.SUPPRESS)
     parser.add_argument("--compiled", default="no", help=argparse.SUPPRESS)
     parser.add_argument("--quantize", default=None, help=argparse.SUPPRESS)
@@ -255,18 +273,23 @@ def main() -> None:
     memory = {"peak RSS MB": "peak_rss_mb", **({"peak GPU MB": "peak_gpu_mb"} if on_gpu else {})}  # column: key
 
     if "train" not in skip:
-        table = Table(title=f"training, transformer-small, 4096-token batches, {args.steps} steps after {args.warmup}")
-        for column in ("precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation", *memory):
+        table = Table(title=f"training, 4096-token batches, {args.steps} steps after {args.warmup}"
+                            + (" (compiled: after one batch of each shape, its compiling)" if args.compile else ""))
+        for column in ("model", "precision", "src+tgt tok/s", "tgt tok/s", "s/step", "model GFLOP/s", "utilisation",
+                       "padding", "compile s", *memory):
             table.add_column(column, justify="right")
-        for compiled in ("no", "yes") if args.compile else ("no",):
-            for precision in names:
-                row = run_part(args, "train", precision=precision, compiled=compiled)
-                peak = results[f"matmul_{precision}_gflops"]
-                row["utilisation"] = row["model_gflops"] / peak
-                results["train"].append(row)
-                table.add_row(precision + (" + compile" if compiled == "yes" else ""), f"{row['tokens_per_s']:,.0f}", f"{row['tgt_tokens_per_s']:,.0f}", f"{row['seconds_per_step']:.2f}",
-                              f"{row['model_gflops']:.0f}", f"{row['utilisation']:.1%}",
-                              *(f"{row[key]:,.0f}" for key in memory.values()))
+        for _ in range(args.train_rounds):
+            for preset in args.presets.split(","):
+                for precision in names:
+                    for compiled in ("no", "yes") if args.compile else ("no",):  # old and new alternate
+                        row = run_part(args, "train", preset=preset, precision=precision, compiled=compiled)
+                        row["utilisation"] = row["model_gflops"] / results[f"matmul_{precision}_gflops"]
+                        results["train"].append(row)
+                        table.add_row(preset, precision + (" + compile" if compiled == "yes" else ""), f"{row['tokens_per_s']:,.0f}",
+                                      f"{row['tgt_tokens_per_s']:,.0f}", f"{row['seconds_per_step']:.2f}",
+                                      f"{row['model_gflops']:.0f}", f"{row['utilisation']:.1%}", f"{row['padding_fraction']:.1%}",
+                                      f"{row['compile_seconds']:.0f}" if compiled == "yes" else "-",
+                                      *(f"{row[key]:,.0f}" for key in memory.values()))
         console.print(table)
     if "decode" not in skip and args.checkpoint:
         table = Table(title=f"decoding test_2016_flickr (1,000 sentences), median of {args.rounds} passes")

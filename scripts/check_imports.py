@@ -22,7 +22,7 @@ LAYERS = [
     ("configuration and files", ["mt.config", "mt.files", "mt.device", "mt.distributed"]),
     ("text and pieces", ["mt.data", "mt.tokenizer", "mt.dictionary", "mt.glossary", "mt.metrics"]),
     ("ids and batches", ["mt.store", "mt.batching"]),
-    ("models", ["mt.models", "mt.loss"]),
+    ("models", ["mt.models", "mt.loss", "mt.step"]),
     ("search", ["mt.search", "mt.constraints", "mt.ensemble"]),
     ("checkpoints", ["mt.checkpoint", "mt.rundir", "mt.average", "mt.packing"]),
     ("pipelines", ["mt.translate", "mt.ct2", "mt.engines", "mt.evaluate", "mt.train", "mt.markup"]),

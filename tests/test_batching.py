@@ -1,6 +1,6 @@
 import numpy as np
 
-from mt.batching import TrainingBatches, collate, decoding_batches, plan_batches
+from mt.batching import Shape, TrainingBatches, choose_shapes, collate, decoding_batches, plan_batches
 from mt.store import TokenizedCorpus
 from mt.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
@@ -60,3 +60,47 @@ def test_weights_draw_each_pair_that_many_times_an_epoch_on_average():
     assert (counts[:100] == 2).all() and (counts[100:200] == 1).all() and set(counts[200:]) == {0, 1}
     assert 30 < counts[200:].sum() < 70 and counts[200:].tolist() != np.bincount(np.concatenate(batches.plan(1)), minlength=300)[200:].tolist()
     assert [b.tolist() for b in batches.plan(0)] == [b.tolist() for b in TrainingBatches(corpus, 64, 3, weights).plan(0)]
+
+
+def test_shape_buckets_cover_every_sentence_once_in_a_few_shapes_within_the_token_budget():
+    src, tgt = random_ids(500, 0), random_ids(500, 1)
+    batches = TrainingBatches(TokenizedCorpus.from_lists(src, tgt), batch_tokens=256, seed=3, shapes=4)
+    assert 1 < len(batches.shapes) <= 4
+    assert all(shape.rows * max(shape.src_len, shape.tgt_len) <= 256 for shape in batches.shapes)
+    seen, shapes = [], set()
+    for batch in batches.epoch(0):
+        shape = Shape(batch.src.size(0), batch.src.size(1), batch.tgt_out.size(1))
+        assert shape in batches.shapes and batch.tgt_in.shape == batch.tgt_out.shape
+        assert batch.n_tgt_tokens == sum(len(tgt[i]) + 1 for i in batch.indices)
+        assert batch.n_src_tokens == sum(len(src[i]) + 1 for i in batch.indices)
+        seen.extend(batch.indices)
+        shapes.add(shape)
+    assert sorted(seen) == list(range(500)) and shapes == set(batches.shapes)
+    assert 0.05 < batches.padding_fraction() < 0.5
+
+
+def test_filler_rows_complete_a_shape_with_an_empty_source_and_no_labels():
+    batch = collate([0], [[5, 6]], [[9]], shape=Shape(rows=3, src_len=4, tgt_len=3))
+    assert batch.src.tolist() == [[5, 6, EOS_ID, PAD_ID]] + [[EOS_ID, PAD_ID, PAD_ID, PAD_ID]] * 2
+    assert batch.tgt_in.tolist() == [[BOS_ID, 9, PAD_ID]] + [[BOS_ID, PAD_ID, PAD_ID]] * 2
+    assert batch.tgt_out.tolist() == [[9, EOS_ID, PAD_ID]] + [[PAD_ID] * 3] * 2
+    assert (batch.n_src_tokens, batch.n_tgt_tokens, batch.indices) == (3, 2, [0])
+
+
+def test_the_chosen_shapes_pad_least_of_all_ways_to_cut_the_lengths():
+    rng = np.random.default_rng(4)
+    src_lengths, tgt_lengths = rng.integers(1, 12, 200), rng.integers(1, 12, 200)
+    shapes, bucket_of = choose_shapes(src_lengths, tgt_lengths, batch_tokens=100, count=3)
+
+    def padded(bucket_of):
+        return sum((bucket_of == b).sum() * (src_lengths[bucket_of == b].max() + tgt_lengths[bucket_of == b].max())
+                   for b in np.unique(bucket_of))
+
+    longest = np.maximum(src_lengths, tgt_lengths)
+    values = np.unique(longest)
+    best = min(padded(np.searchsorted(cuts, longest, side="right"))
+               for first in range(len(values)) for second in range(first, len(values))
+               for cuts in [np.array([values[first], values[second]])])
+    assert padded(bucket_of) == best and len(shapes) == 3
+    assert [(s.src_len, s.tgt_len) for s in shapes] == [(src_lengths[bucket_of == b].max(), tgt_lengths[bucket_of == b].max())
+                                                       for b in range(3)]

@@ -29,10 +29,11 @@ def keep_mask(shape: torch.Size, p: float, dtype: torch.dtype) -> torch.Tensor:
 
 class Dropout(nn.Dropout):
     """``nn.Dropout`` (same ``p``, no parameters, the identity in eval mode) whose mask on CPU is
-    ``keep_mask``'s: x (any shape) -> x * mask, in x's dtype. On other devices (CUDA) it is
-    ``nn.Dropout`` itself."""
+    ``keep_mask``'s: x (any shape) -> x * mask, in x's dtype. On other devices (CUDA), and inside
+    ``torch.compile`` (``train.compile``: inductor draws and fuses its own mask, where
+    ``keep_mask``'s in-place draw would break the graph at every dropout), it is ``nn.Dropout`` itself."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p in (0.0, 1.0) or x.device.type != "cpu":
+        if not self.training or self.p in (0.0, 1.0) or x.device.type != "cpu" or torch.compiler.is_compiling():
             return super().forward(x)
         return x * keep_mask(x.shape, self.p, x.dtype)
