@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 # Shapes a compiled run's batches are padded to. On Multi30k (4,096-token batches) 8 shapes pad
-# 15.5% of the positions (today's sorted batches: 6.7%; 4 shapes: 23.5%, 12: 13.6%), and each shape
-# compiled in 40-170 s on the 2-core Xeon (shared with other work), so more shapes cost start-up
+# 15.5% of the positions (today's sorted batches: 6.7%; 4 shapes: 23.5%, 12: 13.6%), and the 8
+# compiled in 298 s (fp32) and 379 s (bf16) on the quiet 2-core Xeon, so more shapes cost start-up
 # time; measured with `choose_shapes` on the 8k-piece tokenization `scripts/bench.py` uses, and
 # `python scripts/bench.py --skip decode --compile --threads 2 --steps 10 --warmup 3`.
 SHAPE_BUCKETS = 8
