@@ -217,13 +217,14 @@ class TrainingBatches:
         """The shape the batch of these sentences is padded to (None without shape buckets)."""
         return self.shapes[self.bucket_of[indices[0]]] if self.shapes else None
 
-    def _collate(self, indices: np.ndarray) -> Batch:
+    def batch(self, indices: np.ndarray) -> Batch:
+        """The batch of the sentences ``indices`` (one entry of ``plan``), padded to its shape."""
         return collate(indices, *self.corpus.rows(indices), shape=self.shape(indices))
 
     def epoch(self, epoch: int, skip: int = 0) -> Iterator[Batch]:
         """Yield the batches of ``epoch`` (0-based), skipping the first ``skip`` of them."""
         for indices in self.plan(epoch)[skip:]:
-            yield self._collate(indices)
+            yield self.batch(indices)
 
     def updates(self, epoch: int, skip: int = 0, accum_steps: int = 1, world_size: int = 1, rank: int = 0) -> Iterator[Update]:
         """Yield the updates of ``epoch`` for process ``rank`` of ``world_size``, after the first
@@ -237,7 +238,7 @@ class TrainingBatches:
             members = plan[start: start + group]
             own = members[rank * accum_steps: (rank + 1) * accum_steps]
             tokens = int(sum(self.tgt_lengths[indices].sum() for indices in members))
-            yield Update([self._collate(indices) for indices in own], tokens)
+            yield Update([self.batch(indices) for indices in own], tokens)
 
     def updates_per_epoch(self, epoch: int, accum_steps: int = 1, world_size: int = 1) -> int:
         return len(self.plan(epoch)) // (accum_steps * world_size)

@@ -133,9 +133,9 @@ def bench_train(args) -> dict:
         plan = [plan[number] for number in sorted(firsts.values())] + [indices for number, indices in enumerate(plan)
                                                                        if number not in firsts.values()]
         for indices in plan[:len(firsts)]:
-            updater.step(Update.of(batches._collate(indices)))
+            updater.step(Update.of(batches.batch(indices)))
         plan = plan[len(firsts):]
-    iterator = (batches._collate(indices) for indices in plan)
+    iterator = (batches.batch(indices) for indices in plan)
     for _ in range(args.warmup):
         updater.step(Update.of(next(iterator)))
     with FlopCounterMode(display=False) as counter:
