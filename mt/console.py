@@ -236,7 +236,8 @@ class AttentionViews:
     (``level``), of one decoder ``layer`` (default: the last) and ``head`` (a number, or "all" for a
     grid in a plot; default: the heads averaged): a table on ``out`` (``show``), a heatmap a sentence
     (``plot``: FILE.png, then FILE-2.png, ...) and one HTML page of them all (``page``, written by
-    ``write_page``), each file announced on ``notes``. ``ConfigError`` for an unknown ``level``."""
+    ``write_page``), each file announced on ``notes``. ``ConfigError`` for an unknown ``level`` or
+    ``head``, and for ``head`` "all" in the table (before anything is translated)."""
 
     def __init__(self, out: Console, notes: Console, model: ModelConfig, show: bool = False, plot: Optional[Path] = None,
                  page: Optional[Path] = None, level: str = "word", layer: Optional[int] = None, head: Optional[str] = None):
@@ -247,6 +248,10 @@ class AttentionViews:
         self.out, self.notes, self.model, self.show, self.plot, self.page = out, notes, model, show, plot, page
         self.level, self.layer = level, layer
         self.head = int(head) if head is not None and head.lstrip("-").isdigit() else head
+        if self.head not in (None, "all") and not isinstance(self.head, int):
+            raise ConfigError(f"--head must be a head's number or 'all', got {head!r}")
+        if show and self.head == "all":
+            raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
         self.on_page: list[Translation] = []
 
     def add(self, number: int, translation: Translation) -> None:
@@ -269,8 +274,6 @@ class AttentionViews:
         from mt.plot import render_attention_table
 
         attention, row_labels, col_labels = alignment_labels(translation, self.level)
-        if self.head == "all":
-            raise ConfigError("--head all draws a grid in --attention-plot; the terminal shows one head or the average")
         self.out.print(render_attention_table(select_attention(attention, self.layer, self.head), row_labels, col_labels,
                                               max_width=self.out.width, unit=self.level))
 

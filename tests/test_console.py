@@ -118,7 +118,9 @@ def test_attention_views_draw_a_table_and_a_page_and_refuse_what_they_cannot_sho
     assert "columns: source pieces" in out.file.getvalue() and f"attention page -> {tmp_path / 'page.html'}" in out.file.getvalue()
     assert "attention" in (tmp_path / "page.html").read_text(encoding="utf-8")
     with pytest.raises(ConfigError, match="--head all draws a grid"):
-        AttentionViews(out, out, model, show=True, head="all").add(1, translation)
+        AttentionViews(out, out, model, show=True, head="all")  # refused before any translation is shown
+    with pytest.raises(ConfigError, match="--head must be a head's number or 'all', got 'first'"):
+        AttentionViews(out, out, model, plot=tmp_path / "a.png", head="first")
 
 
 def test_serving_warns_when_the_api_is_open_to_the_network_and_lists_the_attention_mechanisms():
