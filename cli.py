@@ -290,14 +290,14 @@ def serve(
     """Serve translation over HTTP until Ctrl-C: LibreTranslate's API, mt's own with attention, and a page at /."""
     from mt.checkpoint import default_checkpoint
     from mt.device import set_threads
+    from mt.engines import load_translator
     from mt.glossary import read_glossary
     from mt.serve import Limits, ModelThread, build_app, listen, run
-    from mt.translate import Translator
 
     terms = read_glossary(glossary) if glossary else None
     model_thread = ModelThread()
     model_thread.call(set_threads, threads or 0)
-    translators = [model_thread.call(Translator.from_checkpoint, path, device=device, precision=precision)
+    translators = [model_thread.call(load_translator, [path], device=device, precision=precision)
                    for path in checkpoint or [default_checkpoint()]]
     limits = Limits(max_request_bytes=max_request_bytes, max_characters=max_characters, max_sentences=max_sentences,
                     max_queue=max_queue, timeout=timeout, batch_wait=batch_wait / 1000, read_timeout=read_timeout)
