@@ -205,6 +205,7 @@ class Updater:
             batch = batch.to(self.device)
             last = number == len(update.batches)
             shape = (*batch.src.shape, batch.tgt_in.size(1))
+            compiling = self.settings.compile and shape not in self.compiled_shapes  # a new shape: timed as compiling
             began = time.perf_counter()
             with contextlib.nullcontext() if last else Distributed.no_sync(self.objective):
                 with autocast(self.device, self.dtype):
@@ -212,7 +213,7 @@ class Updater:
                 scaled = loss * scale
                 (self.scaler.scale(scaled) if self.scaler is not None else scaled).backward()
             total += loss.detach()
-            if self.settings.compile and shape not in self.compiled_shapes:
+            if compiling:
                 self.compiled_shapes.add(shape)
                 self.compile_seconds += time.perf_counter() - began
         if self.scaler is not None:
@@ -345,10 +346,9 @@ class Run:
     def compile_report(self) -> Event:
         """With ``train.compile``: the seconds spent so far on first steps of a batch shape (inside
         ``elapsed``, so within ``max_time``), and how many shapes were compiled."""
-        updater = self.updater
         if not self.config.train.compile:
             return {}
-        return {"compile_seconds": updater.compile_seconds, "compiled_shapes": len(updater.compiled_shapes)}
+        return {"compile_seconds": self.updater.compile_seconds, "compiled_shapes": len(self.updater.compiled_shapes)}
 
     def closing_validation_seconds(self) -> float:
         """How long the validation at the end of the run will take, for ``max_time`` to stop the

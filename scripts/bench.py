@@ -254,6 +254,7 @@ def main() -> None:
 
     import torch
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     skip = set(args.skip.split(","))
@@ -268,8 +269,8 @@ def main() -> None:
     if "matmul_fp32_onednn_gflops" in results:
         peaks += f" (fp32 in oneDNN, as mt decodes here: {results['matmul_fp32_onednn_gflops']:,.0f})"
     bf16_units = "yes" if results["bf16_units"] else "no: bf16 rows skipped (emulated, about 10x slower than fp32)"
-    console.print(f"{results['cpu']} ({results['cpu_capability']}; bf16 units: {bf16_units}), {results['threads']} threads, "
-                  f"torch {results['torch']}" + (f"; GPU {results['device']}" if on_gpu else "") + f"; matmul peak {peaks}")
+    console.print(escape(f"{results['cpu']} ({results['cpu_capability']}; bf16 units: {bf16_units}), {results['threads']} threads, "
+                         f"torch {results['torch']}" + (f"; GPU {results['device']}" if on_gpu else "") + f"; matmul peak {peaks}"))
     memory = {"peak RSS MB": "peak_rss_mb", **({"peak GPU MB": "peak_gpu_mb"} if on_gpu else {})}  # column: key
 
     if "train" not in skip:
