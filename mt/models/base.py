@@ -56,6 +56,18 @@ def init_embedding(embedding: nn.Embedding) -> nn.Embedding:
     return embedding
 
 
+def embed_source(src: torch.Tensor, src_embedding: nn.Embedding, tgt_embedding: nn.Embedding) -> torch.Tensor:
+    """Source ids (B, S) -> embeddings (B, S, E). Ids from ``V_src`` (``src_embedding``'s rows) on
+    are target pieces ``id - V_src``, embedded by ``tgt_embedding``: the target terms that
+    ``mt.terminology`` writes into a source after the source terms they translate (Dinu et al.,
+    2019, "append"), so that the encoder sees a term as the decoder will write it. Both lookups
+    run on every position (no host sync, one graph under ``torch.compile``)."""
+    size = src_embedding.num_embeddings
+    source = src_embedding(src.clamp(max=size - 1))
+    target = tgt_embedding((src - size).clamp(min=0))
+    return torch.where((src < size)[..., None], source, target)
+
+
 class EncoderDecoder(nn.Module):
     """Base class of the sequence-to-sequence models (Transformer, RNN)."""
 

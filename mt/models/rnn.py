@@ -44,7 +44,7 @@ from mt.models.attention import (
     LuongMonotonicAttention,
     RecurrentAttention,
 )
-from mt.models.base import DecoderState, EncoderDecoder, init_embedding, shares_embeddings
+from mt.models.base import DecoderState, EncoderDecoder, embed_source, init_embedding, shares_embeddings
 from mt.models.dropout import Dropout
 from mt.tokenizer import PAD_ID
 
@@ -252,7 +252,7 @@ class RNNEncoderDecoder(EncoderDecoder):
             self.output.weight = self.tgt_embedding.weight
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(self.dropout(self.src_embedding(src)), src_mask)
+        return self.encoder(self.dropout(embed_source(src, self.src_embedding, self.tgt_embedding)), src_mask)
 
     def init_state(self, memory: torch.Tensor, src_mask: torch.Tensor) -> RecurrentState:
         return RecurrentState(self.decoder.init_state(memory, src_mask))

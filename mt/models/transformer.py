@@ -17,7 +17,7 @@ from torch import nn
 
 from mt.config import ModelConfig
 from mt.models.attention import MultiHeadAttention
-from mt.models.base import DecoderState, EncoderDecoder, init_embedding, shares_embeddings
+from mt.models.base import DecoderState, EncoderDecoder, embed_source, init_embedding, shares_embeddings
 from mt.models.dropout import Dropout
 from mt.models.masks import heads_mask
 from mt.tokenizer import PAD_ID
@@ -259,13 +259,13 @@ class Transformer(EncoderDecoder):
             if parameter.dim() > 1 and not name.startswith(("src_embedding.", "tgt_embedding.", "positions.")):
                 nn.init.xavier_uniform_(parameter)
 
-    def _embed(self, embedding: nn.Embedding, tokens: torch.Tensor, offset: int = 0) -> torch.Tensor:
-        embedded = embedding(tokens)
-        return self.dropout(embedded * self.scale + self.positions(tokens.size(1), offset).to(embedded.dtype))
+    def _embed(self, embedded: torch.Tensor, offset: int = 0) -> torch.Tensor:
+        """Token embeddings (B, T, D) -> scaled, with positions from ``offset``, dropped out."""
+        return self.dropout(embedded * self.scale + self.positions(embedded.size(1), offset).to(embedded.dtype))
 
     def encode(self, src: torch.Tensor, src_mask: torch.Tensor) -> torch.Tensor:
         key_mask = heads_mask(src_mask)
-        x = self._embed(self.src_embedding, src)
+        x = self._embed(embed_source(src, self.src_embedding, self.tgt_embedding))
         for layer in self.encoder_layers:
             x = layer(x, key_mask)
         return self.encoder_norm(x)
@@ -273,7 +273,7 @@ class Transformer(EncoderDecoder):
     def features(self, src: torch.Tensor, src_mask: torch.Tensor, tgt_in: torch.Tensor) -> torch.Tensor:
         memory = self.encode(src, src_mask)
         key_mask = heads_mask(src_mask)
-        x = self._embed(self.tgt_embedding, tgt_in)
+        x = self._embed(self.tgt_embedding(tgt_in))
         for layer in self.decoder_layers:
             x, _, _ = layer(x, LayerCache(*layer.cross_attention.project_kv(memory)), key_mask)
         return self.decoder_norm(x)
@@ -301,7 +301,7 @@ class Transformer(EncoderDecoder):
         return DecoderCache(heads_mask(src_mask), cross, past)
 
     def decode_step(self, prev_tokens: torch.Tensor, state: DecoderCache) -> tuple[torch.Tensor, DecoderCache, torch.Tensor]:
-        x = self._embed(self.tgt_embedding, prev_tokens[:, None], offset=state.step)
+        x = self._embed(self.tgt_embedding(prev_tokens[:, None]), offset=state.step)
         past, attention = [], []
         for layer, cross, layer_past in zip(self.decoder_layers, state.cross, state.past):
             x, present, weights = layer(x, cross, state.key_mask, layer_past, state.beams, state.rows)
