@@ -31,6 +31,7 @@ from mt.data import CorpusReader, ParallelCorpus, read_corpus, weighted_spec
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
 from mt.distributed import Distributed
 from mt.errors import TrainingError
+from mt.glossary import read_glossary
 from mt.loss import LabelSmoothedLoss
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model, check_model_config
@@ -93,7 +94,8 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
         distributed.barrier()
     if tokenizer is None:
         tokenizer = Tokenizer.load(Path(data.tokenizer)) if data.tokenizer else cached_tokenizer(readers, data)
-    parts = [tokenize_corpus(reader, tokenizer, data) for reader in readers]
+    terminology = read_glossary(Path(data.terminology)) if data.terminology else None
+    parts = [tokenize_corpus(reader, tokenizer, data, terminology) for reader in readers]
     if distributed.is_main:
         distributed.barrier()
     dev = read_corpus(data.dev, data.src_lang, data.tgt_lang, data.encoding_errors)

@@ -27,6 +27,7 @@ from mt.device import autocast, cpu_supports_bf16, mkl_is_slow_here, resolve_dev
 from mt.ensemble import Ensemble
 from mt.errors import ConfigError
 from mt.glossary import Glossary, TermMatch
+from mt.terminology import annotate, source_pieces
 from mt.models import EncoderDecoder
 from mt.models.transformer import FeedForward
 from mt.packing import pack_linear_layers
@@ -134,7 +135,9 @@ def translate_sentences(engine: TranslationEngine, sentences: Iterable[str], dec
     """Translate ``sentences`` (streamed) with ``engine``, yielding one ``Translation`` per input,
     in input order.
 
-    Each input is cleaned (``mt.data.clean_text``) and encoded; its source pieces, cut to the first
+    Each input is cleaned (``mt.data.clean_text``) and encoded (for a model trained with
+    ``data.terminology``, with its glossary terms' targets written in: ``mt.terminology.annotate``,
+    shown in ``Translation.src_pieces`` as ``⟨机器⟩``); its source pieces, cut to the first
     ``decode.max_source_tokens`` (``Translation.truncated`` then says so), go to
     ``engine.decode_batch`` in batches of sentences of like length, at most ``decode.batch_tokens``
     source tokens x hypotheses per sentence (``decode.hypotheses_per_sentence``) a batch. Empty or
@@ -164,6 +167,8 @@ def translate_chunk(engine: TranslationEngine, sentences: list[str], decode: Dec
     results = [Translation(source, "", 0.0) for source in sentences]
     matches = [glossary.match(sentence) for sentence in cleaned] if glossary else [[] for _ in cleaned]
     encoded = engine.tokenizer.encode_src(cleaned)
+    if engine.config.data.terminology:  # trained to read a term's target after it in the source (mt.terminology)
+        encoded = [annotate(engine.tokenizer, sentence, ids, found) for sentence, ids, found in zip(cleaned, encoded, matches)]
     # an input that comes out of normalization as no pieces at all is empty, like a blank line
     todo = [i for i, ids in enumerate(encoded) if ids]
     if len(todo) < len(sentences):
@@ -171,7 +176,7 @@ def translate_chunk(engine: TranslationEngine, sentences: list[str], decode: Dec
     src_ids = [encoded[i][: decode.max_source_tokens] for i in todo]
     for i, ids in zip(todo, src_ids):
         results[i].truncated = len(encoded[i]) > decode.max_source_tokens
-        results[i].src_pieces = engine.tokenizer.src.id_to_piece(ids)
+        results[i].src_pieces = source_pieces(engine.tokenizer, ids)
     # every sentence runs beam_size hypotheses (or n samples): keep the rows (and memory) of a batch bounded
     for batch in decoding_batches(src_ids, max(decode.batch_tokens // decode.hypotheses_per_sentence, 1)):
         rows = [todo[position] for position in batch.indices]

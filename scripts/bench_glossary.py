@@ -5,9 +5,10 @@
         --glossary-output build/glossary-dev.tsv --json results/glossary.json
 
 The dev glossary is made from a dictionary TSV (English<TAB>Chinese, e.g. ``scripts/cedict_pairs.py``'s
-output) and the dev sets alone, never a test set: an entry is kept when its English side (4 letters
-or more, 1-4 words) occurs in a dev source and its Chinese side (2 characters or more) in that
-sentence's reference; an English term found with several Chinese terms keeps the most frequent.
+output) and the dev sets alone, never a test set (``mt.terminology.attested_glossary``): an entry is
+kept when its English side (4 letters or more, 1-4 words) occurs in a dev source and its Chinese
+side (2 characters or more) in that sentence's reference; an English term found with several
+Chinese terms keeps the most frequent.
 Term use is the share of terms found in the sources (``Glossary.match``) whose target term is in the
 output. Each dev set is decoded ``--rounds`` times each way, alternating in one process; the speed
 is the best pass of each, their ratio the glossary's cost.
@@ -16,7 +17,6 @@ is the best pass of each, their ratio the glossary's cost.
 from __future__ import annotations
 
 import argparse
-import collections
 import json
 import time
 from pathlib import Path
@@ -25,31 +25,10 @@ from mt.config import DecodeConfig
 from mt.data import read_corpus
 from mt.device import set_threads
 from mt.files import atomic_output
-from mt.glossary import WORD, Glossary, GlossaryEntry
+from mt.glossary import Glossary
 from mt.metrics import corpus_scores
+from mt.terminology import attested_glossary
 from mt.translate import Translator
-
-
-def dev_glossary(dictionary: Path, corpora: list) -> Glossary:
-    """Entries of ``dictionary`` that occur in the sources and the references of ``corpora``."""
-    targets: dict[tuple[str, ...], set[str]] = collections.defaultdict(set)
-    with dictionary.open(encoding="utf-8") as handle:
-        for line in handle:
-            english, chinese = line.rstrip("\n").split("\t")[:2]
-            key = tuple(word.casefold() for word in WORD.findall(english))
-            if len(english) >= 4 and len(chinese) >= 2 and 1 <= len(key) <= 4 and english.replace(" ", "").isalpha():
-                targets[key].add(chinese)
-    found: dict[tuple[str, ...], collections.Counter] = collections.defaultdict(collections.Counter)
-    for corpus in corpora:
-        for source, reference in zip(corpus.sources, corpus.targets):
-            words = [word.casefold() for word in WORD.findall(source)]
-            for first in range(len(words)):
-                for last in range(first + 1, min(first + 4, len(words)) + 1):
-                    key = tuple(words[first:last])
-                    for chinese in sorted(targets.get(key, ())):  # sorted: the same glossary in every process
-                        if chinese in reference:
-                            found[key][chinese] += 1
-    return Glossary(GlossaryEntry(" ".join(key), counts.most_common(1)[0][0], "dev glossary") for key, counts in found.items())
 
 
 def term_use(results, glossary: Glossary) -> tuple[int, int]:
@@ -74,7 +53,8 @@ def main() -> None:
     translator = Translator.from_checkpoint(args.checkpoint, device="cpu")
     src, tgt = translator.tokenizer.src_lang, translator.tokenizer.tgt_lang
     corpora = [read_corpus(dev, src, tgt) for dev in args.dev]
-    glossary = dev_glossary(args.dictionary, corpora)
+    glossary = attested_glossary(args.dictionary, (pair for corpus in corpora for pair in zip(corpus.sources, corpus.targets)),
+                                 "dev glossary")
     if args.glossary_output:
         with atomic_output(args.glossary_output, [args.dictionary]) as handle:
             handle.write("".join(f"{e.source}\t{e.target}\n" for e in glossary.entries.values()))

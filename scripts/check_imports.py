@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
     ("errors and the package's version", ["mt.errors", "mt"]),
     ("configuration and files", ["mt.config", "mt.files", "mt.device", "mt.distributed"]),
-    ("text and pieces", ["mt.data", "mt.tokenizer", "mt.dictionary", "mt.glossary", "mt.metrics"]),
+    ("text and pieces", ["mt.data", "mt.tokenizer", "mt.dictionary", "mt.glossary", "mt.terminology", "mt.metrics"]),
     ("ids and batches", ["mt.store", "mt.batching"]),
     ("models", ["mt.models", "mt.loss", "mt.step"]),
     ("search", ["mt.search", "mt.constraints", "mt.ensemble"]),

@@ -1,0 +1,125 @@
+"""Training-time terminology (Dinu et al., 2019, "Training Neural Machine Translation to Apply
+Terminology Constraints", the "append" method): a source term is followed in the source by the
+target term it must become, and the model learns to write what it is shown.
+
+Without it, a glossary can only force a term into the output (``mt.constraints``), and the model
+puts it where its own reading of the sentence allows: the shipped model reads "love machine
+learning" as 爱学机 ("love learning machines"), so forcing 机器学习 gives 我爱学机器学习. Trained
+with annotations, the model also knows where the term goes.
+
+An annotated source is the source's pieces with, after the last piece of each annotated source
+term, the target term's *target* pieces, as ids shifted by ``V_src`` (the source vocabulary's
+size): ``embed_source`` (``mt.models.base``) embeds those ids with the target embedding, so the
+encoder sees 机器学习 as the decoder writes it and no source vocabulary needs Chinese pieces.
+
+Training (``data.terminology``, ``data.terminology_rate``): in each training pair, every
+glossary term found in the source whose target term also occurs in the target is annotated with
+probability ``rate``, drawn from the pair's text (the same pairs are annotated on every run).
+Translation: a model trained so (``translator.annotates_terms``) has every matched glossary term
+annotated, and the constraints still make sure the term is written.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import unicodedata
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from mt.glossary import WORD, Glossary, GlossaryEntry, TermMatch
+from mt.tokenizer import Tokenizer
+
+WORD_BOUNDARY = "\u2581"  # SentencePiece's ▁
+ANNOTATION = ("⟨", "⟩")  # around an annotation's piece in the pieces a view shows (source_pieces)
+
+
+def _characters(text: str) -> int:
+    """Characters of ``text`` as SentencePiece counts them in its pieces: after NFKC, without spaces."""
+    return sum(not character.isspace() for character in unicodedata.normalize("NFKC", text))
+
+
+def annotate(tokenizer: Tokenizer, sentence: str, src_ids: list[int], matches: Sequence[TermMatch]) -> list[int]:
+    """``src_ids``, the pieces of ``sentence``, with each match's target term (as target pieces,
+    shifted by ``V_src``) inserted after the piece where the match's source term ends. Piece ends
+    are found by counting characters (``_characters``) so the source keeps the pieces it has
+    without annotation. Returns ``src_ids`` itself when there is no match."""
+    if not matches:
+        return src_ids
+    ends, count = [], 0
+    for piece in tokenizer.src.encode(sentence, out_type=str):  # as written: an unknown piece is "," here, "<unk>" by id
+        count += len(piece.replace(WORD_BOUNDARY, ""))
+        ends.append(count)
+    targets = [_term_pieces(tokenizer, ids) for ids in tokenizer.encode_tgt([match.target for match in matches])]
+    insert = {}
+    for match, target in zip(matches, targets):
+        end = _characters(sentence[: match.end])
+        position = next((i for i, piece_end in enumerate(ends) if piece_end >= end), len(ends) - 1)
+        insert.setdefault(position, []).extend(tokenizer.src_vocab_size + token for token in target)
+    annotated = []
+    for position, token in enumerate(src_ids):
+        annotated.append(token)
+        annotated.extend(insert.get(position, ()))
+    return annotated
+
+
+def _term_pieces(tokenizer: Tokenizer, ids: list[int]) -> list[int]:
+    """A target term's ids without the lone ``▁`` that SentencePiece's dummy prefix may put first
+    (it carries no character of the term)."""
+    return ids[1:] if ids and tokenizer.tgt.id_to_piece(ids[0]) == WORD_BOUNDARY else ids
+
+
+def chosen(source: str, target: str, term: str, rate: float) -> bool:
+    """Whether the training pair ``source``/``target`` has ``term`` annotated: a draw with
+    probability ``rate`` from a hash of the three, so that it is the same on every run."""
+    digest = hashlib.blake2b(f"{source}\t{target}\t{term}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") < rate * 2**64
+
+
+def training_matches(glossary: Glossary, source: str, target: str, rate: float) -> list[TermMatch]:
+    """The glossary terms of ``source`` to annotate in a training pair: those whose target term
+    occurs in ``target``, each kept with probability ``rate`` (``chosen``)."""
+    return [match for match in glossary.match(source)
+            if match.target in target and chosen(source, target, match.target, rate)]
+
+
+def attested_glossary(dictionary: Path, pairs: Iterable[tuple[str, str]], name: str = "attested glossary") -> Glossary:
+    """The entries of ``dictionary`` (English<TAB>Chinese TSV, e.g. ``scripts/cedict_pairs.py``'s
+    output) seen in ``pairs`` (source, target): an entry is kept when its English side (4 letters
+    or more, 1-4 words) occurs in a source and its Chinese side (2 characters or more) in that
+    pair's target; an English term found with several Chinese terms keeps the most frequent (ties: the
+    one seen first). Builds the dev glossary of ``scripts/bench_glossary.py`` (from
+    dev sets) and the training glossary of ``scripts/terminology_glossary.py`` (from training corpora)."""
+    targets: dict[tuple[str, ...], set[str]] = collections.defaultdict(set)
+    with dictionary.open(encoding="utf-8") as handle:
+        for line in handle:
+            english, chinese = line.rstrip("\n").split("\t")[:2]
+            key = tuple(word.casefold() for word in WORD.findall(english))
+            if len(english) >= 4 and len(chinese) >= 2 and 1 <= len(key) <= 4 and english.replace(" ", "").isalpha():
+                targets[key].add(chinese)
+    found: dict[tuple[str, ...], collections.Counter] = collections.defaultdict(collections.Counter)
+    for source, reference in pairs:
+        words = [word.casefold() for word in WORD.findall(source)]
+        for first in range(len(words)):
+            for last in range(first + 1, min(first + 4, len(words)) + 1):
+                key = tuple(words[first:last])
+                for chinese in sorted(targets.get(key, ())):  # sorted: the same glossary in every process
+                    if chinese in reference:
+                        found[key][chinese] += 1
+    return Glossary(GlossaryEntry(" ".join(key), counts.most_common(1)[0][0], name)
+                    for key, counts in found.items())
+
+
+def is_annotation(piece: str) -> bool:
+    """Whether a piece of ``source_pieces`` (or a word made of it) is an annotation's."""
+    text = piece.lstrip(WORD_BOUNDARY)
+    return len(text) > 2 and text[0] == ANNOTATION[0] and text[-1] == ANNOTATION[1]
+
+
+def source_pieces(tokenizer: Tokenizer, src_ids: Sequence[int]) -> list[str]:
+    """Display pieces of (possibly annotated) source ids: an annotation's target pieces in
+    brackets, ``⟨机器⟩``, so that a view tells them from the words the user wrote."""
+    size, (opening, closing) = tokenizer.src_vocab_size, ANNOTATION
+    return [tokenizer.src.id_to_piece(token) if token < size
+            else f"{WORD_BOUNDARY}{opening}{tokenizer.tgt.id_to_piece(token - size).replace(WORD_BOUNDARY, '')}{closing}"
+            for token in src_ids]

@@ -1,0 +1,145 @@
+"""Training-time terminology (mt.terminology, Dinu et al. 2019): target terms written into the source."""
+
+import dataclasses
+import random
+
+import pytest
+import torch
+
+from mt.alignment import alignment_labels, word_alignment
+from mt.config import DataConfig, build_config
+from mt.data import CorpusReader
+from mt.errors import DataError
+from mt.glossary import Glossary, TermMatch
+from mt.models.base import embed_source
+from mt.search import greedy_search
+from mt.store import cache_root, tokenize_corpus
+from mt.terminology import annotate, attested_glossary, chosen, is_annotation, source_pieces, training_matches
+from mt.train import train
+from mt.translate import Translator
+
+from conftest import synthetic_sentences, tiny_transformer, write_pair
+
+
+def test_the_target_term_follows_the_last_piece_of_its_source_term(tiny_tokenizer):
+    sentence = "a bb c, d"
+    ids = tiny_tokenizer.encode_src([sentence])[0]
+    matches = Glossary.from_pairs([["bb c", "CC"], ["d", "DA"]]).match(sentence)
+    annotated = annotate(tiny_tokenizer, sentence, ids, matches)
+    shifted = [[tiny_tokenizer.src_vocab_size + token for token in term] for term in tiny_tokenizer.encode_tgt(["CC", "DA"])]
+    shifted = [term[1:] if tiny_tokenizer.tgt.id_to_piece(term[0] - tiny_tokenizer.src_vocab_size) == "▁" else term
+               for term in shifted]
+    comma = tiny_tokenizer.src.encode(sentence, out_type=str).index(",")  # an unknown piece to this tokenizer
+    assert annotated == ids[:comma] + shifted[0] + ids[comma:] + shifted[1]
+    shown = source_pieces(tiny_tokenizer, annotated)
+    assert [piece for piece in shown if is_annotation(piece)] == [f"▁⟨{p.lstrip('▁')}⟩" for p in
+                                                                  tiny_tokenizer.tgt.id_to_piece([t - tiny_tokenizer.src_vocab_size
+                                                                                                  for t in shifted[0] + shifted[1]])]
+    assert annotate(tiny_tokenizer, sentence, ids, []) is ids
+
+
+def test_training_annotates_a_term_only_where_the_target_has_it_at_the_rate_drawn_from_the_pair():
+    glossary = Glossary.from_pairs([["model", "模型"]])
+    assert training_matches(glossary, "the model", "这个模型", 1.0) == [TermMatch(4, 9, "model", "模型")]
+    assert training_matches(glossary, "the model", "这个型号", 1.0) == []
+    assert training_matches(glossary, "the model", "这个模型", 0.0) == []
+    draws = [chosen(f"model {i}", "模型", "模型", 0.3) for i in range(2000)]
+    assert 0.25 < sum(draws) / len(draws) < 0.35
+    assert draws == [chosen(f"model {i}", "模型", "模型", 0.3) for i in range(2000)]  # the same pairs on every run
+
+
+def test_an_attested_glossary_keeps_dictionary_terms_seen_on_both_sides_with_their_most_frequent_target(tmp_path):
+    dictionary = tmp_path / "dict.tsv"
+    dictionary.write_text("machine\t机器\nmachine\t机械\nlearn\t学习\nshared library\t共享库\nok\t好的\n", encoding="utf-8")
+    pairs = [("the machine", "这台机器"), ("a machine", "机械"), ("machine", "机器"), ("learn it", "不知道"),
+             ("a shared library", "共享库"), ("ok", "好的")]
+    glossary = attested_glossary(dictionary, pairs)
+    assert {entry.source: entry.target for entry in glossary.entries.values()} == {"machine": "机器", "shared library": "共享库"}
+
+
+def test_shifted_source_ids_are_embedded_as_target_pieces():
+    model = tiny_transformer(tie=False)
+    model.tgt_embedding.weight.data.normal_()
+    src = torch.tensor([[5, 30 + 7, 30 + 2, 6]])  # V_src = 30: 37 is target piece 7
+    embedded = embed_source(src, model.src_embedding, model.tgt_embedding)
+    assert torch.equal(embedded[0, 1], model.tgt_embedding.weight[7]) and torch.equal(embedded[0, 2], model.tgt_embedding.weight[2])
+    assert torch.equal(embedded[0, 0], model.src_embedding.weight[5])
+
+
+def test_a_corpus_tokenized_with_terminology_is_annotated_and_cached_apart(tmp_path, tiny_tokenizer):
+    sources = synthetic_sentences(50, seed=3)
+    prefix = write_pair(tmp_path, "train", sources, [s.upper() for s in sources])
+    glossary = Glossary.from_pairs([["a", "A"]])
+    plain = tokenize_corpus(CorpusReader(prefix, "en", "de"), tiny_tokenizer, DataConfig(train=prefix))
+    annotated = tokenize_corpus(CorpusReader(prefix, "en", "de"), tiny_tokenizer, DataConfig(train=prefix, terminology_rate=1.0),
+                                glossary)
+    rows = range(len(plain))
+    for source, plain_ids, ids in zip(sources, plain.rows(rows)[0], annotated.rows(rows)[0]):
+        assert ids == annotate(tiny_tokenizer, source, plain_ids, glossary.match(source))
+        assert (ids != plain_ids) == ("a" in source.split())
+    assert len(list((cache_root(DataConfig()) / "corpora").iterdir())) == 2
+
+
+def test_a_terminology_checkpoint_annotates_its_glossary_terms_and_views_tell_them_apart(tiny_checkpoint, tmp_path):
+    translator = Translator.from_checkpoint(tiny_checkpoint, device="cpu")
+    glossary = Glossary.from_pairs([["b", "BB"]])
+    plain = next(translator.translate(["a b c"], return_attention=True, glossary=glossary))
+    translator.config = dataclasses.replace(translator.config, data=dataclasses.replace(translator.config.data, terminology="terms.tsv"))
+    annotated = next(translator.translate(["a b c"], return_attention=True, glossary=glossary))
+    assert not any(is_annotation(piece) for piece in plain.src_pieces)
+    assert [piece for piece in annotated.src_pieces if not is_annotation(piece)] == plain.src_pieces
+    assert any(is_annotation(piece) for piece in annotated.src_pieces) and "BB" in annotated.text
+    _, _, columns = alignment_labels(annotated, "word")
+    assert any(is_annotation(label) for label in columns)
+    assert all(source < 3 for source, _ in word_alignment(annotated))  # a, b, c: the annotation is no source word
+    unmatched = next(translator.translate(["a c"], glossary=glossary))
+    assert unmatched.src_pieces == next(translator.translate(["a c"])).src_pieces
+
+
+def test_a_malformed_terminology_glossary_stops_training_naming_file_and_line(tmp_path):
+    bad = tmp_path / "terms.tsv"
+    bad.write_text("a\tA\nb\n", encoding="utf-8")
+    sources = synthetic_sentences(40, seed=1)
+    config = build_config(None, None, {"data": {"train": write_pair(tmp_path, "train", sources, sources),
+                                                "dev": write_pair(tmp_path, "dev", sources[:5], sources[:5]),
+                                                "vocab_size": 30, "model_type": "bpe", "terminology": str(bad)},
+                                       "train": {"max_steps": 1, "threads": 1, "precision": "fp32"}})
+    with pytest.raises(DataError, match=r"terms.tsv, line 2: expected 2 tab-separated columns"):
+        train(config, tmp_path / "run")
+
+
+def test_a_model_trained_with_annotations_writes_the_annotated_term(tmp_path):
+    """The word "t" becomes K, L or M at random; only K is in the glossary, so training annotates
+    exactly the pairs with K. The model can tell which to write only from the annotation."""
+    rng = random.Random(0)
+    sources, targets = [], []
+    for sentence in synthetic_sentences(1500, seed=4, max_length=6):
+        words = sentence.split()
+        words.insert(rng.randrange(len(words) + 1), "t")
+        sources.append(" ".join(words))
+        targets.append(" ".join(rng.choice("KLM") if word == "t" else word.upper() for word in words))
+    glossary = tmp_path / "terms.tsv"
+    glossary.write_text("t\tK\n", encoding="utf-8")
+    config = build_config(None, None, {
+        "data": {"train": write_pair(tmp_path, "train", sources, targets), "dev": write_pair(tmp_path, "dev", sources[:20], targets[:20]),
+                 "vocab_size": 32, "model_type": "bpe", "terminology": str(glossary), "terminology_rate": 1.0},
+        "model": {"d_model": 64, "ff_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.0},
+        "train": {"max_steps": 400, "batch_tokens": 600, "learning_rate": 0.003, "warmup_steps": 50, "validate_every": 1000,
+                  "precision": "fp32", "threads": 1}})
+    train(config, tmp_path / "run")
+    translator = Translator.from_checkpoint(tmp_path / "run", device="cpu")
+    tokenizer, tests = translator.tokenizer, synthetic_sentences(30, seed=9, max_length=5)
+    tests = [f"{sentence} t" for sentence in tests]
+    match = [Glossary.from_pairs([["t", "K"]]).match(sentence) for sentence in tests]
+    greedy = dataclasses.replace(translator.config.decode, beam_size=1)
+
+    def outputs(annotated: bool) -> list[str]:
+        ids = [annotate(tokenizer, s, i, m) if annotated else i for s, i, m in zip(tests, tokenizer.encode_src(tests), match)]
+        width = max(map(len, ids)) + 1
+        src = torch.tensor([i + [3] + [0] * (width - len(i) - 1) for i in ids])
+        hypotheses = greedy_search(translator.model, src, src != 0, greedy)
+        return tokenizer.decode_tgt([h[0].tokens for h in hypotheses])
+
+    with_k = sum("K" in text.split() for text in outputs(True))
+    without_k = sum("K" in text.split() for text in outputs(False))
+    assert with_k >= 27 and without_k <= 3, (with_k, without_k)
