@@ -7,16 +7,20 @@ puts it where its own reading of the sentence allows: the shipped model reads "l
 learning" as 爱学机 ("love learning machines"), so forcing 机器学习 gives 我爱学机器学习. Trained
 with annotations, the model also knows where the term goes.
 
-An annotated source is the source's pieces with, after the last piece of each annotated source
-term, the target term's *target* pieces, as ids shifted by ``V_src`` (the source vocabulary's
-size): ``embed_source`` (``mt.models.base``) embeds those ids with the target embedding, so the
-encoder sees 机器学习 as the decoder writes it and no source vocabulary needs Chinese pieces.
+An annotated source is the source's pieces with a marker (``TERM_START``) before each annotated
+source term and, after its last piece, the target term's *target* pieces as ids shifted by
+``V_src`` (the source vocabulary's size): ``I love ⟦ machine learning ⟨机器⟩ ⟨学习⟩``. The marker
+and the target pieces together say which source words the term stands for (what Dinu et al.'s
+source factors say). ``embed_source`` (``mt.models.base``) embeds the shifted ids with the target
+embedding, so the encoder sees 机器学习 as the decoder writes it, no source vocabulary needs
+Chinese pieces, and the model needs no new parameter (the marker is BOS's embedding row, which a
+source never used).
 
 Training (``data.terminology``, ``data.terminology_rate``): in each training pair, every
 glossary term found in the source whose target term also occurs in the target is annotated with
 probability ``rate``, drawn from the pair's text (the same pairs are annotated on every run).
-Translation: a model trained so (``translator.annotates_terms``) has every matched glossary term
-annotated, and the constraints still make sure the term is written.
+Translation: a model trained so (its ``data.terminology`` is set) has every matched glossary term
+annotated (``mt.translate.translate_chunk``), and the constraints still make sure the term is written.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from mt.glossary import WORD, Glossary, GlossaryEntry, TermMatch
-from mt.tokenizer import Tokenizer
+from mt.tokenizer import BOS_ID, Tokenizer
 
 WORD_BOUNDARY = "\u2581"  # SentencePiece's ▁
+TERM_START = BOS_ID  # opens an annotated source term: a source never holds BOS otherwise (the batcher adds only EOS)
+TERM_START_SHOWN = "⟦"  # how views show it (source_pieces)
 ANNOTATION = ("⟨", "⟩")  # around an annotation's piece in the pieces a view shows (source_pieces)
 
 
@@ -40,26 +46,34 @@ def _characters(text: str) -> int:
 
 
 def annotate(tokenizer: Tokenizer, sentence: str, src_ids: list[int], matches: Sequence[TermMatch]) -> list[int]:
-    """``src_ids``, the pieces of ``sentence``, with each match's target term (as target pieces,
-    shifted by ``V_src``) inserted after the piece where the match's source term ends. Piece ends
-    are found by counting characters (``_characters``) so the source keeps the pieces it has
-    without annotation. Returns ``src_ids`` itself when there is no match."""
+    """``src_ids``, the pieces of ``sentence``, with each match marked: ``TERM_START`` before the
+    piece where its source term starts, and its target term (as target pieces, shifted by
+    ``V_src``) after the piece where it ends, so the model sees which source words the target term
+    stands for (the part of Dinu et al.'s source factors that says "source term"). Piece
+    boundaries are found by counting characters (``_characters``), so the source keeps the pieces
+    it has without annotation. Returns ``src_ids`` itself when there is no match."""
     if not matches:
         return src_ids
     ends, count = [], 0
     for piece in tokenizer.src.encode(sentence, out_type=str):  # as written: an unknown piece is "," here, "<unk>" by id
         count += len(piece.replace(WORD_BOUNDARY, ""))
         ends.append(count)
+
+    def piece_at(characters: int) -> int:  # the piece that holds the character after the first ``characters``
+        return next((i for i, end in enumerate(ends) if end > characters), len(ends) - 1)
+
     targets = [_term_pieces(tokenizer, ids) for ids in tokenizer.encode_tgt([match.target for match in matches])]
-    insert = {}
+    before: dict[int, list[int]] = {}
+    after: dict[int, list[int]] = {}
     for match, target in zip(matches, targets):
-        end = _characters(sentence[: match.end])
-        position = next((i for i, piece_end in enumerate(ends) if piece_end >= end), len(ends) - 1)
-        insert.setdefault(position, []).extend(tokenizer.src_vocab_size + token for token in target)
+        before.setdefault(piece_at(_characters(sentence[: match.start])), []).append(TERM_START)
+        after.setdefault(piece_at(_characters(sentence[: match.end]) - 1), []).extend(
+            tokenizer.src_vocab_size + token for token in target)
     annotated = []
     for position, token in enumerate(src_ids):
+        annotated.extend(before.get(position, ()))
         annotated.append(token)
-        annotated.extend(insert.get(position, ()))
+        annotated.extend(after.get(position, ()))
     return annotated
 
 
@@ -111,15 +125,23 @@ def attested_glossary(dictionary: Path, pairs: Iterable[tuple[str, str]], name: 
 
 
 def is_annotation(piece: str) -> bool:
-    """Whether a piece of ``source_pieces`` (or a word made of it) is an annotation's."""
+    """Whether a piece of ``source_pieces`` (or a word made of it) is an annotation's: a term's
+    opening ``⟦`` or a target piece ``⟨机器⟩``."""
     text = piece.lstrip(WORD_BOUNDARY)
-    return len(text) > 2 and text[0] == ANNOTATION[0] and text[-1] == ANNOTATION[1]
+    return text == TERM_START_SHOWN or (len(text) > 2 and text[0] == ANNOTATION[0] and text[-1] == ANNOTATION[1])
 
 
 def source_pieces(tokenizer: Tokenizer, src_ids: Sequence[int]) -> list[str]:
-    """Display pieces of (possibly annotated) source ids: an annotation's target pieces in
-    brackets, ``⟨机器⟩``, so that a view tells them from the words the user wrote."""
+    """Display pieces of (possibly annotated) source ids: a term's opening as ``⟦``, an
+    annotation's target pieces in brackets, ``⟨机器⟩``, so that a view tells them from the words
+    the user wrote."""
     size, (opening, closing) = tokenizer.src_vocab_size, ANNOTATION
-    return [tokenizer.src.id_to_piece(token) if token < size
-            else f"{WORD_BOUNDARY}{opening}{tokenizer.tgt.id_to_piece(token - size).replace(WORD_BOUNDARY, '')}{closing}"
-            for token in src_ids]
+
+    def shown(token: int) -> str:
+        if token == TERM_START:
+            return WORD_BOUNDARY + TERM_START_SHOWN
+        if token < size:
+            return tokenizer.src.id_to_piece(token)
+        return f"{WORD_BOUNDARY}{opening}{tokenizer.tgt.id_to_piece(token - size).replace(WORD_BOUNDARY, '')}{closing}"
+
+    return [shown(token) for token in src_ids]

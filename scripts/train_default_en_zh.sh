@@ -10,7 +10,7 @@
 # Two stages: (1) MINUTES of training on the corpora; (2) TERMS_STEPS (default 3,000) updates of
 # fine-tuning from stage 1's best checkpoint on the same corpora with training-time terminology
 # (mt.terminology, Dinu et al. 2019): a glossary of CC-CEDICT terms attested in the training
-# corpora (scripts/terminology_glossary.py; no dev or test set) is annotated in TERMS_RATE (0.3)
+# corpora (scripts/terminology_glossary.py; no dev or test set) is annotated in TERMS_RATE (0.5)
 # of the pairs that hold a term, so the model learns to place the terms of a --glossary.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
@@ -27,12 +27,12 @@ if [ ! -d "$base/last" ]; then
   mt train --config scripts/configs/default-en-zh.yaml --dev build/dev-en-zh-mix.tsv "${corpora[@]}" \
     --max-time "${MINUTES:-100}m" --keep 3 --output "$base"
 fi
-python scripts/terminology_glossary.py build/cedict.tsv -o build/terms-train.tsv --rate "${TERMS_RATE:-0.3}" \
+python scripts/terminology_glossary.py build/cedict.tsv -o build/terms-train.tsv --rate "${TERMS_RATE:-0.5}" \
   --train "$data/tatoeba-en-zh/train.tsv" --train "$data/hsk-sentences/hsk.tsv" \
   --train "$data/libreoffice-en-zh/ui.tsv" --train "$data/libreoffice-en-zh/help-train.tsv"
 if [ ! -d "$run/last" ]; then
   mt train --config scripts/configs/default-en-zh.yaml --init-from "$base/best" --dev build/dev-en-zh-mix.tsv "${corpora[@]}" \
-    --terminology build/terms-train.tsv --terminology-rate "${TERMS_RATE:-0.3}" --lr 0.0005 --warmup 200 \
+    --terminology build/terms-train.tsv --terminology-rate "${TERMS_RATE:-0.5}" --lr 0.0005 --warmup 200 \
     --max-steps "${TERMS_STEPS:-3000}" --keep 3 --output "$run"
 fi
 mt export "$run" checkpoints/default --dtype bf16

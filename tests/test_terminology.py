@@ -14,27 +14,27 @@ from mt.glossary import Glossary, TermMatch
 from mt.models.base import embed_source
 from mt.search import greedy_search
 from mt.store import cache_root, tokenize_corpus
-from mt.terminology import annotate, attested_glossary, chosen, is_annotation, source_pieces, training_matches
+from mt.terminology import TERM_START, annotate, attested_glossary, chosen, is_annotation, source_pieces, training_matches
 from mt.train import train
 from mt.translate import Translator
 
 from conftest import synthetic_sentences, tiny_transformer, write_pair
 
 
-def test_the_target_term_follows_the_last_piece_of_its_source_term(tiny_tokenizer):
+def test_a_term_is_opened_by_the_marker_and_followed_by_its_target_pieces(tiny_tokenizer):
     sentence = "a bb c, d"
     ids = tiny_tokenizer.encode_src([sentence])[0]
+    pieces = tiny_tokenizer.src.encode(sentence, out_type=str)  # ▁a ▁b b ▁c , ▁ d: ',' is unknown to this tokenizer
     matches = Glossary.from_pairs([["bb c", "CC"], ["d", "DA"]]).match(sentence)
     annotated = annotate(tiny_tokenizer, sentence, ids, matches)
-    shifted = [[tiny_tokenizer.src_vocab_size + token for token in term] for term in tiny_tokenizer.encode_tgt(["CC", "DA"])]
-    shifted = [term[1:] if tiny_tokenizer.tgt.id_to_piece(term[0] - tiny_tokenizer.src_vocab_size) == "▁" else term
-               for term in shifted]
-    comma = tiny_tokenizer.src.encode(sentence, out_type=str).index(",")  # an unknown piece to this tokenizer
-    assert annotated == ids[:comma] + shifted[0] + ids[comma:] + shifted[1]
+    size = tiny_tokenizer.src_vocab_size
+    targets = [[size + token for token in term if tiny_tokenizer.tgt.id_to_piece(token) != "▁"]
+               for term in tiny_tokenizer.encode_tgt(["CC", "DA"])]
+    bb, comma, d = pieces.index("▁b"), pieces.index(","), pieces.index("d")
+    assert annotated == ids[:bb] + [TERM_START] + ids[bb:comma] + targets[0] + ids[comma:d] + [TERM_START] + ids[d:] + targets[1]
     shown = source_pieces(tiny_tokenizer, annotated)
-    assert [piece for piece in shown if is_annotation(piece)] == [f"▁⟨{p.lstrip('▁')}⟩" for p in
-                                                                  tiny_tokenizer.tgt.id_to_piece([t - tiny_tokenizer.src_vocab_size
-                                                                                                  for t in shifted[0] + shifted[1]])]
+    assert [piece for piece in shown if not is_annotation(piece)] == tiny_tokenizer.src.id_to_piece(ids)
+    assert shown[bb] == "▁⟦" and shown[comma + 1] == f"▁⟨{tiny_tokenizer.tgt.id_to_piece(targets[0][0] - size).lstrip('▁')}⟩"
     assert annotate(tiny_tokenizer, sentence, ids, []) is ids
 
 
