@@ -130,11 +130,14 @@ def train(
     save_every_minutes: Optional[float] = typer.Option(None, help="Also save last/ every N minutes."),
     keep: Optional[int] = typer.Option(None, help="Step checkpoints to keep besides best/last."),
     encoding_errors: Optional[str] = typer.Option(None, help="strict (invalid UTF-8 is an error) or replace."),
-    terminology: Optional[Path] = typer.Option(None, help="Glossary (TSV/CSV) whose terms are annotated in the training "
-                                               "sources (Dinu et al. 2019), so that the model learns to place the terms "
-                                               "of a --glossary (docs/glossary.md)."),
-    terminology_rate: Optional[float] = typer.Option(None, help="Share of the glossary terms found in a training pair "
-                                                     "(its target term present) that are annotated (default 0.5)."),
+    terminology: Optional[Path] = typer.Option(None, help="Term dictionary (a glossary's TSV/CSV; a source term may have "
+                                               "several targets) annotated in the training sources (Dinu et al. 2019), so "
+                                               "that the model learns to place the terms of a --glossary (docs/glossary.md)."),
+    terminology_rate: Optional[float] = typer.Option(None, help="Share of the terms found in a training pair (a target of "
+                                                     "theirs in its target) that are annotated (default 0.5)."),
+    terminology_substitute: Optional[float] = typer.Option(None, help="Share of the annotated terms whose target is swapped "
+                                                           "for another of the term's, in the annotation and the target "
+                                                           "(default 0.5)."),
 ):
     """Train a translation model; writes checkpoints and train_log.jsonl into the run directory.
 
@@ -157,7 +160,8 @@ def train(
         validate_every=validate_every, log_every=log_every, precision=precision, compile=compile, device=device, seed=seed,
         threads=threads, init_from=str(init_from) if init_from else None, save_every=save_every,
         save_every_minutes=save_every_minutes, keep=keep, encoding_errors=encoding_errors,
-        terminology=str(terminology) if terminology else None, terminology_rate=terminology_rate))
+        terminology=str(terminology) if terminology else None, terminology_rate=terminology_rate,
+        terminology_substitute=terminology_substitute))
     plan = plan_run(overrides, preset, config, output, run_name, resume)
     with StopSignals(functools.partial(announce_stop, console)) as stop, TrainingDisplay(console) as display:
         end = run_training(plan.config, plan.run_dir, callback=display, resume=plan.resume, stop_requested=stop)

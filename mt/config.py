@@ -43,8 +43,9 @@ class DataConfig:
     max_length: int = 100  # training pairs longer than this (either side) are dropped
     encoding_errors: str = "strict"  # strict: invalid UTF-8 is an error naming file and line; replace: U+FFFD
     cache_dir: str = ""  # tokenizers and tokenized corpora (mt.store); empty = $MT_CACHE or ~/.cache/mt
-    terminology: str = ""  # a glossary whose terms are annotated in training sources (mt.terminology; Dinu et al. 2019)
-    terminology_rate: float = 0.5  # share of the glossary terms found in a pair (target term present) that are annotated
+    terminology: str = ""  # source<TAB>target term dictionary annotated in training sources (mt.terminology; Dinu et al. 2019)
+    terminology_rate: float = 0.5  # share of the terms found in a pair (a target of theirs in its target) that are annotated
+    terminology_substitute: float = 0.5  # share of those whose target is swapped for another of the term's, in source and target
 
 
 @dataclass
@@ -199,8 +200,9 @@ class RunConfig:
             raise ConfigError("train.batch_tokens and train.learning_rate must be positive")
         if train.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ConfigError(f"train.precision must be auto|fp32|bf16|fp16, got {train.precision!r}")
-        if not 0.0 <= self.data.terminology_rate <= 1.0:
-            raise ConfigError(f"data.terminology_rate must be between 0 and 1, got {self.data.terminology_rate}")
+        for name in ("terminology_rate", "terminology_substitute"):
+            if not 0.0 <= getattr(self.data, name) <= 1.0:
+                raise ConfigError(f"data.{name} must be between 0 and 1, got {getattr(self.data, name)}")
         if self.data.encoding_errors not in ("strict", "replace"):
             raise ConfigError(f"data.encoding_errors must be strict or replace, got {self.data.encoding_errors!r}")
         if self.data.model_type not in ("unigram", "bpe"):

@@ -13,7 +13,7 @@ import csv
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from mt.data import check_regular_file, clean_text
 from mt.errors import DataError
@@ -48,8 +48,23 @@ def _words(text: str) -> list[re.Match]:
     return list(WORD.finditer(text))
 
 
-def _key(text: str) -> tuple[str, ...]:
+def term_key(text: str) -> tuple[str, ...]:
+    """A term's words, case-folded: what ``Glossary`` keys its entries by."""
     return tuple(match.group().casefold() for match in _words(text))
+
+
+def keyed(entry: GlossaryEntry) -> tuple[tuple[str, ...], GlossaryEntry]:
+    """``entry`` with its terms cleaned (``mt.data.clean_text``), and its key (``term_key``).
+    Raises ``DataError`` naming the entry's origin for an empty term on either side or a source
+    term without a word."""
+    source, target = clean_text(entry.source), clean_text(entry.target)
+    if not source or not target:
+        raise DataError(f"{entry.origin}: a glossary entry needs a source term and a target term, "
+                        f"got {entry.source!r} -> {entry.target!r}")
+    key = term_key(source)
+    if not key:
+        raise DataError(f"{entry.origin}: the source term {entry.source!r} has no word in it")
+    return key, GlossaryEntry(source, target, entry.origin)
 
 
 class Glossary:
@@ -60,19 +75,12 @@ class Glossary:
 
     def __init__(self, entries: Iterable[GlossaryEntry]):
         self.entries: dict[tuple[str, ...], GlossaryEntry] = {}
-        for entry in entries:
-            source, target = clean_text(entry.source), clean_text(entry.target)
-            if not source or not target:
-                raise DataError(f"{entry.origin}: a glossary entry needs a source term and a target term, "
-                                f"got {entry.source!r} -> {entry.target!r}")
-            key = _key(source)
-            if not key:
-                raise DataError(f"{entry.origin}: the source term {entry.source!r} has no word in it")
+        for key, entry in map(keyed, entries):
             earlier = self.entries.get(key)
-            if earlier and earlier.target != target:
-                raise DataError(f"{entry.origin}: {source!r} -> {target!r}, but {earlier.origin} gives it "
+            if earlier and earlier.target != entry.target:
+                raise DataError(f"{entry.origin}: {entry.source!r} -> {entry.target!r}, but {earlier.origin} gives it "
                                 f"{earlier.target!r}: keep one target per source term")
-            self.entries[key] = GlossaryEntry(source, target, entry.origin)
+            self.entries[key] = entry
         self.longest = max((len(key) for key in self.entries), default=0)
 
     def __len__(self) -> int:
@@ -101,26 +109,40 @@ class Glossary:
         """The entries that occur in ``sentence``, in sentence order: whole words, case-insensitive;
         where two occurrences overlap, the one with more characters wins (then the earlier one).
         A target term is listed once however often its source term occurs."""
-        words = _words(sentence)
-        keys = [word.group().casefold() for word in words]
-        found = []
-        for first in range(len(words)):
-            for last in range(first, min(first + self.longest, len(words))):
-                entry = self.entries.get(tuple(keys[first : last + 1]))
-                if entry:
-                    start, end = words[first].start(), words[last].end()
-                    found.append(TermMatch(start, end, sentence[start:end], entry.target))
-        taken: list[TermMatch] = []
-        for candidate in sorted(found, key=lambda match: (match.start - match.end, match.start)):
-            if all(candidate.end <= match.start or match.end <= candidate.start for match in taken):
-                taken.append(candidate)
-        seen: set[str] = set()
-        unique = []
-        for match in sorted(taken, key=lambda match: match.start):
-            if match.target not in seen:
-                seen.add(match.target)
-                unique.append(match)
-        return unique
+        found = occurrences(sentence, lambda key: (entry.target if (entry := self.entries.get(key)) else None), self.longest)
+        return unique_targets(found)
+
+
+def occurrences(sentence: str, lookup: Callable[[tuple[str, ...]], str | None], longest: int) -> list[TermMatch]:
+    """The terms of ``sentence``: each run of at most ``longest`` whole words whose case-folded
+    words ``lookup`` gives a target term for, in sentence order; where two overlap, the one with
+    more characters wins (then the earlier one). ``Glossary.match`` and the training annotation
+    of ``mt.terminology`` (which looks up the target a pair's reference holds) share it."""
+    words = _words(sentence)
+    keys = [word.group().casefold() for word in words]
+    found = []
+    for first in range(len(words)):
+        for last in range(first, min(first + longest, len(words))):
+            target = lookup(tuple(keys[first : last + 1]))
+            if target:
+                start, end = words[first].start(), words[last].end()
+                found.append(TermMatch(start, end, sentence[start:end], target))
+    taken: list[TermMatch] = []
+    for candidate in sorted(found, key=lambda match: (match.start - match.end, match.start)):
+        if all(candidate.end <= match.start or match.end <= candidate.start for match in taken):
+            taken.append(candidate)
+    return sorted(taken, key=lambda match: match.start)
+
+
+def unique_targets(matches: Iterable[TermMatch]) -> list[TermMatch]:
+    """``matches`` without those whose target term an earlier one already has."""
+    seen: set[str] = set()
+    unique = []
+    for match in matches:
+        if match.target not in seen:
+            seen.add(match.target)
+            unique.append(match)
+    return unique
 
 
 def _is_header(cells: list[str]) -> bool:
@@ -128,11 +150,17 @@ def _is_header(cells: list[str]) -> bool:
 
 
 def read_glossary(path: Path) -> Glossary:
-    """Read a two-column glossary file: TSV (tab-separated; ``.tsv``, ``.txt`` or any other
+    """A ``Glossary`` of a two-column glossary file (``read_entries``). Raises ``DataError`` as
+    ``read_entries`` and ``Glossary`` do."""
+    return Glossary(read_entries(path))
+
+
+def read_entries(path: Path, max_entries: int = MAX_ENTRIES) -> list[GlossaryEntry]:
+    """Read the rows of a two-column glossary file: TSV (tab-separated; ``.tsv``, ``.txt`` or any other
     name) or CSV (``.csv``, comma-separated, quotes as in RFC 4180), UTF-8 with or without a BOM.
     A first row of two language codes (``en<TAB>zh``) is a header and skipped; blank lines are
     skipped. Raises ``DataError`` naming the file and line for a missing or unreadable file,
-    invalid UTF-8, a row without exactly two cells, and as ``Glossary`` does."""
+    invalid UTF-8, a row without exactly two cells, and more than ``max_entries`` rows."""
     path = Path(path)
     check_regular_file(path)
     try:
@@ -155,6 +183,6 @@ def read_glossary(path: Path) -> Glossary:
             raise DataError(f"{path}, line {number}: expected 2 {separator}-separated columns (source term, target "
                             f"term), found {len(cells)}: {line[:80]!r}")
         entries.append(GlossaryEntry(cells[0], cells[1], f"{path}, line {number}"))
-        if len(entries) > MAX_ENTRIES:
-            raise DataError(f"{path}: more than {MAX_ENTRIES:,} entries; a glossary is for terms, not a corpus")
-    return Glossary(entries)
+        if len(entries) > max_entries:
+            raise DataError(f"{path}: more than {max_entries:,} entries; a glossary is for terms, not a corpus")
+    return entries

@@ -28,8 +28,7 @@ import numpy as np
 from mt.config import DataConfig
 from mt.data import CorpusReader
 from mt.errors import DataError
-from mt.glossary import Glossary
-from mt.terminology import annotate, training_matches
+from mt.terminology import TermDictionary, annotate, training_terms
 from mt.tokenizer import TRAINING_SAMPLE_SENTENCES, Tokenizer, train_tokenizer
 
 CHUNK_PAIRS = 10_000
@@ -136,15 +135,8 @@ def _columns(src_ids: Sequence[list[int]], tgt_ids: Sequence[list[int]]) -> dict
             "src_len": [len(s) for s in src_ids], "tgt_len": [len(t) for t in tgt_ids]}
 
 
-def _terminology_fingerprint(terminology: Glossary | None, rate: float) -> str:
-    if terminology is None:
-        return ""
-    entries = sorted((" ".join(key), entry.target) for key, entry in terminology.entries.items())
-    return _key(json.dumps(entries, ensure_ascii=False), rate)
-
-
-def _encoded_chunks(reader: CorpusReader, tokenizer: Tokenizer, max_length: int, counts: dict[str, int],
-                    terminology: Glossary | None, rate: float) -> Iterator[dict]:
+def _encoded_chunks(reader: CorpusReader, tokenizer: Tokenizer, data: DataConfig, counts: dict[str, int],
+                    terminology: TermDictionary | None) -> Iterator[dict]:
     def chunks() -> Iterator[list[tuple[str, str]]]:
         chunk = []
         for pair in reader:
@@ -156,29 +148,33 @@ def _encoded_chunks(reader: CorpusReader, tokenizer: Tokenizer, max_length: int,
             yield chunk
 
     for chunk in chunks():
-        src_ids = tokenizer.encode_src([s for s, _ in chunk])
-        tgt_ids = tokenizer.encode_tgt([t for _, t in chunk])
+        terms = [[] for _ in chunk]
         if terminology is not None:
-            src_ids = [annotate(tokenizer, s, ids, training_matches(terminology, s, t, rate))
-                       for (s, t), ids in zip(chunk, src_ids)]
-        keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if len(s) <= max_length and len(t) <= max_length]
+            annotated = [training_terms(terminology, s, t, data.terminology_rate, data.terminology_substitute) for s, t in chunk]
+            terms = [found for found, _ in annotated]
+            chunk = [(s, trained) for (s, _), (_, trained) in zip(chunk, annotated)]
+        src_ids = [annotate(tokenizer, s, ids, found)
+                   for (s, _), ids, found in zip(chunk, tokenizer.encode_src([s for s, _ in chunk]), terms)]
+        tgt_ids = tokenizer.encode_tgt([t for _, t in chunk])
+        keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if len(s) <= data.max_length and len(t) <= data.max_length]
         counts["dropped_long"] += len(chunk) - len(keep)
         if keep:
             yield _columns([src_ids[i] for i in keep], [tgt_ids[i] for i in keep])
 
 
 def tokenize_corpus(reader: CorpusReader, tokenizer: Tokenizer, data: DataConfig,
-                    terminology: Glossary | None = None) -> TokenizedCorpus:
+                    terminology: TermDictionary | None = None) -> TokenizedCorpus:
     """Open the tokenized corpus of ``reader`` from the cache, or encode it (in chunks, streaming)
     into a new cache entry first. Pairs longer than ``data.max_length`` tokens on either side are
-    left out and counted. With a ``terminology`` glossary, sources carry the target terms of
-    ``data.terminology_rate`` of its matches (``mt.terminology.training_matches``). Raises
+    left out and counted. With a ``terminology`` dictionary, sources carry the target terms of
+    ``data.terminology_rate`` of its terms found, ``data.terminology_substitute`` of them swapped for
+    another target (``mt.terminology.training_terms``). Raises
     ``DataError`` on bad input or when every pair is too long."""
     import datasets
     import pyarrow as pa
 
-    key = _key(reader.content_key(), _tokenizer_fingerprint(tokenizer), data.max_length,
-               _terminology_fingerprint(terminology, data.terminology_rate))
+    annotation = (terminology.fingerprint(), data.terminology_rate, data.terminology_substitute) if terminology is not None else ()
+    key = _key(reader.content_key(), _tokenizer_fingerprint(tokenizer), data.max_length, *annotation)
     final = cache_root(data) / "corpora" / key
     if not (final / META_FILE).is_file():
         tmp = _temporary(final)
@@ -188,7 +184,7 @@ def tokenize_corpus(reader: CorpusReader, tokenizer: Tokenizer, data: DataConfig
         rows = 0
         try:
             with pa.OSFile(str(tmp / DATA_FILE), "wb") as sink, pa.ipc.new_stream(sink, schema) as writer:
-                for columns in _encoded_chunks(reader, tokenizer, data.max_length, counts, terminology, data.terminology_rate):
+                for columns in _encoded_chunks(reader, tokenizer, data, counts, terminology):
                     writer.write_batch(pa.RecordBatch.from_pydict(columns, schema=schema))
                     rows += len(columns["src"])
         except BaseException:

@@ -26,17 +26,20 @@ annotated (``mt.translate.translate_chunk``), and the constraints still make sur
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
+import json
 import unicodedata
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from mt.glossary import WORD, Glossary, GlossaryEntry, TermMatch
+from mt.glossary import WORD, Glossary, GlossaryEntry, TermMatch, keyed, occurrences, read_entries, term_key, unique_targets
 from mt.tokenizer import BOS_ID, Tokenizer
 
 WORD_BOUNDARY = "\u2581"  # SentencePiece's ▁
 TERM_START = BOS_ID  # opens an annotated source term: a source never holds BOS otherwise (the batcher adds only EOS)
 TERM_START_SHOWN = "⟦"  # how views show it (source_pieces)
+MAX_DICTIONARY_ENTRIES = 5_000_000
 ANNOTATION = ("⟨", "⟩")  # around an annotation's piece in the pieces a view shows (source_pieces)
 
 
@@ -83,27 +86,72 @@ def _term_pieces(tokenizer: Tokenizer, ids: list[int]) -> list[int]:
     return ids[1:] if ids and tokenizer.tgt.id_to_piece(ids[0]) == WORD_BOUNDARY else ids
 
 
-def chosen(source: str, target: str, term: str, rate: float) -> bool:
-    """Whether the training pair ``source``/``target`` has ``term`` annotated: a draw with
-    probability ``rate`` from a hash of the three, so that it is the same on every run."""
-    digest = hashlib.blake2b(f"{source}\t{target}\t{term}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") < rate * 2**64
+def uniform(*parts: str) -> float:
+    """A number in [0, 1) drawn from a hash of ``parts``: the same for the same training pair on
+    every run, in every process."""
+    digest = hashlib.blake2b("\t".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
 
 
-def training_matches(glossary: Glossary, source: str, target: str, rate: float) -> list[TermMatch]:
-    """The glossary terms of ``source`` to annotate in a training pair: those whose target term
-    occurs in ``target``, each kept with probability ``rate`` (``chosen``)."""
-    return [match for match in glossary.match(source)
-            if match.target in target and chosen(source, target, match.target, rate)]
+class TermDictionary:
+    """Source terms -> the target terms each may have (several, unlike a ``Glossary``): what
+    training annotates. ``targets[key]``: a source term's targets, longest first (then in the
+    order given), under its key (``mt.glossary.term_key``). Raises ``DataError`` as
+    ``mt.glossary.keyed`` does."""
+
+    def __init__(self, entries: Iterable[GlossaryEntry]):
+        targets: dict[tuple[str, ...], list[str]] = {}
+        for key, entry in map(keyed, entries):
+            if entry.target not in targets.setdefault(key, []):
+                targets[key].append(entry.target)
+        self.targets = {key: sorted(terms, key=len, reverse=True) for key, terms in targets.items()}
+        self.longest = max((len(key) for key in self.targets), default=0)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def fingerprint(self) -> str:
+        """A SHA-256 of the entries, for cache keys."""
+        return hashlib.sha256(json.dumps(sorted(self.targets.items()), ensure_ascii=False).encode()).hexdigest()
 
 
-def attested_glossary(dictionary: Path, pairs: Iterable[tuple[str, str]], name: str = "attested glossary") -> Glossary:
-    """The entries of ``dictionary`` (English<TAB>Chinese TSV, e.g. ``scripts/cedict_pairs.py``'s
-    output) seen in ``pairs`` (source, target): an entry is kept when its English side (4 letters
-    or more, 1-4 words) occurs in a source and its Chinese side (2 characters or more) in that
-    pair's target; an English term found with several Chinese terms keeps the most frequent (ties: the
-    one seen first). Builds the dev glossary of ``scripts/bench_glossary.py`` (from
-    dev sets) and the training glossary of ``scripts/terminology_glossary.py`` (from training corpora)."""
+def read_term_dictionary(path: Path) -> TermDictionary:
+    """A ``TermDictionary`` of a two-column file in a glossary's formats (``mt.glossary.read_entries``),
+    in which a source term may come back with other targets, of up to ``MAX_DICTIONARY_ENTRIES``
+    rows (a whole dictionary). Raises ``DataError`` naming the file and line."""
+    return TermDictionary(read_entries(path, MAX_DICTIONARY_ENTRIES))
+
+
+def training_terms(dictionary: TermDictionary, source: str, target: str, rate: float, substitute: float
+                   ) -> tuple[list[TermMatch], str]:
+    """The terms of the training pair ``source``/``target`` to annotate, and the target to train on.
+
+    A dictionary source term found in ``source`` (``mt.glossary.occurrences``) whose target
+    ``target`` holds (the longest, where it holds several) is annotated with probability ``rate``.
+    Of those, a share ``substitute`` have another target of the same source term put in its place,
+    in the annotation and in the training target (Dinu et al.'s annotations mostly repeat what the
+    model would write anyway; a swapped one can only be learned from the annotation). Every draw
+    comes from a hash of the pair (``uniform``)."""
+    def in_reference(key: tuple[str, ...]) -> str | None:
+        return next((term for term in dictionary.targets.get(key, ()) if term in target), None)
+
+    terms, trained = [], target
+    for match in unique_targets(occurrences(source, in_reference, dictionary.longest)):
+        if uniform(source, target, match.target) >= rate or match.target not in trained:
+            continue
+        others = [term for term in dictionary.targets[term_key(match.text)] if term != match.target and term not in trained]
+        if others and uniform(source, target, match.target, "substitute") < substitute:
+            other = others[int(uniform(source, target, match.target, "which") * len(others))]
+            trained = trained.replace(match.target, other, 1)
+            match = dataclasses.replace(match, target=other)
+        terms.append(match)
+    return terms, trained
+
+
+def dictionary_terms(dictionary: Path) -> dict[tuple[str, ...], set[str]]:
+    """The term pairs of ``dictionary`` (English<TAB>Chinese TSV, e.g. ``scripts/cedict_pairs.py``'s
+    output) that a glossary could hold: the English side 4 letters or more, 1-4 words of letters;
+    the Chinese side 2 characters or more. Keyed by the English term's case-folded words."""
     targets: dict[tuple[str, ...], set[str]] = collections.defaultdict(set)
     with dictionary.open(encoding="utf-8") as handle:
         for line in handle:
@@ -111,6 +159,15 @@ def attested_glossary(dictionary: Path, pairs: Iterable[tuple[str, str]], name: 
             key = tuple(word.casefold() for word in WORD.findall(english))
             if len(english) >= 4 and len(chinese) >= 2 and 1 <= len(key) <= 4 and english.replace(" ", "").isalpha():
                 targets[key].add(chinese)
+    return targets
+
+
+def attested_glossary(dictionary: Path, pairs: Iterable[tuple[str, str]], name: str = "attested glossary") -> Glossary:
+    """The entries of ``dictionary_terms`` seen in ``pairs`` (source, target): the English term in
+    a source and the Chinese term in that pair's target; an English term seen with several Chinese
+    terms keeps the most frequent (ties: the one seen first). The dev glossary of
+    ``scripts/bench_glossary.py``, built from dev sets."""
+    targets = dictionary_terms(dictionary)
     found: dict[tuple[str, ...], collections.Counter] = collections.defaultdict(collections.Counter)
     for source, reference in pairs:
         words = [word.casefold() for word in WORD.findall(source)]
@@ -120,8 +177,7 @@ def attested_glossary(dictionary: Path, pairs: Iterable[tuple[str, str]], name: 
                 for chinese in sorted(targets.get(key, ())):  # sorted: the same glossary in every process
                     if chinese in reference:
                         found[key][chinese] += 1
-    return Glossary(GlossaryEntry(" ".join(key), counts.most_common(1)[0][0], name)
-                    for key, counts in found.items())
+    return Glossary(GlossaryEntry(" ".join(key), counts.most_common(1)[0][0], name) for key, counts in found.items())
 
 
 def is_annotation(piece: str) -> bool:

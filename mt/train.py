@@ -31,12 +31,12 @@ from mt.data import CorpusReader, ParallelCorpus, read_corpus, weighted_spec
 from mt.device import autocast, resolve_device, resolve_precision, set_threads
 from mt.distributed import Distributed
 from mt.errors import TrainingError
-from mt.glossary import read_glossary
 from mt.loss import LabelSmoothedLoss
 from mt.metrics import bleu, default_tokenize
 from mt.models import EncoderDecoder, build_model, check_model_config
 from mt.step import SHAPE_BUCKETS, adam, compile_features
 from mt.store import TokenizedCorpus, cached_tokenizer, tokenize_corpus
+from mt.terminology import read_term_dictionary
 from mt.tokenizer import Tokenizer
 from mt.translate import Translator
 
@@ -94,7 +94,7 @@ def prepare_data(config: RunConfig, tokenizer: Tokenizer | None = None,
         distributed.barrier()
     if tokenizer is None:
         tokenizer = Tokenizer.load(Path(data.tokenizer)) if data.tokenizer else cached_tokenizer(readers, data)
-    terminology = read_glossary(Path(data.terminology)) if data.terminology else None
+    terminology = read_term_dictionary(Path(data.terminology)) if data.terminology else None
     parts = [tokenize_corpus(reader, tokenizer, data, terminology) for reader in readers]
     if distributed.is_main:
         distributed.barrier()

@@ -3,18 +3,17 @@
 import dataclasses
 import random
 
-import pytest
 import torch
 
 from mt.alignment import alignment_labels, word_alignment
 from mt.config import DataConfig, build_config
 from mt.data import CorpusReader
-from mt.errors import DataError
-from mt.glossary import Glossary, TermMatch
+from mt.glossary import Glossary, GlossaryEntry, TermMatch
 from mt.models.base import embed_source
 from mt.search import greedy_search
 from mt.store import cache_root, tokenize_corpus
-from mt.terminology import TERM_START, annotate, attested_glossary, chosen, is_annotation, source_pieces, training_matches
+from mt.terminology import (TERM_START, TermDictionary, annotate, attested_glossary, dictionary_terms, is_annotation,
+                            source_pieces, training_terms)
 from mt.train import train
 from mt.translate import Translator
 
@@ -38,23 +37,38 @@ def test_a_term_is_opened_by_the_marker_and_followed_by_its_target_pieces(tiny_t
     assert annotate(tiny_tokenizer, sentence, ids, []) is ids
 
 
-def test_training_annotates_a_term_only_where_the_target_has_it_at_the_rate_drawn_from_the_pair():
-    glossary = Glossary.from_pairs([["model", "模型"]])
-    assert training_matches(glossary, "the model", "这个模型", 1.0) == [TermMatch(4, 9, "model", "模型")]
-    assert training_matches(glossary, "the model", "这个型号", 1.0) == []
-    assert training_matches(glossary, "the model", "这个模型", 0.0) == []
-    draws = [chosen(f"model {i}", "模型", "模型", 0.3) for i in range(2000)]
+def dictionary(*pairs: tuple[str, str]) -> TermDictionary:
+    return TermDictionary(GlossaryEntry(source, target, "test") for source, target in pairs)
+
+
+def test_training_annotates_a_term_the_reference_holds_at_the_rate_drawn_from_the_pair():
+    terms = dictionary(("model", "模型"), ("model", "型号"), ("data", "数据"))
+    assert training_terms(terms, "the model", "这个模型", 1.0, 0.0) == ([TermMatch(4, 9, "model", "模型")], "这个模型")
+    assert training_terms(terms, "the model", "这个型号", 1.0, 0.0) == ([TermMatch(4, 9, "model", "型号")], "这个型号")
+    assert training_terms(terms, "the model", "这个东西", 1.0, 0.0) == ([], "这个东西")
+    assert training_terms(terms, "the model", "这个模型", 0.0, 1.0) == ([], "这个模型")
+    draws = [bool(training_terms(terms, f"model {i}", "模型", 0.3, 0.0)[0]) for i in range(2000)]
     assert 0.25 < sum(draws) / len(draws) < 0.35
-    assert draws == [chosen(f"model {i}", "模型", "模型", 0.3) for i in range(2000)]  # the same pairs on every run
+    assert draws == [bool(training_terms(terms, f"model {i}", "模型", 0.3, 0.0)[0]) for i in range(2000)]  # every run alike
 
 
-def test_an_attested_glossary_keeps_dictionary_terms_seen_on_both_sides_with_their_most_frequent_target(tmp_path):
-    dictionary = tmp_path / "dict.tsv"
-    dictionary.write_text("machine\t机器\nmachine\t机械\nlearn\t学习\nshared library\t共享库\nok\t好的\n", encoding="utf-8")
+def test_a_substituted_term_changes_the_annotation_and_the_target_alike():
+    terms = dictionary(("model", "模型"), ("model", "型号"), ("data", "数据"))
+    found, trained = training_terms(terms, "the model and its data", "这个模型和它的数据", 1.0, 1.0)
+    assert found == [TermMatch(4, 9, "model", "型号"), TermMatch(18, 22, "data", "数据")]  # 数据 has no other target
+    assert trained == "这个型号和它的数据"
+    swapped = sum(training_terms(terms, f"model {i}", "模型", 1.0, 0.5)[1] == "型号" for i in range(1000))
+    assert 400 < swapped < 600
+
+
+def test_the_dev_glossary_keeps_dictionary_terms_seen_on_both_sides_with_their_most_frequent_target(tmp_path):
+    path = tmp_path / "dict.tsv"
+    path.write_text("machine\t机器\nmachine\t机械\nlearn\t学习\nshared library\t共享库\nok\t好的\n", encoding="utf-8")
     pairs = [("the machine", "这台机器"), ("a machine", "机械"), ("machine", "机器"), ("learn it", "不知道"),
              ("a shared library", "共享库"), ("ok", "好的")]
-    glossary = attested_glossary(dictionary, pairs)
+    glossary = attested_glossary(path, pairs)
     assert {entry.source: entry.target for entry in glossary.entries.values()} == {"machine": "机器", "shared library": "共享库"}
+    assert dictionary_terms(path) == {("machine",): {"机器", "机械"}, ("learn",): {"学习"}, ("shared", "library"): {"共享库"}}
 
 
 def test_shifted_source_ids_are_embedded_as_target_pieces():
@@ -69,14 +83,16 @@ def test_shifted_source_ids_are_embedded_as_target_pieces():
 def test_a_corpus_tokenized_with_terminology_is_annotated_and_cached_apart(tmp_path, tiny_tokenizer):
     sources = synthetic_sentences(50, seed=3)
     prefix = write_pair(tmp_path, "train", sources, [s.upper() for s in sources])
-    glossary = Glossary.from_pairs([["a", "A"]])
+    terms = dictionary(("a", "A"), ("a", "B"))
     plain = tokenize_corpus(CorpusReader(prefix, "en", "de"), tiny_tokenizer, DataConfig(train=prefix))
-    annotated = tokenize_corpus(CorpusReader(prefix, "en", "de"), tiny_tokenizer, DataConfig(train=prefix, terminology_rate=1.0),
-                                glossary)
+    data = DataConfig(train=prefix, terminology_rate=1.0, terminology_substitute=0.5)
+    annotated = tokenize_corpus(CorpusReader(prefix, "en", "de"), tiny_tokenizer, data, terms)
     rows = range(len(plain))
-    for source, plain_ids, ids in zip(sources, plain.rows(rows)[0], annotated.rows(rows)[0]):
-        assert ids == annotate(tiny_tokenizer, source, plain_ids, glossary.match(source))
-        assert (ids != plain_ids) == ("a" in source.split())
+    for source, plain_ids, (src_ids, tgt_ids) in zip(sources, plain.rows(rows)[0], zip(*annotated.rows(rows))):
+        found, trained = training_terms(terms, source, source.upper(), 1.0, 0.5)
+        assert src_ids == annotate(tiny_tokenizer, source, plain_ids, found)
+        assert tgt_ids == tiny_tokenizer.encode_tgt([trained])[0]
+        assert (src_ids != plain_ids) == ("a" in source.split())
     assert len(list((cache_root(DataConfig()) / "corpora").iterdir())) == 2
 
 
@@ -96,16 +112,21 @@ def test_a_terminology_checkpoint_annotates_its_glossary_terms_and_views_tell_th
     assert unmatched.src_pieces == next(translator.translate(["a c"])).src_pieces
 
 
-def test_a_malformed_terminology_glossary_stops_training_naming_file_and_line(tmp_path):
+def test_mt_train_with_a_malformed_terminology_glossary_exits_2_naming_file_and_line(tmp_path):
+    from typer.testing import CliRunner
+
+    from cli import app
+
     bad = tmp_path / "terms.tsv"
     bad.write_text("a\tA\nb\n", encoding="utf-8")
     sources = synthetic_sentences(40, seed=1)
-    config = build_config(None, None, {"data": {"train": write_pair(tmp_path, "train", sources, sources),
-                                                "dev": write_pair(tmp_path, "dev", sources[:5], sources[:5]),
-                                                "vocab_size": 30, "model_type": "bpe", "terminology": str(bad)},
-                                       "train": {"max_steps": 1, "threads": 1, "precision": "fp32"}})
-    with pytest.raises(DataError, match=r"terms.tsv, line 2: expected 2 tab-separated columns"):
-        train(config, tmp_path / "run")
+    corpus, dev = write_pair(tmp_path, "train", sources, sources), write_pair(tmp_path, "dev", sources[:5], sources[:5])
+    common = ["train", "--train", corpus, "--dev", dev, "--src", "en", "--tgt", "de", "--vocab-size", "30", "--max-steps", "1",
+              "--output", str(tmp_path / "run"), "--terminology", str(bad)]
+    result = CliRunner().invoke(app, common)
+    assert result.exit_code == 2 and "terms.tsv, line 2: expected 2 tab-separated columns" in result.output
+    result = CliRunner().invoke(app, common + ["--terminology-rate", "1.5"])
+    assert result.exit_code == 2 and "terminology_rate must be between 0 and 1" in result.output
 
 
 def test_a_model_trained_with_annotations_writes_the_annotated_term(tmp_path):
@@ -122,7 +143,8 @@ def test_a_model_trained_with_annotations_writes_the_annotated_term(tmp_path):
     glossary.write_text("t\tK\n", encoding="utf-8")
     config = build_config(None, None, {
         "data": {"train": write_pair(tmp_path, "train", sources, targets), "dev": write_pair(tmp_path, "dev", sources[:20], targets[:20]),
-                 "vocab_size": 32, "model_type": "bpe", "terminology": str(glossary), "terminology_rate": 1.0},
+                 "vocab_size": 32, "model_type": "bpe", "terminology": str(glossary), "terminology_rate": 1.0,
+                 "terminology_substitute": 0.0},
         "model": {"d_model": 64, "ff_dim": 128, "heads": 4, "encoder_layers": 2, "decoder_layers": 2, "dropout": 0.0},
         "train": {"max_steps": 400, "batch_tokens": 600, "learning_rate": 0.003, "warmup_steps": 50, "validate_every": 1000,
                   "precision": "fp32", "threads": 1}})
