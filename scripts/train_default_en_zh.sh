@@ -9,9 +9,10 @@
 # Tatoeba test set (sacrebleu, tokenize zh, beam 5) for the fp32 best checkpoint and the bf16 export.
 # Two stages: (1) MINUTES of training on the corpora; (2) TERMS_STEPS (default 3,000) updates of
 # fine-tuning from stage 1's best checkpoint on the same corpora with training-time terminology
-# (mt.terminology, Dinu et al. 2019): a glossary of CC-CEDICT terms attested in the training
-# corpora (scripts/terminology_glossary.py; no dev or test set) is annotated in TERMS_RATE (0.5)
-# of the pairs that hold a term, so the model learns to place the terms of a --glossary.
+# (mt.terminology, Dinu et al. 2019), so the model learns to place the terms of a --glossary: the
+# CC-CEDICT terms (scripts/terminology_glossary.py) found in a pair whose reference holds one of
+# their targets are annotated at rate TERMS_RATE (0.5), TERMS_SUBSTITUTE (0.5) of them with another
+# target of the term swapped in, in the source and the reference.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 data="${DATA:-$root/../shared/data}"
@@ -27,12 +28,13 @@ if [ ! -d "$base/last" ]; then
   mt train --config scripts/configs/default-en-zh.yaml --dev build/dev-en-zh-mix.tsv "${corpora[@]}" \
     --max-time "${MINUTES:-100}m" --keep 3 --output "$base"
 fi
-python scripts/terminology_glossary.py build/cedict.tsv -o build/terms-train.tsv --rate "${TERMS_RATE:-0.5}" \
+python scripts/terminology_glossary.py build/cedict.tsv -o build/terms-train.tsv --rate "${TERMS_RATE:-0.5}" --substitute "${TERMS_SUBSTITUTE:-0.5}" \
   --train "$data/tatoeba-en-zh/train.tsv" --train "$data/hsk-sentences/hsk.tsv" \
   --train "$data/libreoffice-en-zh/ui.tsv" --train "$data/libreoffice-en-zh/help-train.tsv"
 if [ ! -d "$run/last" ]; then
   mt train --config scripts/configs/default-en-zh.yaml --init-from "$base/best" --dev build/dev-en-zh-mix.tsv "${corpora[@]}" \
-    --terminology build/terms-train.tsv --terminology-rate "${TERMS_RATE:-0.5}" --lr 0.0005 --warmup 200 \
+    --terminology build/terms-train.tsv --terminology-rate "${TERMS_RATE:-0.5}" --terminology-substitute "${TERMS_SUBSTITUTE:-0.5}" \
+    --lr 0.0005 --warmup 200 \
     --max-steps "${TERMS_STEPS:-3000}" --keep 3 --output "$run"
 fi
 mt export "$run" checkpoints/default --dtype bf16
