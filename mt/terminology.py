@@ -9,7 +9,7 @@ with annotations, the model also knows where the term goes.
 
 An annotated source is the source's pieces with a marker (``TERM_START``) before each annotated
 source term and, after its last piece, the target term's *target* pieces as ids shifted by
-``V_src`` (the source vocabulary's size): ``I love ⟦ machine learning ⟨机器⟩ ⟨学习⟩``. The marker
+``V_src`` (the source vocabulary's size): ``I love ▶ machine learning 〈机器〉 〈学习〉``. The marker
 and the target pieces together say which source words the term stands for (what Dinu et al.'s
 source factors say). ``embed_source`` (``mt.models.base``) embeds the shifted ids with the target
 embedding, so the encoder sees 机器学习 as the decoder writes it, no source vocabulary needs
@@ -38,9 +38,9 @@ from mt.tokenizer import BOS_ID, Tokenizer
 
 WORD_BOUNDARY = "\u2581"  # SentencePiece's ▁
 TERM_START = BOS_ID  # opens an annotated source term: a source never holds BOS otherwise (the batcher adds only EOS)
-TERM_START_SHOWN = "⟦"  # how views show it (source_pieces)
+TERM_START_SHOWN = "▶"  # how views show it (source_pieces); this and 〈〉 are glyphs of the plots' CJK font
 MAX_DICTIONARY_ENTRIES = 5_000_000
-ANNOTATION = ("⟨", "⟩")  # around an annotation's piece in the pieces a view shows (source_pieces)
+ANNOTATION = ("〈", "〉")  # around an annotation's piece in the pieces a view shows (source_pieces)
 
 
 def _characters(text: str) -> int:
@@ -182,14 +182,14 @@ def attested_glossary(dictionary: Path, pairs: Iterable[tuple[str, str]], name: 
 
 def is_annotation(piece: str) -> bool:
     """Whether a piece of ``source_pieces`` (or a word made of it) is an annotation's: a term's
-    opening ``⟦`` or a target piece ``⟨机器⟩``."""
+    opening ``▶`` or a target piece ``〈机器〉``."""
     text = piece.lstrip(WORD_BOUNDARY)
     return text == TERM_START_SHOWN or (len(text) > 2 and text[0] == ANNOTATION[0] and text[-1] == ANNOTATION[1])
 
 
 def source_pieces(tokenizer: Tokenizer, src_ids: Sequence[int]) -> list[str]:
-    """Display pieces of (possibly annotated) source ids: a term's opening as ``⟦``, an
-    annotation's target pieces in brackets, ``⟨机器⟩``, so that a view tells them from the words
+    """Display pieces of (possibly annotated) source ids: a term's opening as ``▶``, an
+    annotation's target pieces in brackets, ``〈机器〉``, so that a view tells them from the words
     the user wrote."""
     size, (opening, closing) = tokenizer.src_vocab_size, ANNOTATION
 

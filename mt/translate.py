@@ -137,7 +137,7 @@ def translate_sentences(engine: TranslationEngine, sentences: Iterable[str], dec
 
     Each input is cleaned (``mt.data.clean_text``) and encoded (for a model trained with
     ``data.terminology``, with its glossary terms' targets written in: ``mt.terminology.annotate``,
-    shown in ``Translation.src_pieces`` as ``⟨机器⟩``); its source pieces, cut to the first
+    shown in ``Translation.src_pieces`` as ``〈机器〉``); its source pieces, cut to the first
     ``decode.max_source_tokens`` (``Translation.truncated`` then says so), go to
     ``engine.decode_batch`` in batches of sentences of like length, at most ``decode.batch_tokens``
     source tokens x hypotheses per sentence (``decode.hypotheses_per_sentence``) a batch. Empty or

@@ -33,7 +33,7 @@ def test_a_term_is_opened_by_the_marker_and_followed_by_its_target_pieces(tiny_t
     assert annotated == ids[:bb] + [TERM_START] + ids[bb:comma] + targets[0] + ids[comma:d] + [TERM_START] + ids[d:] + targets[1]
     shown = source_pieces(tiny_tokenizer, annotated)
     assert [piece for piece in shown if not is_annotation(piece)] == tiny_tokenizer.src.id_to_piece(ids)
-    assert shown[bb] == "▁⟦" and shown[comma + 1] == f"▁⟨{tiny_tokenizer.tgt.id_to_piece(targets[0][0] - size).lstrip('▁')}⟩"
+    assert shown[bb] == "▁▶" and shown[comma + 1] == f"▁〈{tiny_tokenizer.tgt.id_to_piece(targets[0][0] - size).lstrip('▁')}〉"
     assert annotate(tiny_tokenizer, sentence, ids, []) is ids
 
 
