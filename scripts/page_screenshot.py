@@ -3,6 +3,7 @@ target word. Headless Debian Chromium through Selenium (apt-get install chromium
 Selenium Manager is kept offline). Starts its own server on a free port of 127.0.0.1.
 
     python scripts/page_screenshot.py "I love machine learning" -o docs/serve-page.png [--checkpoint DIR] [--hover 2]
+        [--glossary "machine learning = 机器学习"]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", type=Path, required=True)
     parser.add_argument("--checkpoint", default=None)
     parser.add_argument("--hover", type=int, default=1, help="target word (row, 0-based) to hover")
+    parser.add_argument("--glossary", default="", help='terms typed into the page\'s glossary box, e.g. "machine learning = 机器学习"')
     args = parser.parse_args()
     os.environ["SE_OFFLINE"] = "true"
     from selenium import webdriver
@@ -56,6 +58,11 @@ def main() -> None:
         driver.get(url)
         driver.find_element(By.ID, "source").send_keys(args.sentence)
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr"))
+        if args.glossary:
+            driver.find_element(By.CSS_SELECTOR, "#glossary-box summary").click()
+            driver.find_element(By.ID, "glossary").send_keys(args.glossary)
+            WebDriverWait(driver, 60).until(lambda d: d.find_element(By.ID, "terms").text)
+            print(f"glossary: {driver.find_element(By.ID, 'terms').text}")
         rows = driver.find_elements(By.CSS_SELECTOR, "#heatmap tbody tr th")
         ActionChains(driver).move_to_element(rows[min(args.hover, len(rows) - 1)]).perform()
         time.sleep(0.5)
