@@ -37,7 +37,10 @@ if [ ! -d "$run/last" ]; then
     --lr 0.0005 --warmup 200 \
     --max-steps "${TERMS_STEPS:-3000}" --keep 3 --output "$run"
 fi
+card="$(mktemp)"  # mt export replaces only what it wrote: the model card steps aside
+mv checkpoints/default/README.md "$card"
 mt export "$run" checkpoints/default --dtype bf16
+mv "$card" checkpoints/default/README.md
 for checkpoint in "$run" checkpoints/default; do
   name="$(basename "$checkpoint")"
   mt eval --test "$data/tatoeba-en-zh/dev.tsv" --checkpoint "$checkpoint" --beam-size 5 --json "$run/dev-tatoeba-$name.json"
