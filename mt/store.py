@@ -148,13 +148,11 @@ def _encoded_chunks(reader: CorpusReader, tokenizer: Tokenizer, data: DataConfig
             yield chunk
 
     for chunk in chunks():
-        terms = [[] for _ in chunk]
+        src_ids = tokenizer.encode_src([s for s, _ in chunk])
         if terminology is not None:
             annotated = [training_terms(terminology, s, t, data.terminology_rate, data.terminology_substitute) for s, t in chunk]
-            terms = [found for found, _ in annotated]
+            src_ids = [annotate(tokenizer, s, ids, found) for (s, _), ids, (found, _) in zip(chunk, src_ids, annotated)]
             chunk = [(s, trained) for (s, _), (_, trained) in zip(chunk, annotated)]
-        src_ids = [annotate(tokenizer, s, ids, found)
-                   for (s, _), ids, found in zip(chunk, tokenizer.encode_src([s for s, _ in chunk]), terms)]
         tgt_ids = tokenizer.encode_tgt([t for _, t in chunk])
         keep = [i for i, (s, t) in enumerate(zip(src_ids, tgt_ids)) if len(s) <= data.max_length and len(t) <= data.max_length]
         counts["dropped_long"] += len(chunk) - len(keep)

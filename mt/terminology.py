@@ -16,9 +16,11 @@ embedding, so the encoder sees 机器学习 as the decoder writes it, no source 
 Chinese pieces, and the model needs no new parameter (the marker is BOS's embedding row, which a
 source never used).
 
-Training (``data.terminology``, ``data.terminology_rate``): in each training pair, every
-glossary term found in the source whose target term also occurs in the target is annotated with
-probability ``rate``, drawn from the pair's text (the same pairs are annotated on every run).
+Training (``data.terminology``, a ``TermDictionary``; ``training_terms``): in each training pair,
+every dictionary term found in the source one of whose targets the reference holds is annotated
+with probability ``data.terminology_rate``, and ``data.terminology_substitute`` of those get
+another target of the term swapped in, in the source and the reference; every draw comes from a
+hash of the pair, so the same pairs are annotated on every run.
 Translation: a model trained so (its ``data.terminology`` is set) has every matched glossary term
 annotated (``mt.translate.translate_chunk``), and the constraints still make sure the term is written.
 """
@@ -192,6 +194,8 @@ def source_pieces(tokenizer: Tokenizer, src_ids: Sequence[int]) -> list[str]:
     annotation's target pieces in brackets, ``〈机器〉``, so that a view tells them from the words
     the user wrote."""
     size, (opening, closing) = tokenizer.src_vocab_size, ANNOTATION
+    if TERM_START not in src_ids and max(src_ids, default=0) < size:  # not annotated: one call for the sentence
+        return tokenizer.src.id_to_piece(list(src_ids))
 
     def shown(token: int) -> str:
         if token == TERM_START:

@@ -27,11 +27,11 @@ from mt.device import autocast, cpu_supports_bf16, mkl_is_slow_here, resolve_dev
 from mt.ensemble import Ensemble
 from mt.errors import ConfigError
 from mt.glossary import Glossary, TermMatch
-from mt.terminology import annotate, source_pieces
 from mt.models import EncoderDecoder
 from mt.models.transformer import FeedForward
 from mt.packing import pack_linear_layers
 from mt.search import search
+from mt.terminology import annotate, source_pieces
 from mt.tokenizer import UNK_ID, Tokenizer
 
 CHUNK_SENTENCES = 10_000
